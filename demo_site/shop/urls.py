@@ -1,0 +1,5 @@
+"""Shop URLs (filled in by the demo)."""
+
+from __future__ import annotations
+
+urlpatterns: list = []

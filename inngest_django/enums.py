@@ -1,0 +1,40 @@
+"""Status and operation choices shared by models, executor and admin."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "QUEUED", _("Queued")
+    RUNNING = "RUNNING", _("Running")
+    SLEEPING = "SLEEPING", _("Sleeping")
+    WAITING = "WAITING", _("Waiting")
+    COMPLETED = "COMPLETED", _("Completed")
+    FAILED = "FAILED", _("Failed")
+    CANCELLED = "CANCELLED", _("Cancelled")
+    SKIPPED = "SKIPPED", _("Skipped")
+
+
+# Runs in these statuses may be claimed once `available_at` has passed; for RUNNING that time
+# is the lease expiry, which is how a dead worker's runs are resumed.
+CLAIMABLE_STATUSES = (RunStatus.QUEUED, RunStatus.SLEEPING, RunStatus.RUNNING)
+FINISHED_STATUSES = (
+    RunStatus.COMPLETED,
+    RunStatus.FAILED,
+    RunStatus.CANCELLED,
+    RunStatus.SKIPPED,
+)
+
+
+class StepStatus(models.TextChoices):
+    COMPLETED = "COMPLETED", _("Completed")
+    ERRORED = "ERRORED", _("Errored, will retry")
+    FAILED = "FAILED", _("Failed")
+    SLEEPING = "SLEEPING", _("Sleeping")
+
+
+class StepOp(models.TextChoices):
+    RUN = "RUN", _("Run")
+    SLEEP = "SLEEP", _("Sleep")

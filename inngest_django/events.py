@@ -1,0 +1,148 @@
+"""Sending events in the caller's transaction, and dispatching them to function runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from pydantic import BaseModel, ValidationError
+
+from . import clock
+from .conf import app_settings
+from .enums import RunStatus
+from .exceptions import InvalidEventError
+from .functions import Function
+from .ids import new_id
+from .models import Event, FunctionRun, IdempotencyKey
+from .registry import FunctionRegistry, default_registry
+from .schemas.events import Event as EventIn
+
+logger = logging.getLogger(__name__)
+
+RESERVED_PREFIX = "inngest/"
+MAX_EVENT_NAME_LENGTH = 255
+
+
+def send(events: EventIn | Mapping[str, Any] | Sequence[Any], *, using: str | None = None) -> list[str]:
+    """Store user events (validated) in the current transaction and return their ids."""
+    items = [events] if isinstance(events, EventIn | Mapping) else list(events)
+    rows = [_build_row(item, index, allow_reserved=False) for index, item in enumerate(items)]
+    manager = Event.objects.db_manager(using) if using else Event.objects
+    manager.bulk_create(rows)
+    return [row.id for row in rows]
+
+
+def emit(
+    name: str, data: dict[str, Any], *, external_id: str = "", dispatched_at: datetime | None = None
+) -> Event:
+    """Store a system event (names under `inngest/` allowed) in the current transaction."""
+    row = _build_row(EventIn(name=name, data=data, id=external_id), 0, allow_reserved=True)
+    row.dispatched_at = dispatched_at
+    row.save(force_insert=True)
+    return row
+
+
+def _build_row(item: Any, index: int, *, allow_reserved: bool) -> Event:
+    where = f"event {index}"
+    if isinstance(item, Mapping):
+        try:
+            item = EventIn.model_validate(dict(item))
+        except ValidationError as exc:
+            raise InvalidEventError(f"{where} is invalid: {exc}") from None
+    if not isinstance(item, EventIn):
+        raise InvalidEventError(f"{where} must be an Event or a dict, not {type(item).__name__}")
+    name = item.name
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidEventError(f"{where} has an empty name")
+    if len(name) > MAX_EVENT_NAME_LENGTH:
+        raise InvalidEventError(f"{where} name is longer than {MAX_EVENT_NAME_LENGTH} characters")
+    if name.startswith(RESERVED_PREFIX) and not allow_reserved:
+        raise InvalidEventError(
+            f"{where} name {name!r} is reserved: names starting with 'inngest/' are sent only "
+            "by the engine"
+        )
+    data = item.data.model_dump(mode="json") if isinstance(item.data, BaseModel) else item.data
+    if not isinstance(data, dict):
+        raise InvalidEventError(f"{where} data must be a JSON object, not {type(data).__name__}")
+    ts = item.ts or int(time.time() * 1000)
+    try:
+        encoded = json.dumps(
+            {"name": name, "data": data, "id": item.id, "ts": ts}, cls=DjangoJSONEncoder
+        )
+    except (TypeError, ValueError) as exc:
+        raise InvalidEventError(f"{where} data is not JSON-serializable: {exc}") from None
+    size, limit = len(encoded.encode()), app_settings.MAX_EVENT_BYTES
+    if size > limit:
+        raise InvalidEventError(
+            f"{where} is {size} bytes, over the limit of {limit} bytes (MAX_EVENT_BYTES)"
+        )
+    return Event(
+        id=new_id(), name=name, data=json.loads(encoded)["data"], external_id=item.id, ts=ts
+    )
+
+
+def dispatch_pending(*, registry: FunctionRegistry = default_registry, limit: int | None = None) -> int:
+    """Start runs for a batch of new events; return how many events were dispatched."""
+    now = clock.now()
+    with transaction.atomic():
+        ids = Event.objects.claim_undispatched(
+            limit=limit or app_settings.DISPATCH_BATCH_SIZE, now=now
+        )
+        if not ids:
+            return 0
+        runs: list[FunctionRun] = []
+        for event in Event.objects.filter(pk__in=ids).order_by("id"):
+            runs.extend(_runs_for(event, registry, now))
+        FunctionRun.objects.bulk_create(runs)
+    for run in runs:
+        logger.info(
+            "Run queued run_id=%s function_id=%s event_id=%s",
+            run.pk,
+            run.function_id,
+            run.event_id,
+            extra={"run_id": run.pk, "function_id": run.function_id, "action": "run_queued"},
+        )
+    return len(ids)
+
+
+def _runs_for(event: Event, registry: FunctionRegistry, now: datetime) -> list[FunctionRun]:
+    event_json = event.to_json()
+    runs = []
+    for function in registry.for_event_name(event.name):
+        if not function.matches(event_json):
+            continue
+        if event.external_id and not _first_with_id(function, event, now):
+            logger.info(
+                "Event id seen before; no run event_id=%s id=%s function_id=%s",
+                event.pk,
+                event.external_id,
+                function.id,
+                extra={"event_id": event.pk, "action": "event_deduplicated"},
+            )
+            continue
+        runs.append(new_run(function, event, now))
+    return runs
+
+
+def _first_with_id(function: Function, event: Event, now: datetime) -> bool:
+    window = timedelta(seconds=app_settings.EVENT_DEDUPE_SECONDS)
+    return IdempotencyKey.acquire(
+        function.id, f"event:{event.external_id}"[:255], now=now, expires_at=now + window
+    )
+
+
+def new_run(function: Function, event: Event, now: datetime) -> FunctionRun:
+    """Return an unsaved queued run of `function` for `event`."""
+    return FunctionRun(
+        id=new_id(),
+        function_id=function.id,
+        event=event,
+        status=RunStatus.QUEUED,
+        available_at=now,
+    )

@@ -1,0 +1,307 @@
+"""execute_run: call a claimed run's handler, persisting each step, sleep, retry and outcome."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+
+from . import clock
+from ._interrupts import Interrupt, LeaseLost, RetryScheduled, SleepPlanned
+from .conf import app_settings
+from .context import Context, ReplayAwareLogger
+from .enums import RunStatus, StepOp, StepStatus
+from .events import emit
+from .exceptions import (
+    FunctionNotFoundError,
+    LimitExceededError,
+    NonRetriableError,
+    RetryAfterError,
+    StepError,
+)
+from .functions import FAILED_EVENT, FINISHED_EVENT, Function
+from .models import FunctionRun, StepRun
+from .registry import FunctionRegistry, default_registry
+from .retries import backoff_delay, retry_after_at
+from .schemas.events import Event
+from .serialization import OutputNotSerializableError, dump_value, error_to_json, load_value
+from .steps import Memo, Step
+
+logger = logging.getLogger(__name__)
+user_logger = logging.getLogger("inngest_django.functions")
+
+# Runs triggered by these events emit no further finish events, so handlers of finish events
+# cannot feed themselves.
+_SILENT_TRIGGERS = (FINISHED_EVENT, FAILED_EVENT)
+
+
+def _lease_until() -> datetime:
+    return clock.now() + timedelta(seconds=app_settings.LEASE_SECONDS)
+
+
+def _log(level: int, message: str, run: FunctionRun, action: str, *args: Any) -> None:
+    logger.log(
+        level,
+        message + " run_id=%s function_id=%s",
+        *args,
+        run.pk,
+        run.function_id,
+        extra={"run_id": run.pk, "function_id": run.function_id, "action": action},
+    )
+
+
+class RunPass:
+    """One pass of one run's handler under a lease: the StepRunner the Step tools call."""
+
+    def __init__(self, run: FunctionRun, function: Function, lease_token: str) -> None:
+        self.run = run
+        self.function = function
+        self.lease_token = lease_token
+        # SQLite: a write first makes the transaction take the write lock at once, instead of
+        # failing with "database is locked" when it upgrades from read to write mid-step.
+        self._touch_first = connection.vendor == "sqlite"
+        self.memos: dict[str, Memo] = {}
+        self.ctx: Context | None = None
+
+    # -- the StepRunner protocol -------------------------------------------------------------
+
+    def run_step(
+        self, step_key: str, fn: Callable[..., Any], args: tuple[Any, ...], output_type: Any
+    ) -> Any:
+        started = clock.now()
+        try:
+            with transaction.atomic():
+                if self._touch_first:
+                    self._touch()
+                result = fn(*args)
+                stored = self._store_output(step_key, result, output_type)
+                if not self._touch_first:
+                    # Checked at the end so the run row is locked only while committing; a
+                    # worker that lost its lease rolls the step's own writes back here.
+                    self._touch()
+                self._save_step(
+                    step_key, StepOp.RUN, StepStatus.COMPLETED, started, output=stored
+                )
+        except Interrupt:
+            raise
+        except Exception as exc:
+            self._step_failed(step_key, exc, started)
+        if self.ctx is not None:
+            self.ctx.attempt = 0
+        return stored if output_type is None else load_value(stored, output_type)
+
+    def plan_sleep(self, step_key: str, until: datetime) -> None:
+        now = clock.now()
+        with transaction.atomic():
+            if until <= now:
+                self._touch()
+                self._save_step(step_key, StepOp.SLEEP, StepStatus.COMPLETED, now, wake_at=until)
+                return
+            self._save_step(step_key, StepOp.SLEEP, StepStatus.SLEEPING, now, wake_at=until)
+            if not FunctionRun.mark_sleeping(self.run.pk, self.lease_token, until=until):
+                raise LeaseLost()
+        _log(logging.INFO, "Run sleeping until %s step=%s", self.run, "run_sleeping",
+             until.isoformat(), step_key)
+        raise SleepPlanned(step_key, until)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        if not FunctionRun.touch(self.run.pk, self.lease_token, _lease_until()):
+            raise LeaseLost()
+
+    def _store_output(self, step_key: str, result: Any, output_type: Any) -> Any:
+        try:
+            stored, size = dump_value(result, output_type)
+        except OutputNotSerializableError as exc:
+            raise NonRetriableError(f"step {step_key!r}: {exc}") from exc
+        limit = app_settings.MAX_STEP_OUTPUT_BYTES
+        if size > limit:
+            raise LimitExceededError(
+                f"step {step_key!r} output is {size} bytes, over the limit of {limit} bytes "
+                "(MAX_STEP_OUTPUT_BYTES)",
+                limit="MAX_STEP_OUTPUT_BYTES",
+            )
+        return stored
+
+    def _save_step(
+        self,
+        step_key: str,
+        op: str,
+        status: str,
+        started: datetime,
+        *,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+        wake_at: datetime | None = None,
+    ) -> None:
+        previous = self.memos.get(step_key)
+        attempts = (previous.attempts if previous else 0) + 1
+        fields = {
+            "op": op,
+            "status": status,
+            "output": output,
+            "error": error,
+            "attempts": attempts,
+            "wake_at": wake_at,
+            "started_at": started,
+            "finished_at": clock.now() if status != StepStatus.SLEEPING else None,
+        }
+        if previous is None:
+            StepRun.objects.create(run_id=self.run.pk, step_key=step_key, **fields)
+        else:
+            StepRun.objects.filter(run_id=self.run.pk, step_key=step_key).update(**fields)
+        self.memos[step_key] = Memo(status=status, output=output, error=error, attempts=attempts)
+
+    def _step_failed(self, step_key: str, exc: Exception, started: datetime) -> None:
+        """Record a failed attempt; raise RetryScheduled, or the error the handler should see."""
+        error = error_to_json(exc)
+        attempt = self.run.attempt if self.ctx is None else self.ctx.attempt
+        retry_at = self._retry_at(exc, attempt)
+        with transaction.atomic():
+            if retry_at is not None:
+                self._save_step(step_key, StepOp.RUN, StepStatus.ERRORED, started, error=error)
+                if not FunctionRun.mark_queued_for_retry(
+                    self.run.pk, self.lease_token, retry_at=retry_at, error=error
+                ):
+                    raise LeaseLost()
+            else:
+                self._touch()
+                self._save_step(step_key, StepOp.RUN, StepStatus.FAILED, started, error=error)
+        if retry_at is not None:
+            _log(logging.WARNING, "Step failed, retry at %s step=%s attempt=%d error=%s: %s",
+                 self.run, "step_retry_scheduled", retry_at.isoformat(), step_key, attempt,
+                 error["name"], error["message"])
+            raise RetryScheduled(step_key, retry_at)
+        _log(logging.WARNING, "Step failed for good step=%s attempts=%d error=%s: %s",
+             self.run, "step_failed", step_key, attempt + 1, error["name"], error["message"])
+        if self.ctx is not None:
+            self.ctx.attempt = 0
+        if isinstance(exc, NonRetriableError | StepError):
+            raise exc
+        raise StepError(error["message"], error["name"], error["stack"]) from exc
+
+    def _retry_at(self, exc: BaseException, attempt: int) -> datetime | None:
+        """Return when to try again, or None when the failure is final."""
+        if isinstance(exc, NonRetriableError | StepError) or attempt >= self.function.retries:
+            return None
+        now = clock.now()
+        if isinstance(exc, RetryAfterError):
+            return retry_after_at(exc.retry_after, now)
+        return now + backoff_delay(attempt, scale=app_settings.RETRY_BACKOFF_SCALE)
+
+    # -- the pass ----------------------------------------------------------------------------
+
+    def execute(self) -> None:
+        """Call the handler once, from the top, and persist how the pass ended."""
+        run = self.run
+        self.memos = {
+            step.step_key: Memo(step.status, step.output, step.error, step.attempts)
+            for step in StepRun.objects.filter(run_id=run.pk).only(
+                "step_key", "status", "output", "error", "attempts"
+            )
+        }
+        step = Step(self.memos, self, max_steps=app_settings.MAX_STEPS_PER_RUN)
+        event = Event.model_validate(run.event.to_json())
+        self.ctx = Context(
+            event=event,
+            run_id=run.pk,
+            step=step,
+            logger=ReplayAwareLogger(user_logger, run.pk, step),
+            attempt=run.attempt,
+            function_id=run.function_id,
+        )
+        _log(logging.INFO, "Run started attempt=%d", run, "run_started", run.attempt)
+        try:
+            result = self.function.handler(self.ctx)
+        except Interrupt:
+            return
+        except Exception as exc:
+            self._handler_failed(exc)
+            return
+        try:
+            output, _ = dump_value(result, self.function.output_type)
+        except OutputNotSerializableError as exc:
+            self._finish(RunStatus.FAILED, error=error_to_json(NonRetriableError(str(exc))))
+            return
+        self._finish(RunStatus.COMPLETED, output=output)
+
+    def _handler_failed(self, exc: Exception) -> None:
+        attempt = self.ctx.attempt if self.ctx is not None else self.run.attempt
+        retry_at = self._retry_at(exc, attempt)
+        error = error_to_json(exc)
+        if retry_at is None:
+            self._finish(RunStatus.FAILED, error=error)
+            return
+        with transaction.atomic():
+            if not FunctionRun.mark_queued_for_retry(
+                self.run.pk, self.lease_token, retry_at=retry_at, error=error
+            ):
+                return
+        _log(logging.WARNING, "Run failed, retry at %s attempt=%d error=%s: %s", self.run,
+             "run_retry_scheduled", retry_at.isoformat(), attempt, error["name"], error["message"])
+
+    def _finish(
+        self, status: RunStatus, *, output: Any = None, error: dict[str, Any] | None = None
+    ) -> None:
+        """Finalize in one transaction: the final status and the run's finish events."""
+        run, now = self.run, clock.now()
+        with transaction.atomic():
+            if not FunctionRun.mark_finished(
+                run.pk, self.lease_token, status=status, now=now, output=output, error=error
+            ):
+                _log(logging.WARNING, "Lease lost before finishing", run, "lease_lost")
+                return
+            if run.event.name not in _SILENT_TRIGGERS:
+                self._emit_finish_events(status, output, error)
+        if status == RunStatus.COMPLETED:
+            _log(logging.INFO, "Run completed", run, "run_completed")
+        else:
+            _log(logging.WARNING, "Run failed error=%s: %s", run, "run_failed",
+                 (error or {}).get("name"), (error or {}).get("message"))
+
+    def _emit_finish_events(
+        self, status: RunStatus, output: Any, error: dict[str, Any] | None
+    ) -> None:
+        run = self.run
+        trigger = run.event.to_json()
+        data: dict[str, Any] = {
+            "function_id": run.function_id,
+            "run_id": run.pk,
+            "event": trigger,
+            "events": [trigger],
+            "_inngest": {"status": status.value},
+        }
+        if status == RunStatus.COMPLETED:
+            data["result"] = output
+        else:
+            data["error"] = error
+        emit(FINISHED_EVENT, data)
+        if status == RunStatus.FAILED:
+            # The run id as event id makes a second failure event for one run a duplicate.
+            emit(FAILED_EVENT, data, external_id=run.pk)
+
+
+def execute_run(
+    run_id: str, *, lease_token: str, registry: FunctionRegistry = default_registry
+) -> None:
+    """Execute one pass of a run this worker has claimed under `lease_token`."""
+    run = FunctionRun.objects.select_related("event").filter(pk=run_id).first()
+    if run is None or run.lease_token != lease_token:
+        return
+    try:
+        function = registry.get(run.function_id)
+    except FunctionNotFoundError as exc:
+        FunctionRun.mark_finished(
+            run.pk, lease_token, status=RunStatus.FAILED, now=clock.now(), error=error_to_json(exc)
+        )
+        _log(logging.ERROR, "Run failed: function not registered", run, "run_failed")
+        return
+    # Sleeps that are due are over; their memos say so before the handler replays.
+    StepRun.objects.filter(
+        run_id=run.pk, status=StepStatus.SLEEPING, wake_at__lte=clock.now()
+    ).update(status=StepStatus.COMPLETED, finished_at=clock.now())
+    RunPass(run, function, lease_token).execute()

@@ -1,0 +1,36 @@
+"""CEL expressions (trigger filters, later flow-control keys), compiled once and evaluated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cel
+
+
+class InvalidExpressionError(ValueError):
+    """A CEL expression does not parse."""
+
+
+class Expression:
+    """A compiled CEL expression."""
+
+    def __init__(self, source: str) -> None:
+        try:
+            self._program = cel.compile(source)
+        except ValueError as exc:
+            raise InvalidExpressionError(f"invalid CEL expression {source!r}: {exc}") from exc
+        self.source = source
+
+    def evaluate(self, variables: dict[str, Any]) -> Any:
+        """Evaluate with `variables`; a missing field or type error raises ValueError."""
+        try:
+            return self._program.execute(variables)
+        except Exception as exc:
+            raise ValueError(f"CEL expression {self.source!r} failed: {exc}") from exc
+
+    def matches(self, variables: dict[str, Any]) -> bool:
+        """Return True only when the expression evaluates to boolean true."""
+        try:
+            return self.evaluate(variables) is True
+        except ValueError:
+            return False

@@ -1,0 +1,338 @@
+"""Events, runs, step memos, event-id dedupe keys and cron state, with their hot queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from .enums import CLAIMABLE_STATUSES, RunStatus, StepOp, StepStatus
+
+_CLAIMABLE_SQL = ", ".join(f"'{status.value}'" for status in CLAIMABLE_STATUSES)
+
+
+def _adapt(value: datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+class EventQuerySet(models.QuerySet):
+    def undispatched(self) -> EventQuerySet:
+        return self.filter(dispatched_at__isnull=True)
+
+    def claim_undispatched(self, *, limit: int, now: datetime) -> list[str]:
+        """Mark up to `limit` new events dispatched and return their ids; call inside atomic()."""
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+        # One statement, so on SQLite the transaction starts with a write and holds the lock.
+        sql = (
+            f"UPDATE {table} SET dispatched_at = %s WHERE id IN ("
+            f"SELECT id FROM {table} WHERE dispatched_at IS NULL ORDER BY id LIMIT %s{lock}) "
+            "RETURNING id"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [_adapt(now), limit])
+            return sorted(row[0] for row in cursor.fetchall())
+
+
+class Event(models.Model):
+    """An event received from `send`, the Event API, cron or the engine itself."""
+
+    id = models.CharField(_("id"), max_length=26, primary_key=True, help_text=_("Internal ULID."))
+    name = models.CharField(_("name"), max_length=255, db_index=True)
+    data = models.JSONField(_("data"), default=dict, blank=True)
+    external_id = models.CharField(
+        _("producer id"),
+        max_length=255,
+        blank=True,
+        db_index=True,
+        help_text=_("The sender's `id`; a repeat within 24 hours starts no second run."),
+    )
+    ts = models.BigIntegerField(_("timestamp (ms)"), help_text=_("Epoch milliseconds."))
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
+    dispatched_at = models.DateTimeField(
+        _("dispatched at"),
+        null=True,
+        blank=True,
+        help_text=_("When the event was matched against function triggers."),
+    )
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["id"],
+                condition=Q(dispatched_at__isnull=True),
+                name="inngest_event_undispatched",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the event as handlers and expressions see it."""
+        return {"name": self.name, "data": self.data, "id": self.external_id or self.id, "ts": self.ts}
+
+
+class FunctionRunQuerySet(models.QuerySet):
+    def claimable(self, now: datetime) -> FunctionRunQuerySet:
+        return self.filter(status__in=CLAIMABLE_STATUSES, available_at__lte=now)
+
+    def held(self, run_id: str, lease_token: str) -> FunctionRunQuerySet:
+        """Return the run only while this lease still holds it."""
+        return self.filter(pk=run_id, lease_token=lease_token)
+
+    def claim(
+        self, *, worker_id: str, lease_token: str, limit: int, now: datetime, lease_until: datetime
+    ) -> list[str]:
+        """Lease up to `limit` due runs to this worker and return their ids, oldest due first."""
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        assignments = (
+            f"status = '{RunStatus.RUNNING.value}', locked_by = %s, lease_token = %s, "
+            "locked_until = %s, available_at = %s, started_at = COALESCE(started_at, %s)"
+        )
+        due = f"status IN ({_CLAIMABLE_SQL}) AND available_at <= %s"
+        params = [worker_id, lease_token, _adapt(lease_until), _adapt(lease_until), _adapt(now)]
+        if connection.features.has_select_for_update_skip_locked:
+            # Rows another worker is claiming right now are skipped, not waited for.
+            sql = (
+                f"WITH picked AS (SELECT id FROM {table} WHERE {due} ORDER BY available_at "
+                f"LIMIT %s FOR UPDATE SKIP LOCKED) UPDATE {table} SET {assignments} "
+                f"FROM picked WHERE {table}.id = picked.id RETURNING {table}.id"
+            )
+            params = [_adapt(now), limit, *params]
+        else:
+            # SQLite has one writer at a time: this single UPDATE is the serialised claim.
+            sql = (
+                f"UPDATE {table} SET {assignments} WHERE id IN (SELECT id FROM {table} "
+                f"WHERE {due} ORDER BY available_at LIMIT %s) RETURNING id"
+            )
+            params = [*params, _adapt(now), limit]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return [row[0] for row in cursor.fetchall()]
+
+    def extend_leases(self, lease_tokens: Sequence[str], lease_until: datetime) -> int:
+        """Push back the lease expiry of runs held under these tokens (the heartbeat)."""
+        return self.filter(lease_token__in=lease_tokens, status=RunStatus.RUNNING).update(
+            locked_until=lease_until, available_at=lease_until
+        )
+
+
+_RELEASED = {"locked_by": "", "lease_token": "", "locked_until": None}
+
+
+class FunctionRun(models.Model):
+    """One run of a function: its status, trigger event, output or error, and lease."""
+
+    id = models.CharField(_("id"), max_length=26, primary_key=True)
+    function_id = models.CharField(_("function"), max_length=255, help_text=_("Function slug."))
+    status = models.CharField(
+        _("status"), max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED
+    )
+    event = models.ForeignKey(
+        Event,
+        verbose_name=_("trigger event"),
+        on_delete=models.CASCADE,
+        related_name="runs",
+    )
+    output = models.JSONField(_("output"), null=True, blank=True)
+    error = models.JSONField(
+        _("error"),
+        null=True,
+        blank=True,
+        help_text=_("Name, message and stack of the failure (or of the last failed attempt)."),
+    )
+    parent_run = models.ForeignKey(
+        "self",
+        verbose_name=_("parent run"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="child_runs",
+    )
+    attempt = models.PositiveIntegerField(
+        _("attempt"), default=0, help_text=_("Failed attempts of the current step (0-based).")
+    )
+    available_at = models.DateTimeField(
+        _("available at"),
+        help_text=_("When the run may be claimed next; for a running run, its lease expiry."),
+    )
+    locked_by = models.CharField(_("locked by"), max_length=255, blank=True, default="")
+    lease_token = models.CharField(_("lease token"), max_length=32, blank=True, default="")
+    locked_until = models.DateTimeField(_("locked until"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    objects = FunctionRunQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("function run")
+        verbose_name_plural = _("function runs")
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["available_at"],
+                condition=Q(status__in=CLAIMABLE_STATUSES),
+                name="inngest_run_claimable",
+            ),
+            models.Index(fields=["function_id", "-created_at"], name="inngest_run_function"),
+            models.Index(fields=["status", "-created_at"], name="inngest_run_status"),
+            models.Index(fields=["lease_token"], name="inngest_run_lease"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.function_id} {self.id}"
+
+    @classmethod
+    def touch(cls, run_id: str, lease_token: str, lease_until: datetime) -> bool:
+        """Extend the lease and reset the attempt counter after a step; False if lease lost."""
+        return bool(
+            cls.objects.held(run_id, lease_token).update(
+                attempt=0, locked_until=lease_until, available_at=lease_until
+            )
+        )
+
+    @classmethod
+    def mark_queued_for_retry(
+        cls, run_id: str, lease_token: str, *, retry_at: datetime, error: dict[str, Any]
+    ) -> bool:
+        """Release the run to be retried at `retry_at` with one more failed attempt."""
+        return bool(
+            cls.objects.held(run_id, lease_token).update(
+                status=RunStatus.QUEUED,
+                attempt=models.F("attempt") + 1,
+                available_at=retry_at,
+                error=error,
+                **_RELEASED,
+            )
+        )
+
+    @classmethod
+    def mark_sleeping(cls, run_id: str, lease_token: str, *, until: datetime) -> bool:
+        """Release the run until `until`."""
+        return bool(
+            cls.objects.held(run_id, lease_token).update(
+                status=RunStatus.SLEEPING, attempt=0, available_at=until, **_RELEASED
+            )
+        )
+
+    @classmethod
+    def mark_finished(
+        cls,
+        run_id: str,
+        lease_token: str,
+        *,
+        status: RunStatus,
+        now: datetime,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+    ) -> bool:
+        """Set a final status with its output or error and release the run."""
+        return bool(
+            cls.objects.held(run_id, lease_token).update(
+                status=status,
+                output=output,
+                error=error,
+                finished_at=now,
+                available_at=now,
+                **_RELEASED,
+            )
+        )
+
+
+class StepRun(models.Model):
+    """The memo of one step of one run: what it returned or how it failed."""
+
+    run = models.ForeignKey(
+        FunctionRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="steps"
+    )
+    step_key = models.CharField(
+        _("step id"), max_length=255, help_text=_("The step id, with :N for the n-th repeat.")
+    )
+    op = models.CharField(_("operation"), max_length=16, choices=StepOp.choices)
+    status = models.CharField(_("status"), max_length=16, choices=StepStatus.choices)
+    output = models.JSONField(_("output"), null=True, blank=True)
+    error = models.JSONField(_("error"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=1)
+    wake_at = models.DateTimeField(
+        _("wakes at"), null=True, blank=True, help_text=_("For sleeps: when the run resumes.")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("step")
+        verbose_name_plural = _("steps")
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step_key"], name="inngest_step_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return self.step_key
+
+
+class IdempotencyKey(models.Model):
+    """A key that lets one run per function through until it expires (event ids, for now)."""
+
+    function_id = models.CharField(_("function"), max_length=255)
+    key = models.CharField(_("key"), max_length=255)
+    expires_at = models.DateTimeField(_("expires at"))
+
+    class Meta:
+        verbose_name = _("idempotency key")
+        verbose_name_plural = _("idempotency keys")
+        constraints = [
+            models.UniqueConstraint(fields=["function_id", "key"], name="inngest_idempotency_key"),
+        ]
+
+    @classmethod
+    def acquire(cls, function_id: str, key: str, *, now: datetime, expires_at: datetime) -> bool:
+        """Take the key until `expires_at`; False if someone holds it unexpired."""
+        try:
+            with transaction.atomic():
+                cls.objects.create(function_id=function_id, key=key, expires_at=expires_at)
+                return True
+        except IntegrityError:
+            return bool(
+                cls.objects.filter(function_id=function_id, key=key, expires_at__lte=now).update(
+                    expires_at=expires_at
+                )
+            )
+
+
+class CronSchedule(models.Model):
+    """The next tick of one cron trigger, advanced by compare-and-set so each tick fires once."""
+
+    key = models.CharField(_("key"), max_length=512, unique=True)
+    function_id = models.CharField(_("function"), max_length=255)
+    cron = models.CharField(_("cron"), max_length=300)
+    next_tick_at = models.DateTimeField(_("next tick at"))
+    last_tick_at = models.DateTimeField(_("last tick at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("cron schedule")
+        verbose_name_plural = _("cron schedules")
+
+    def __str__(self) -> str:
+        return f"{self.function_id}: {self.cron}"
+
+    @classmethod
+    def advance(cls, key: str, *, expected_tick: datetime, next_tick: datetime) -> bool:
+        """Move the schedule from `expected_tick` to `next_tick`; False if another worker did."""
+        return bool(
+            cls.objects.filter(key=key, next_tick_at=expected_tick).update(
+                next_tick_at=next_tick, last_tick_at=expected_tick
+            )
+        )

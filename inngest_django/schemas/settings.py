@@ -1,0 +1,27 @@
+"""The model behind the INNGEST_DJANGO settings dict."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AppSettingsModel(BaseModel):
+    """Every INNGEST_DJANGO key with its default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    EXECUTOR: Literal["worker"] = "worker"
+    DEFAULT_RETRIES: int = Field(default=4, ge=0, le=20)
+    LEASE_SECONDS: float = Field(default=60.0, gt=0)
+    POLL_INTERVAL_SECONDS: float = Field(default=1.0, gt=0)
+    RETRY_BACKOFF_SCALE: float = Field(default=1.0, ge=0)
+    FUNCTION_MODULES: tuple[str, ...] = ()
+    MAX_STEPS_PER_RUN: int = Field(default=1000, ge=1, le=10000)
+    MAX_STEP_OUTPUT_BYTES: int = Field(default=4 * 1024 * 1024, ge=1)
+    MAX_EVENT_BYTES: int = Field(default=512 * 1024, ge=1)
+    EVENT_DEDUPE_SECONDS: float = Field(default=24 * 3600, ge=0)
+    DISPATCH_BATCH_SIZE: int = Field(default=100, ge=1)
+    SQLITE_WAL: bool = True
+    SQLITE_BUSY_TIMEOUT_SECONDS: float = Field(default=30.0, ge=0)

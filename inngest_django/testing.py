@@ -1,0 +1,40 @@
+"""Testing helpers: `drain()` runs the worker's own code in this process until idle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from . import clock
+from .registry import FunctionRegistry, default_registry
+from .worker import Worker, next_due_at
+
+
+def drain(timeout: float = 10.0, *, registry: FunctionRegistry = default_registry) -> None:
+    """Run due work in this thread until nothing is runnable now or within `timeout` seconds.
+
+    Sleeps only for runs that become due (sleeps, retries) before the deadline, and never
+    longer than `timeout` in total. Cron ticks are fired when due but never waited for.
+    """
+    worker = Worker(threads=0, worker_id="drain", registry=registry)
+    deadline = clock.monotonic() + timeout
+    while True:
+        if worker.run_once():
+            continue
+        now = clock.now()
+        due = next_due_at(now)
+        remaining = deadline - clock.monotonic()
+        if due is None or remaining <= 0 or due > now + timedelta(seconds=remaining):
+            return
+        clock.sleep(min(max((due - now).total_seconds(), 0.01), remaining))
+
+
+@contextmanager
+def isolated_registry(registry: FunctionRegistry = default_registry) -> Iterator[FunctionRegistry]:
+    """Let a test register functions that disappear afterwards."""
+    saved = registry.snapshot()
+    try:
+        yield registry
+    finally:
+        registry.restore(saved)

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite: venv, install, lint, checks, pytest on SQLite then PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+. .venv/bin/activate
+python -m pip install --quiet --upgrade pip
+python -m pip install --quiet -r requirements.txt
+
+echo "== lint"
+ruff check .
+ruff format --check .
+
+echo "== django checks"
+python manage.py check
+python manage.py makemigrations --check --dry-run
+DJANGO_SETTINGS_MODULE=tests.settings python manage.py makemigrations --check --dry-run
+
+run_pytest() {
+  # pytest exits 5 when it collects nothing; that is a failure here too.
+  local status=0
+  python -m pytest "$@" || status=$?
+  if [ "$status" -ne 0 ]; then
+    echo "pytest failed with exit status $status" >&2
+    exit "$status"
+  fi
+}
+
+echo "== pytest on SQLite"
+run_pytest
+
+echo "== pytest on PostgreSQL"
+bash scripts/start_postgres.sh
+INNGEST_DJANGO_TEST_DB=postgres run_pytest

@@ -1,0 +1,83 @@
+"""Test settings: a SQLite file shared by worker subprocesses, or PostgreSQL on demand."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.urls"
+ALLOWED_HOSTS = ["*"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "inngest_django",
+    "tests.testapp",
+]
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# Worker subprocesses started by tests point at the test database through this variable.
+_DB_NAME = os.environ.get("INNGEST_DJANGO_TEST_DB_NAME")
+
+if os.environ.get("INNGEST_DJANGO_TEST_DB") == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": _DB_NAME or os.environ.get("PGDATABASE", "inngest_django"),
+            "USER": os.environ.get("PGUSER", "postgres"),
+            "PASSWORD": os.environ.get("PGPASSWORD", "postgres"),
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": os.environ.get("PGPORT", "5432"),
+            "TEST": {"NAME": "test_inngest_django"},
+        }
+    }
+else:
+    _sqlite_test = str(BASE_DIR / "test_inngest_django.sqlite3")
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _DB_NAME or str(BASE_DIR / "inngest_django.sqlite3"),
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+            # A file, not :memory:, so worker threads and subprocesses share it.
+            "TEST": {"NAME": _sqlite_test},
+        }
+    }
+
+INNGEST_DJANGO = {
+    # Retries wait 15 s, 30 s, ... in production; a thousandth of that here.
+    "RETRY_BACKOFF_SCALE": 0.001,
+    "POLL_INTERVAL_SECONDS": 0.1,
+    "LEASE_SECONDS": float(os.environ.get("INNGEST_DJANGO_TEST_LEASE_SECONDS", "30")),
+}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
