@@ -46,8 +46,19 @@ class Step:
         self._max_steps = max_steps
         self._seen: Counter[str] = Counter()
         self._current: str | None = None
-        # True until the pass reaches a step it has not memoized, so the logger can stay quiet.
-        self.replaying = any(m.status == StepStatus.COMPLETED for m in memos.values())
+        # Memoized steps this pass has not reached yet; while any remain, code between steps
+        # has run before, so the logger stays quiet.
+        self._unvisited = {
+            key for key, memo in memos.items() if memo.status != StepStatus.ERRORED
+        }
+
+    @property
+    def replaying(self) -> bool:
+        """Return True while the pass is re-running code that an earlier pass already ran."""
+        return bool(self._unvisited)
+
+    def _visit(self, key: str) -> None:
+        self._unvisited.discard(key)
 
     def _key(self, step_id: str) -> str:
         if not isinstance(step_id, str) or not step_id:
@@ -82,13 +93,13 @@ class Step:
         key = self._key(step_id)
         self._check_nesting(key)
         memo = self._memos.get(key)
+        self._visit(key)
         if memo is not None and memo.status == StepStatus.COMPLETED:
             return load_value(memo.output, output_type)
         if memo is not None and memo.status == StepStatus.FAILED:
             error = memo.error or {}
             raise StepError(error.get("message", ""), error.get("name", "Error"), error.get("stack", ""))
         self._check_limit(key)
-        self.replaying = False
         self._current = key
         try:
             result = self._runner.run_step(key, fn, args, output_type)
@@ -123,7 +134,7 @@ class Step:
 
     def _resume_sleep(self, key: str) -> None:
         # The executor completes due sleeps before a pass, so a memo here means it has elapsed.
-        return None
+        self._visit(key)
 
     def _plan_sleep(self, key: str, step_id: str, until: datetime) -> None:
         if until - clock.now() > MAX_SLEEP:
@@ -131,6 +142,5 @@ class Step:
                 f"sleep {step_id!r} until {until.isoformat()} is longer than the limit of 366 days"
             )
         self._check_limit(key)
-        self.replaying = False
         self._runner.plan_sleep(key, until)
         self._memos[key] = Memo(status=StepStatus.COMPLETED)
