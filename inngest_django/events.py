@@ -29,9 +29,11 @@ RESERVED_PREFIX = "inngest/"
 MAX_EVENT_NAME_LENGTH = 255
 
 
-def send(events: EventIn | Mapping[str, Any] | Sequence[Any], *, using: str | None = None) -> list[str]:
+def send(
+    events: EventIn | Mapping[str, Any] | Sequence[Any], *, using: str | None = None
+) -> list[str]:
     """Store user events (validated) in the current transaction and return their ids."""
-    items = [events] if isinstance(events, EventIn | Mapping) else list(events)
+    items = list(events) if isinstance(events, list | tuple) else [events]
     rows = [_build_row(item, index, allow_reserved=False) for index, item in enumerate(items)]
     manager = Event.objects.db_manager(using) if using else Event.objects
     manager.bulk_create(rows)
@@ -87,7 +89,9 @@ def _build_row(item: Any, index: int, *, allow_reserved: bool) -> Event:
     )
 
 
-def dispatch_pending(*, registry: FunctionRegistry = default_registry, limit: int | None = None) -> int:
+def dispatch_pending(
+    *, registry: FunctionRegistry = default_registry, limit: int | None = None
+) -> int:
     """Start runs for a batch of new events; return how many events were dispatched."""
     now = clock.now()
     with transaction.atomic():

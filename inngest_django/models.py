@@ -26,7 +26,11 @@ class EventQuerySet(models.QuerySet):
     def claim_undispatched(self, *, limit: int, now: datetime) -> list[str]:
         """Mark up to `limit` new events dispatched and return their ids; call inside atomic()."""
         table = connection.ops.quote_name(self.model._meta.db_table)
-        lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+        lock = (
+            " FOR UPDATE SKIP LOCKED"
+            if connection.features.has_select_for_update_skip_locked
+            else ""
+        )
         # One statement, so on SQLite the transaction starts with a write and holds the lock.
         sql = (
             f"UPDATE {table} SET dispatched_at = %s WHERE id IN ("
@@ -79,7 +83,12 @@ class Event(models.Model):
 
     def to_json(self) -> dict[str, Any]:
         """Return the event as handlers and expressions see it."""
-        return {"name": self.name, "data": self.data, "id": self.external_id or self.id, "ts": self.ts}
+        return {
+            "name": self.name,
+            "data": self.data,
+            "id": self.external_id or self.id,
+            "ts": self.ts,
+        }
 
 
 class FunctionRunQuerySet(models.QuerySet):
@@ -296,6 +305,9 @@ class IdempotencyKey(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["function_id", "key"], name="inngest_idempotency_key"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.function_id}: {self.key}"
 
     @classmethod
     def acquire(cls, function_id: str, key: str, *, now: datetime, expires_at: datetime) -> bool:

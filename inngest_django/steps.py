@@ -48,9 +48,7 @@ class Step:
         self._current: str | None = None
         # Memoized steps this pass has not reached yet; while any remain, code between steps
         # has run before, so the logger stays quiet.
-        self._unvisited = {
-            key for key, memo in memos.items() if memo.status != StepStatus.ERRORED
-        }
+        self._unvisited = {key for key, memo in memos.items() if memo.status != StepStatus.ERRORED}
 
     @property
     def replaying(self) -> bool:
@@ -82,9 +80,7 @@ class Step:
                 limit="MAX_STEPS_PER_RUN",
             )
 
-    def run(
-        self, step_id: str, fn: Callable[..., T], *args: Any, output_type: Any = None
-    ) -> T:
+    def run(self, step_id: str, fn: Callable[..., T], *args: Any, output_type: Any = None) -> T:
         """Run `fn(*args)` once, durably; later passes return its memoized output.
 
         Raises:
@@ -98,7 +94,9 @@ class Step:
             return load_value(memo.output, output_type)
         if memo is not None and memo.status == StepStatus.FAILED:
             error = memo.error or {}
-            raise StepError(error.get("message", ""), error.get("name", "Error"), error.get("stack", ""))
+            raise StepError(
+                error.get("message", ""), error.get("name", "Error"), error.get("stack", "")
+            )
         self._check_limit(key)
         self._current = key
         try:

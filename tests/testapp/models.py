@@ -16,6 +16,9 @@ class Order(models.Model):
             models.UniqueConstraint(fields=["reference", "step_key"], name="testapp_order_unique")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.reference}/{self.step_key}"
+
 
 class Call(models.Model):
     """One row per call of a step callable, written outside the step's transaction."""
@@ -24,3 +27,6 @@ class Call(models.Model):
     name = models.CharField("name", max_length=100)
     pid = models.IntegerField("pid", default=0)
     at = models.DateTimeField("at", auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.run_id}:{self.name}"
