@@ -58,11 +58,13 @@ if os.environ.get("INNGEST_DJANGO_TEST_DB") == "postgres":
             "PASSWORD": os.environ.get("PGPASSWORD", "postgres"),
             "HOST": os.environ.get("PGHOST", "127.0.0.1"),
             "PORT": os.environ.get("PGPORT", "5432"),
-            "TEST": {"NAME": "test_inngest_django"},
+            "TEST": {"NAME": os.environ.get("INNGEST_DJANGO_TEST_PG_NAME", "test_inngest_django")},
         }
     }
 else:
-    _sqlite_test = str(BASE_DIR / "test_inngest_django.sqlite3")
+    _sqlite_test = os.environ.get(
+        "INNGEST_DJANGO_TEST_SQLITE_NAME", str(BASE_DIR / "test_inngest_django.sqlite3")
+    )
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
