@@ -54,12 +54,17 @@ TEMPLATES = [
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": BASE_DIR / "demo.sqlite3",
+        # DEMO_DB_PATH lets tests (and you) point the demo at another SQLite file.
+        "NAME": os.environ.get("DEMO_DB_PATH") or BASE_DIR / "demo.sqlite3",
         # IMMEDIATE: each transaction takes SQLite's write lock up front, so the web server and
         # the worker queue for it instead of failing with "database is locked".
         "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
     }
 }
+
+# The signup emails are printed by the worker instead of being sent.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = "shop@example.com"
 
 # Every key is optional; see the settings table in the README.
 INNGEST_DJANGO = {

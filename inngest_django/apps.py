@@ -20,7 +20,9 @@ def _configure_sqlite(sender: Any, connection: Any, **kwargs: Any) -> None:
     with connection.cursor() as cursor:
         # WAL lets readers work beside the one writer; the busy timeout makes writers queue.
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(app_settings.SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
+        cursor.execute(
+            f"PRAGMA busy_timeout={int(app_settings.SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}"
+        )
 
 
 class InngestDjangoConfig(AppConfig):

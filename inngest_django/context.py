@@ -17,7 +17,7 @@ class ReplayAwareLogger(logging.LoggerAdapter):
         super().__init__(logger, {"run_id": run_id})
         self._step = step
 
-    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's own name
+    def isEnabledFor(self, level: int) -> bool:
         return not self._step.replaying and self.logger.isEnabledFor(level)
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:

@@ -82,9 +82,7 @@ class RunPass:
                     # Checked at the end so the run row is locked only while committing; a
                     # worker that lost its lease rolls the step's own writes back here.
                     self._touch()
-                self._save_step(
-                    step_key, StepOp.RUN, StepStatus.COMPLETED, started, output=stored
-                )
+                self._save_step(step_key, StepOp.RUN, StepStatus.COMPLETED, started, output=stored)
         except Interrupt:
             raise
         except Exception as exc:
@@ -103,8 +101,14 @@ class RunPass:
             self._save_step(step_key, StepOp.SLEEP, StepStatus.SLEEPING, now, wake_at=until)
             if not FunctionRun.mark_sleeping(self.run.pk, self.lease_token, until=until):
                 raise LeaseLost()
-        _log(logging.INFO, "Run sleeping until %s step=%s", self.run, "run_sleeping",
-             until.isoformat(), step_key)
+        _log(
+            logging.INFO,
+            "Run sleeping until %s step=%s",
+            self.run,
+            "run_sleeping",
+            until.isoformat(),
+            step_key,
+        )
         raise SleepPlanned(step_key, until)
 
     # -- helpers -----------------------------------------------------------------------------
@@ -172,12 +176,28 @@ class RunPass:
                 self._touch()
                 self._save_step(step_key, StepOp.RUN, StepStatus.FAILED, started, error=error)
         if retry_at is not None:
-            _log(logging.WARNING, "Step failed, retry at %s step=%s attempt=%d error=%s: %s",
-                 self.run, "step_retry_scheduled", retry_at.isoformat(), step_key, attempt,
-                 error["name"], error["message"])
+            _log(
+                logging.WARNING,
+                "Step failed, retry at %s step=%s attempt=%d error=%s: %s",
+                self.run,
+                "step_retry_scheduled",
+                retry_at.isoformat(),
+                step_key,
+                attempt,
+                error["name"],
+                error["message"],
+            )
             raise RetryScheduled(step_key, retry_at)
-        _log(logging.WARNING, "Step failed for good step=%s attempts=%d error=%s: %s",
-             self.run, "step_failed", step_key, attempt + 1, error["name"], error["message"])
+        _log(
+            logging.WARNING,
+            "Step failed for good step=%s attempts=%d error=%s: %s",
+            self.run,
+            "step_failed",
+            step_key,
+            attempt + 1,
+            error["name"],
+            error["message"],
+        )
         if self.ctx is not None:
             self.ctx.attempt = 0
         if isinstance(exc, NonRetriableError | StepError):
@@ -241,8 +261,16 @@ class RunPass:
                 self.run.pk, self.lease_token, retry_at=retry_at, error=error
             ):
                 return
-        _log(logging.WARNING, "Run failed, retry at %s attempt=%d error=%s: %s", self.run,
-             "run_retry_scheduled", retry_at.isoformat(), attempt, error["name"], error["message"])
+        _log(
+            logging.WARNING,
+            "Run failed, retry at %s attempt=%d error=%s: %s",
+            self.run,
+            "run_retry_scheduled",
+            retry_at.isoformat(),
+            attempt,
+            error["name"],
+            error["message"],
+        )
 
     def _finish(
         self, status: RunStatus, *, output: Any = None, error: dict[str, Any] | None = None
@@ -260,8 +288,14 @@ class RunPass:
         if status == RunStatus.COMPLETED:
             _log(logging.INFO, "Run completed", run, "run_completed")
         else:
-            _log(logging.WARNING, "Run failed error=%s: %s", run, "run_failed",
-                 (error or {}).get("name"), (error or {}).get("message"))
+            _log(
+                logging.WARNING,
+                "Run failed error=%s: %s",
+                run,
+                "run_failed",
+                (error or {}).get("name"),
+                (error or {}).get("message"),
+            )
 
     def _emit_finish_events(
         self, status: RunStatus, output: Any, error: dict[str, Any] | None

@@ -87,7 +87,9 @@ class Function:
         return f"<Function {self.id}>"
 
     def _fail(self, message: str) -> InvalidFunctionConfigError:
-        return InvalidFunctionConfigError(f"Function {self.id!r} ({self.qualified_name}): {message}")
+        return InvalidFunctionConfigError(
+            f"Function {self.id!r} ({self.qualified_name}): {message}"
+        )
 
     def _check_retries(self, retries: int) -> int:
         if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 20:

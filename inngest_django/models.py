@@ -131,9 +131,11 @@ class FunctionRunQuerySet(models.QuerySet):
 
     def extend_leases(self, lease_tokens: Sequence[str], lease_until: datetime) -> int:
         """Push back the lease expiry of runs held under these tokens (the heartbeat)."""
-        return self.filter(lease_token__in=lease_tokens, status=RunStatus.RUNNING).update(
-            locked_until=lease_until, available_at=lease_until
-        )
+        # Only ever later: a beat that waited behind a step which renewed the lease itself must
+        # not hand the run back early with a time computed before the wait.
+        return self.filter(
+            lease_token__in=lease_tokens, status=RunStatus.RUNNING, locked_until__lt=lease_until
+        ).update(locked_until=lease_until, available_at=lease_until)
 
 
 _RELEASED = {"locked_by": "", "lease_token": "", "locked_until": None}

@@ -50,7 +50,9 @@ class CronScheduler:
         next_tick = spec.next_after(now)
         with transaction.atomic():
             # Compare-and-set: of all workers seeing this due tick, exactly one moves it on.
-            won = CronSchedule.advance(key, expected_tick=schedule.next_tick_at, next_tick=next_tick)
+            won = CronSchedule.advance(
+                key, expected_tick=schedule.next_tick_at, next_tick=next_tick
+            )
             if won:
                 # The tick's event goes to this function only, so it is born dispatched.
                 event = emit(SCHEDULED_EVENT, {"cron": cron}, dispatched_at=now)

@@ -9,14 +9,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, transaction
 
 from . import clock
 from .conf import app_settings
+from .enums import CLAIMABLE_STATUSES
 from .events import dispatch_pending
 from .executor import execute_run
 from .ids import new_token
-from .enums import CLAIMABLE_STATUSES
 from .models import Event, FunctionRun
 from .registry import FunctionRegistry, default_registry
 from .scheduler import CronScheduler
@@ -37,7 +37,8 @@ class Worker:
     Args:
         threads: Runs executed at once in a thread pool; 0 executes in the calling thread.
         worker_id: Name recorded as `locked_by` on claimed runs.
-        until_idle: Return from `run()` once nothing is due now.
+        until_idle: Return from `run()` once nothing is due now; a database error then
+            propagates instead of being retried.
     """
 
     def __init__(
@@ -80,15 +81,18 @@ class Worker:
         free = self._free_slots()
         if free <= 0:
             return 0
-        now = clock.now()
         token = new_token()
-        ids = FunctionRun.objects.claim(
-            worker_id=self.worker_id,
-            lease_token=token,
-            limit=free,
-            now=now,
-            lease_until=now + timedelta(seconds=app_settings.LEASE_SECONDS),
-        )
+        with transaction.atomic():
+            # Timed once the transaction holds the write lock (SQLite waits for it in BEGIN
+            # IMMEDIATE, maybe for a whole step): a lease timed before that wait may be over.
+            now = clock.now()
+            ids = FunctionRun.objects.claim(
+                worker_id=self.worker_id,
+                lease_token=token,
+                limit=free,
+                now=now,
+                lease_until=now + timedelta(seconds=app_settings.LEASE_SECONDS),
+            )
         for run_id in ids:
             with self._lock:
                 self._in_flight[run_id] = token
@@ -131,17 +135,23 @@ class Worker:
         idle_seconds = MIN_POLL_SECONDS
         try:
             while not self._stopping.is_set():
+                # A run finishing during this round may have left work (its finish event, a
+                # queued run it made room for) that the round looked for too early.
+                busy = self._in_flight_count()
                 try:
                     close_old_connections()
                     work = self.run_once()
                 except DatabaseError:
+                    if self.until_idle:
+                        # A round that could not look is not idle: fail instead of exiting 0.
+                        raise
                     logger.exception("Worker loop database error; retrying")
                     work = 0
                     idle_seconds = app_settings.POLL_INTERVAL_SECONDS
                 if work:
                     idle_seconds = MIN_POLL_SECONDS
                     continue
-                if self.until_idle and not self._in_flight_count():
+                if self.until_idle and not busy:
                     break
                 self._wake.wait(idle_seconds)
                 self._wake.clear()
@@ -177,9 +187,11 @@ class Worker:
             if not tokens:
                 continue
             try:
-                FunctionRun.objects.extend_leases(
-                    tokens, clock.now() + timedelta(seconds=app_settings.LEASE_SECONDS)
-                )
+                with transaction.atomic():
+                    # Timed inside the transaction, as for claims.
+                    FunctionRun.objects.extend_leases(
+                        tokens, clock.now() + timedelta(seconds=app_settings.LEASE_SECONDS)
+                    )
             except DatabaseError:
                 logger.exception("Heartbeat failed; retrying at the next beat")
             finally:

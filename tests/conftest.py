@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 from django.db import connection
@@ -44,23 +47,27 @@ def drain():
 
 
 class WorkerProcesses:
-    """Starts `run_inngest_worker` subprocesses against the test database."""
+    """Starts `run_inngest_worker` subprocesses against the test database, and watches them."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
+        self.journal_path = tmp_path / "journal.jsonl"
         self.processes: list[subprocess.Popen] = []
+        self._logs: list[IO[str]] = []
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
         env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
         env["INNGEST_DJANGO_TEST_DB_NAME"] = str(connection.settings_dict["NAME"])
+        env["INNGEST_DJANGO_TEST_JOURNAL"] = str(self.journal_path)
         env["PYTHONPATH"] = str(ROOT)
         env.update(extra)
         return env
 
     def start(self, *args: str, **extra_env: str) -> subprocess.Popen:
+        """Start a worker with these command-line flags and extra environment variables."""
         index = len(self.processes)
-        log = open(self.tmp_path / f"worker-{index}.log", "w")  # noqa: SIM115 - closed by OS
+        log = open(self.tmp_path / f"worker-{index}.log", "w")  # noqa: SIM115 - closed in stop_all
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), "run_inngest_worker", *args],
             cwd=ROOT,
@@ -69,16 +76,59 @@ class WorkerProcesses:
             stderr=subprocess.STDOUT,
         )
         self.processes.append(process)
+        self._logs.append(log)
         return process
 
     def log(self, index: int) -> str:
         return (self.tmp_path / f"worker-{index}.log").read_text()
+
+    def logs(self) -> str:
+        """Return every worker's output, labelled, for failure messages."""
+        return "\n".join(
+            f"--- worker {index} (pid {process.pid}, exit {process.poll()}) ---\n{self.log(index)}"
+            for index, process in enumerate(self.processes)
+        )
+
+    def journal(self) -> list[dict[str, Any]]:
+        """Return the step calls the testapp functions journaled, committed or not."""
+        if not self.journal_path.exists():
+            return []
+        return [json.loads(line) for line in self.journal_path.read_text().splitlines()]
+
+    def wait_for(self, condition: Callable[[], Any], *, what: str, timeout: float = 20.0) -> Any:
+        """Poll `condition` until it returns something truthy; fail with the logs at `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = condition()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                pytest.fail(f"waited {timeout} s for {what}\n{self.logs()}")
+            time.sleep(0.02)
+
+    def wait_for_log(self, index: int, text: str, *, timeout: float = 20.0) -> None:
+        what = f"{text!r} in worker {index}'s log"
+        self.wait_for(lambda: text in self.log(index), what=what, timeout=timeout)
+
+    def wait_for_exit(self, process: subprocess.Popen, *, timeout: float = 20.0) -> int:
+        """Return the exit code, failing with the logs if the worker is still up at `timeout`."""
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"worker pid {process.pid} still running after {timeout} s\n{self.logs()}")
+
+    def kill(self, process: subprocess.Popen) -> None:
+        """SIGKILL a worker: no cleanup, no rollback but the database's own."""
+        process.kill()
+        process.wait(timeout=10)
 
     def stop_all(self) -> None:
         for process in self.processes:
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
+        for log in self._logs:
+            log.close()
 
 
 @pytest.fixture

@@ -1,5 +1,14 @@
-"""Shop URLs (filled in by the demo)."""
+"""Shop URLs: the demo page and the form that sends demo events."""
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+app_name = "shop"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("events/", views.send_demo_event, name="send-event"),
+]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
-
-from django.db.models import F
 
 import inngest_django as inngest
 
@@ -13,9 +12,28 @@ from .models import Call, Order
 
 client = inngest.Inngest(app_id="testapp")
 
+# Worker subprocesses started by tests/conftest.py read these; a plain process ignores them.
+JOURNAL_ENV = "INNGEST_DJANGO_TEST_JOURNAL"
+HOLD_AFTER_ENV = "INNGEST_DJANGO_TEST_HOLD_AFTER"
+CRON_ENV = "INNGEST_DJANGO_TEST_CRON"
+EVERY_MINUTE = "* * * * *"
+
 
 def _record_call(run_id: str, name: str) -> None:
     Call.objects.create(run_id=run_id, name=name, pid=os.getpid())
+
+
+def _journal(run_id: str, step_key: str, phase: str) -> None:
+    """Append a line to the journal file: outside any transaction, so rollbacks keep it."""
+    path = os.environ.get(JOURNAL_ENV)
+    if not path:
+        return
+    line = json.dumps(
+        {"run": run_id, "step": step_key, "phase": phase, "pid": os.getpid(), "t": time.time()}
+    )
+    # One write of one short line in append mode: lines from concurrent workers never interleave.
+    with open(path, "a") as journal:
+        journal.write(line + "\n")
 
 
 @client.create_function(fn_id="write-orders", trigger=inngest.TriggerEvent(event="testapp/orders"))
@@ -32,3 +50,41 @@ def write_orders(ctx: inngest.Context) -> dict:
 
         ctx.step.run(f"s{index}", write)
     return {"steps": steps}
+
+
+@client.create_function(fn_id="record-steps", trigger=inngest.TriggerEvent(event="testapp/steps"))
+def record_steps(ctx: inngest.Context) -> dict:
+    """Each step writes an Order and a Call row in its transaction and journals each call.
+
+    data.steps sets the number of steps and data.pause_s how long each step holds its
+    transaction open. A worker whose INNGEST_DJANGO_TEST_HOLD_AFTER names a step journals
+    "held" once that step has committed, then blocks, so a test can kill it between steps.
+    """
+    steps = int(ctx.event.data.get("steps", 3))
+    pause = float(ctx.event.data.get("pause_s", 0))
+    for index in range(steps):
+        step_key = f"s{index}"
+
+        def write(step_key: str = step_key) -> str:
+            _journal(ctx.run_id, step_key, "start")
+            Order.objects.create(reference=ctx.run_id, step_key=step_key)
+            _record_call(ctx.run_id, step_key)
+            time.sleep(pause)
+            _journal(ctx.run_id, step_key, "end")
+            return step_key
+
+        ctx.step.run(step_key, write)
+        if os.environ.get(HOLD_AFTER_ENV) == step_key:
+            _journal(ctx.run_id, step_key, "held")
+            time.sleep(600)
+    return {"steps": steps}
+
+
+# Registered only where a test asks for it: a due tick of a cron that every drain() and worker
+# sees would add runs to unrelated tests.
+if os.environ.get(CRON_ENV) == "1":
+
+    @client.create_function(fn_id="every-minute", trigger=inngest.TriggerCron(cron=EVERY_MINUTE))
+    def every_minute(ctx: inngest.Context) -> dict:
+        """Return the tick's event data; tests count this function's runs per tick."""
+        return dict(ctx.event.data)

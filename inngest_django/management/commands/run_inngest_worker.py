@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
 import sys
+import threading
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import connections
 
 from inngest_django.worker import Worker
 
 _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+logger = logging.getLogger("inngest_django.worker")
 
 
 def _positive_int(value: str) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {value!r}") from None
     if number < 1:
-        raise ValueError("must be 1 or more")
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
     return number
 
 
@@ -44,27 +53,48 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self._configure_logging(options["verbosity"])
         worker = Worker(
             threads=options["threads"],
             worker_id=options["worker_id"],
             until_idle=options["until_idle"],
         )
-        self._install_signal_handlers(worker)
-        try:
+        if not self._called_from_command_line:
+            # call_command(): the calling program owns the process's logging and signals.
             worker.run()
-        except KeyboardInterrupt as exc:
-            raise CommandError("interrupted") from exc
+            return
+        self._configure_logging(options["verbosity"])
+        self._run_under_signals(worker)
+
+    def _run_under_signals(self, worker: Worker) -> None:
+        """Run the loop in a thread, keeping the main thread free for SIGTERM and SIGINT."""
+        # Python runs signal handlers on the main thread between bytecodes, so a loop blocked in
+        # the database (SQLite waits out another step's write lock) would delay them for as long.
+        failures: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                worker.run()
+            except BaseException as exc:
+                failures.append(exc)
+            finally:
+                connections.close_all()
+
+        self._install_signal_handlers(worker)
+        loop = threading.Thread(target=run, name="inngest-worker", daemon=True)
+        loop.start()
+        while loop.is_alive():
+            loop.join(timeout=1)
+        if failures:
+            raise failures[0]
 
     def _configure_logging(self, verbosity: int) -> None:
         # Library code attaches no handlers; the command does, from --verbosity.
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        for name in ("inngest_django",):
-            log = logging.getLogger(name)
-            log.addHandler(handler)
-            log.setLevel(_LEVELS.get(verbosity, logging.DEBUG))
-            log.propagate = False
+        log = logging.getLogger("inngest_django")
+        log.addHandler(handler)
+        log.setLevel(_LEVELS.get(verbosity, logging.DEBUG))
+        log.propagate = False
 
     def _install_signal_handlers(self, worker: Worker) -> None:
         received = {"count": 0}
@@ -74,10 +104,12 @@ class Command(BaseCommand):
             if received["count"] > 1:
                 # Second signal: leave now; leases expire and other workers resume the runs.
                 os._exit(1)
-            logging.getLogger("inngest_django.worker").warning(
-                "Signal %d: finishing in-flight runs; send it again to exit at once", signum
+            logger.warning(
+                "Signal %d: finishing in-flight runs; send it again to exit at once",
+                signum,
+                extra={"action": "worker_stopping", "worker_id": worker.worker_id},
             )
             worker.stop()
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        for signum in _SIGNALS:
+            signal.signal(signum, on_signal)

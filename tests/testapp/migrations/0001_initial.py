@@ -4,32 +4,44 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Call',
+            name="Call",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('run_id', models.CharField(max_length=26, verbose_name='run id')),
-                ('name', models.CharField(max_length=100, verbose_name='name')),
-                ('pid', models.IntegerField(default=0, verbose_name='pid')),
-                ('at', models.DateTimeField(auto_now_add=True, verbose_name='at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("run_id", models.CharField(max_length=26, verbose_name="run id")),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                ("pid", models.IntegerField(default=0, verbose_name="pid")),
+                ("at", models.DateTimeField(auto_now_add=True, verbose_name="at")),
             ],
         ),
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reference', models.CharField(max_length=100, verbose_name='reference')),
-                ('step_key', models.CharField(default='', max_length=100, verbose_name='step key')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("reference", models.CharField(max_length=100, verbose_name="reference")),
+                ("step_key", models.CharField(default="", max_length=100, verbose_name="step key")),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('reference', 'step_key'), name='testapp_order_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("reference", "step_key"), name="testapp_order_unique"
+                    )
+                ],
             },
         ),
     ]
