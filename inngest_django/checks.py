@@ -25,3 +25,33 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         ]
     return []
+
+
+@checks.register(checks.Tags.database)
+def check_sqlite_transaction_mode(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Warn when SQLite runs without IMMEDIATE transactions (inngest_django.W001)."""
+    from django.conf import settings
+
+    return sqlite_transaction_warnings(settings.DATABASES)
+
+
+def sqlite_transaction_warnings(databases: dict[str, Any]) -> list[checks.CheckMessage]:
+    """Return one W001 warning per SQLite database without IMMEDIATE transactions."""
+    warnings = []
+    for alias, settings_dict in databases.items():
+        if "sqlite" not in settings_dict.get("ENGINE", ""):
+            continue
+        mode = str(settings_dict.get("OPTIONS", {}).get("transaction_mode", "")).upper()
+        if mode != "IMMEDIATE":
+            warnings.append(
+                checks.Warning(
+                    f"SQLite database {alias!r} does not use IMMEDIATE transactions; each step "
+                    "then needs an extra write to take the lock, and your own transactions may "
+                    "fail with 'database is locked' beside a worker",
+                    hint=f"Set DATABASES[{alias!r}]['OPTIONS']['transaction_mode'] = 'IMMEDIATE'.",
+                    id="inngest_django.W001",
+                )
+            )
+    return warnings

@@ -38,6 +38,11 @@ user_logger = logging.getLogger("inngest_django.functions")
 _SILENT_TRIGGERS = (FINISHED_EVENT, FAILED_EVENT)
 
 
+def _sqlite_immediate() -> bool:
+    options = connection.settings_dict.get("OPTIONS", {})
+    return str(options.get("transaction_mode", "")).upper() == "IMMEDIATE"
+
+
 def _lease_until() -> datetime:
     return clock.now() + timedelta(seconds=app_settings.LEASE_SECONDS)
 
@@ -60,9 +65,11 @@ class RunPass:
         self.run = run
         self.function = function
         self.lease_token = lease_token
-        # SQLite: a write first makes the transaction take the write lock at once, instead of
-        # failing with "database is locked" when it upgrades from read to write mid-step.
-        self._touch_first = connection.vendor == "sqlite"
+        # SQLite without transaction_mode IMMEDIATE: a write first makes the step take the write
+        # lock at once, instead of failing with "database is locked" when it upgrades from read
+        # to write mid-step. IMMEDIATE transactions take that lock at BEGIN already.
+        self._touch_first = connection.vendor == "sqlite" and not _sqlite_immediate()
+        self._renewed_at = clock.monotonic()
         self.memos: dict[str, Memo] = {}
         self.ctx: Context | None = None
 
@@ -78,11 +85,7 @@ class RunPass:
                     self._touch()
                 result = fn(*args)
                 stored = self._store_output(step_key, result, output_type)
-                if not self._touch_first:
-                    # Checked at the end so the run row is locked only while committing; a
-                    # worker that lost its lease rolls the step's own writes back here.
-                    self._touch()
-                self._save_step(step_key, StepOp.RUN, StepStatus.COMPLETED, started, output=stored)
+                self._record_completed(step_key, started, stored, touched=self._touch_first)
         except Interrupt:
             raise
         except Exception as exc:
@@ -116,6 +119,37 @@ class RunPass:
     def _touch(self) -> None:
         if not FunctionRun.touch(self.run.pk, self.lease_token, _lease_until()):
             raise LeaseLost()
+        self._renewed_at = clock.monotonic()
+
+    def _record_completed(
+        self, step_key: str, started: datetime, stored: Any, *, touched: bool
+    ) -> None:
+        """Write the memo of a successful step, in its transaction, only while the lease holds."""
+        attempt = self.ctx.attempt if self.ctx is not None else self.run.attempt
+        stale = clock.monotonic() - self._renewed_at > app_settings.LEASE_SECONDS / 3
+        if not touched and (attempt or stale or step_key in self.memos):
+            # Renewing here too covers passes with no heartbeat (drain) and steps that ran
+            # longer than the heartbeat could reach the row (SQLite holds the lock meanwhile).
+            self._touch()
+            touched = True
+        if touched:
+            self._save_step(step_key, StepOp.RUN, StepStatus.COMPLETED, started, output=stored)
+            return
+        # The common case: one statement that inserts the memo only while this lease holds
+        # the run, so a worker that lost its lease rolls the step's own writes back here.
+        finished = clock.now()
+        if not StepRun.record_if_held(
+            run_id=self.run.pk,
+            lease_token=self.lease_token,
+            step_key=step_key,
+            op=StepOp.RUN,
+            status=StepStatus.COMPLETED,
+            output=stored,
+            started_at=started,
+            finished_at=finished,
+        ):
+            raise LeaseLost()
+        self.memos[step_key] = Memo(status=StepStatus.COMPLETED, output=stored, attempts=1)
 
     def _store_output(self, step_key: str, result: Any, output_type: Any) -> Any:
         try:
@@ -237,6 +271,9 @@ class RunPass:
         _log(logging.INFO, "Run started attempt=%d", run, "run_started", run.attempt)
         try:
             result = self.function.handler(self.ctx)
+        except LeaseLost:
+            _log(logging.WARNING, "Lease lost; another worker has the run", run, "lease_lost")
+            return
         except Interrupt:
             return
         except Exception as exc:

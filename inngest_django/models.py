@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -292,6 +293,61 @@ class StepRun(models.Model):
 
     def __str__(self) -> str:
         return self.step_key
+
+    @classmethod
+    def record_if_held(
+        cls,
+        *,
+        run_id: str,
+        lease_token: str,
+        step_key: str,
+        op: str,
+        status: str,
+        output: Any,
+        started_at: datetime,
+        finished_at: datetime,
+    ) -> bool:
+        """Insert a step memo only while `lease_token` holds the run; False if it does not."""
+        meta, run_meta = cls._meta, FunctionRun._meta
+        quote = connection.ops.quote_name
+        columns = ", ".join(
+            quote(meta.get_field(name).column)
+            for name in (
+                "run",
+                "step_key",
+                "op",
+                "status",
+                "output",
+                "attempts",
+                "created_at",
+                "started_at",
+                "finished_at",
+            )
+        )
+        on_postgres = connection.vendor == "postgresql"
+        json_param = "%s::jsonb" if on_postgres else "%s"
+        # FOR SHARE keeps a claimer from taking the run between this check and the commit.
+        lock = " FOR SHARE" if on_postgres else ""
+        # Raw SQL: the ORM's per-call query building costs more than the statement itself.
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) "
+            f"SELECT id, %s, %s, %s, {json_param}, 1, %s, %s, %s "
+            f"FROM {quote(run_meta.db_table)} WHERE id = %s AND lease_token = %s{lock}"
+        )
+        params = [
+            step_key,
+            op,
+            status,
+            None if output is None else json.dumps(output),
+            _adapt(finished_at),
+            _adapt(started_at),
+            _adapt(finished_at),
+            run_id,
+            lease_token,
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount == 1
 
 
 class IdempotencyKey(models.Model):

@@ -39,3 +39,16 @@ def test_settings_reload_when_changed():
     with override_settings(INNGEST_DJANGO={"LEASE_SECONDS": 5}):
         assert app_settings.LEASE_SECONDS == 5
     assert app_settings.LEASE_SECONDS != 5
+
+
+def test_sqlite_without_immediate_transactions_is_warned_about():
+    from inngest_django.checks import sqlite_transaction_warnings
+
+    sqlite = "django.db.backends.sqlite3"
+    databases = {
+        "plain": {"ENGINE": sqlite, "NAME": "a"},
+        "immediate": {"ENGINE": sqlite, "OPTIONS": {"transaction_mode": "IMMEDIATE"}},
+        "pg": {"ENGINE": "django.db.backends.postgresql"},
+    }
+    warnings = sqlite_transaction_warnings(databases)
+    assert [(w.id, "'plain'" in w.msg) for w in warnings] == [("inngest_django.W001", True)]
