@@ -278,24 +278,7 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         (_("Result"), {"fields": ("pretty_output", "pretty_error")}),
         (_("Lease"), {"fields": ("locked_by", "locked_until", "available_at")}),
     )
-    readonly_fields = (
-        "id",
-        "function_id",
-        "status_badge",
-        "event_link",
-        "parent_run_link",
-        "child_runs",
-        "attempt",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "duration",
-        "pretty_output",
-        "pretty_error",
-        "locked_by",
-        "locked_until",
-        "available_at",
-    )
+    readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
     inlines = (StepRunInline,)
 
     def get_search_results(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from typing import Any
 
@@ -11,18 +10,8 @@ from django.db import transaction
 
 from inngest_django.events import RESERVED_PREFIX, send
 from inngest_django.exceptions import InvalidEventError
+from inngest_django.management.arguments import positive_int
 from inngest_django.schemas.events import Event
-
-
-def _positive_int(value: str) -> int:
-    """Return `value` as an int of at least 1, or raise an error argparse reports."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}")
-    return number
 
 
 def _parse_data(value: Any) -> dict[str, Any]:
@@ -53,7 +42,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--count",
-            type=_positive_int,
+            type=positive_int,
             default=1,
             help="How many copies of the event to send (default: %(default)r)",
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -13,6 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
+from inngest_django.management.arguments import positive_int
 from inngest_django.worker import Worker
 
 _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
@@ -21,23 +21,13 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 logger = logging.getLogger("inngest_django.worker")
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
-    return number
-
-
 class Command(BaseCommand):
     help = "Run the inngest_django worker: events, cron ticks and function runs."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--threads",
-            type=_positive_int,
+            type=positive_int,
             default=1,
             help="Runs executed at once (default: %(default)r)",
         )
