@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from . import clock
+from . import clock, signals
 from ._interrupts import Interrupt, LeaseLost, RetryScheduled, SleepPlanned
 from .conf import app_settings
 from .context import Context, ReplayAwareLogger
@@ -269,6 +269,7 @@ class RunPass:
             function_id=run.function_id,
         )
         _log(logging.INFO, "Run started attempt=%d", run, "run_started", run.attempt)
+        signals.run_started.send(sender=FunctionRun, run=run)
         try:
             result = self.function.handler(self.ctx)
         except LeaseLost:
@@ -322,6 +323,8 @@ class RunPass:
                 return
             if run.event.name not in _SILENT_TRIGGERS:
                 self._emit_finish_events(status, output, error)
+        run.status, run.output, run.error, run.finished_at = status, output, error, now
+        signals.run_finished.send(sender=FunctionRun, run=run)
         if status == RunStatus.COMPLETED:
             _log(logging.INFO, "Run completed", run, "run_completed")
         else:

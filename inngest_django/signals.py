@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
-# sender=FunctionRun class, run=<FunctionRun>
+# sender=FunctionRun class, run=<FunctionRun>; sent as each pass of a run starts
 run_started = Signal()
-# sender=FunctionRun class, run=<FunctionRun> (status is final)
+# sender=FunctionRun class, run=<FunctionRun>; sent after the finalize transaction commits
 run_finished = Signal()
-# sender=StepRun class, run_id=str, step_key=str, status=str
-step_finished = Signal()

@@ -522,3 +522,35 @@ def test_send_inside_rolled_back_transaction_sends_nothing(client, drain):
     assert not Event.objects.exists()
     assert not FunctionRun.objects.exists()
     assert not StepRun.objects.exists()
+
+
+def test_run_signals_are_sent_as_a_pass_starts_and_after_the_run_finishes(client, drain):
+    from inngest_django import signals
+
+    seen = []
+
+    def on_started(sender, run, **kwargs):
+        seen.append(("started", run.pk, run.status))
+
+    def on_finished(sender, run, **kwargs):
+        seen.append(("finished", run.pk, run.status, run.output))
+
+    @client.create_function(fn_id="signals", trigger=inngest.TriggerEvent(event="t/signals"))
+    def with_signals(ctx):
+        ctx.step.sleep("nap", 1)
+        return "ok"
+
+    signals.run_started.connect(on_started)
+    signals.run_finished.connect(on_finished)
+    try:
+        client.send(inngest.Event(name="t/signals"))
+        drain(timeout=3)
+    finally:
+        signals.run_started.disconnect(on_started)
+        signals.run_finished.disconnect(on_finished)
+    run_id = only_run("test-signals").pk
+    assert seen == [
+        ("started", run_id, "RUNNING"),
+        ("started", run_id, "RUNNING"),
+        ("finished", run_id, "COMPLETED", "ok"),
+    ]
