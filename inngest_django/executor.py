@@ -252,11 +252,15 @@ class RunPass:
     def execute(self) -> None:
         """Call the handler once, from the top, and persist how the pass ended."""
         run = self.run
+        steps = list(
+            StepRun.objects.filter(run_id=run.pk).only(
+                "step_key", "status", "output", "error", "attempts", "wake_at"
+            )
+        )
+        self._complete_due_sleeps(steps)
         self.memos = {
             step.step_key: Memo(step.status, step.output, step.error, step.attempts)
-            for step in StepRun.objects.filter(run_id=run.pk).only(
-                "step_key", "status", "output", "error", "attempts"
-            )
+            for step in steps
         }
         step = Step(self.memos, self, max_steps=app_settings.MAX_STEPS_PER_RUN)
         event = Event.model_validate(run.event.to_json())
@@ -286,6 +290,20 @@ class RunPass:
             self._finish(RunStatus.FAILED, error=error_to_json(NonRetriableError(str(exc))))
             return
         self._finish(RunStatus.COMPLETED, output=output)
+
+    def _complete_due_sleeps(self, steps: list[StepRun]) -> None:
+        """Mark sleeps whose time has come as completed, so the handler replays past them."""
+        now = clock.now()
+        due = [
+            s for s in steps if s.status == StepStatus.SLEEPING and s.wake_at and s.wake_at <= now
+        ]
+        if not due:
+            return
+        StepRun.objects.filter(pk__in=[s.pk for s in due]).update(
+            status=StepStatus.COMPLETED, finished_at=now
+        )
+        for step in due:
+            step.status = StepStatus.COMPLETED
 
     def _handler_failed(self, exc: Exception) -> None:
         attempt = self.ctx.attempt if self.ctx is not None else self.run.attempt
@@ -374,8 +392,4 @@ def execute_run(
         )
         _log(logging.ERROR, "Run failed: function not registered", run, "run_failed")
         return
-    # Sleeps that are due are over; their memos say so before the handler replays.
-    StepRun.objects.filter(
-        run_id=run.pk, status=StepStatus.SLEEPING, wake_at__lte=clock.now()
-    ).update(status=StepStatus.COMPLETED, finished_at=clock.now())
     RunPass(run, function, lease_token).execute()
