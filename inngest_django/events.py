@@ -118,7 +118,7 @@ def dispatch_pending(
 def _runs_for(event: Event, registry: FunctionRegistry, now: datetime) -> list[FunctionRun]:
     event_json = event.to_json()
     runs = []
-    for function in registry.for_event_name(event.name):
+    for function in registry:
         if not function.matches(event_json):
             continue
         if event.external_id and not _first_with_id(function, event, now):

@@ -116,6 +116,11 @@ class RunPass:
 
     # -- helpers -----------------------------------------------------------------------------
 
+    @property
+    def _attempt(self) -> int:
+        """Return the failed attempts of the current step (the ctx's, once the pass started)."""
+        return self.ctx.attempt if self.ctx is not None else self.run.attempt
+
     def _touch(self) -> None:
         if not FunctionRun.touch(self.run.pk, self.lease_token, _lease_until()):
             raise LeaseLost()
@@ -125,7 +130,7 @@ class RunPass:
         self, step_key: str, started: datetime, stored: Any, *, touched: bool
     ) -> None:
         """Write the memo of a successful step, in its transaction, only while the lease holds."""
-        attempt = self.ctx.attempt if self.ctx is not None else self.run.attempt
+        attempt = self._attempt
         stale = clock.monotonic() - self._renewed_at > app_settings.LEASE_SECONDS / 3
         if not touched and (attempt or stale or step_key in self.memos):
             # Renewing here too covers passes with no heartbeat (drain) and steps that ran
@@ -197,7 +202,7 @@ class RunPass:
     def _step_failed(self, step_key: str, exc: Exception, started: datetime) -> None:
         """Record a failed attempt; raise RetryScheduled, or the error the handler should see."""
         error = error_to_json(exc)
-        attempt = self.run.attempt if self.ctx is None else self.ctx.attempt
+        attempt = self._attempt
         retry_at = self._retry_at(exc, attempt)
         with transaction.atomic():
             if retry_at is not None:
@@ -306,7 +311,7 @@ class RunPass:
             step.status = StepStatus.COMPLETED
 
     def _handler_failed(self, exc: Exception) -> None:
-        attempt = self.ctx.attempt if self.ctx is not None else self.run.attempt
+        attempt = self._attempt
         retry_at = self._retry_at(exc, attempt)
         error = error_to_json(exc)
         if retry_at is None:

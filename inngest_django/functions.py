@@ -111,10 +111,6 @@ class Function:
             raise self._fail("has the same cron trigger twice")
         return list(triggers)
 
-    def listens_to(self, event_name: str) -> bool:
-        """Return True if any event trigger's name (or wildcard) matches `event_name`."""
-        return any(_name_matches(t.event, event_name) for t in self.event_triggers)
-
     def matches(self, event_json: dict[str, Any]) -> bool:
         """Return True if any event trigger matches this event, expression included."""
         variables = {"event": event_json}

@@ -1,4 +1,4 @@
-"""FunctionRegistry: every registered function by slug, indexed by trigger event name."""
+"""FunctionRegistry: every registered function by slug."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class FunctionRegistry:
-    """Functions by slug, with lookups by event name for dispatch."""
+    """Functions by slug; dispatch and the scheduler iterate them."""
 
     def __init__(self) -> None:
         self._functions: dict[str, Function] = {}
@@ -26,10 +26,6 @@ class FunctionRegistry:
                 f"{function.qualified_name}. Function ids must be unique per app."
             )
         self._functions[function.id] = function
-
-    def unregister(self, function_id: str) -> None:
-        """Remove a function (tests use this; the worker never does)."""
-        self._functions.pop(function_id, None)
 
     def get(self, function_id: str) -> Function:
         """Return the function with this slug or raise FunctionNotFoundError."""
@@ -46,10 +42,6 @@ class FunctionRegistry:
 
     def __len__(self) -> int:
         return len(self._functions)
-
-    def for_event_name(self, name: str) -> list[Function]:
-        """Return the functions with at least one event trigger whose name matches `name`."""
-        return [fn for fn in self._functions.values() if fn.listens_to(name)]
 
     def with_cron(self) -> list[Function]:
         """Return the functions that have cron triggers."""
