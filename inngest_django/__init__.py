@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .client import Inngest
+from . import experiment
+from .client import Inngest, create_defer
 from .context import Context
 from .exceptions import (
     FunctionNotFoundError,
@@ -15,7 +16,7 @@ from .exceptions import (
     RetryAfterError,
     StepError,
 )
-from .functions import Function
+from .functions import DeferredFunction, Function
 from .schemas.config import (
     Batch,
     Cancel,
@@ -29,6 +30,7 @@ from .schemas.config import (
     TriggerCron,
     TriggerEvent,
 )
+from .schemas.defers import ExperimentRef, Parent
 from .schemas.events import Event
 
 __version__ = "0.1.0"
@@ -39,7 +41,10 @@ __all__ = [
     "Concurrency",
     "Context",
     "Debounce",
+    "DeferHandle",
+    "DeferredFunction",
     "Event",
+    "ExperimentRef",
     "Function",
     "FunctionNotFoundError",
     "Inngest",
@@ -47,6 +52,7 @@ __all__ = [
     "InvalidEventError",
     "InvalidFunctionConfigError",
     "NonRetriableError",
+    "Parent",
     "Priority",
     "RateLimit",
     "RetryAfterError",
@@ -57,14 +63,25 @@ __all__ = [
     "TriggerCron",
     "TriggerEvent",
     "__version__",
+    "cancel_run",
+    "create_defer",
+    "experiment",
     "send",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # send touches models, which cannot load before the app registry is ready.
+    # These touch models, which cannot load before the app registry is ready.
     if name == "send":
         from .events import send
 
         return send
+    if name == "cancel_run":
+        from .runs import cancel_run
+
+        return cancel_run
+    if name == "DeferHandle":
+        from .defers import DeferHandle
+
+        return DeferHandle
     raise AttributeError(f"module 'inngest_django' has no attribute {name!r}")

@@ -29,3 +29,7 @@ class RetryScheduled(Interrupt):
 
 class LeaseLost(Interrupt):
     """Another worker holds this run now; stop without writing anything."""
+
+
+class RunCancelled(Interrupt):
+    """Someone asked the run to stop; the executor finalizes it as cancelled."""

@@ -6,7 +6,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .functions import Function, Handler, build_function
+from pydantic import BaseModel
+
+from .functions import DeferredFunction, Function, Handler, build_deferred_function, build_function
 from .registry import FunctionRegistry, default_registry
 from .schemas.config import TriggerCron, TriggerEvent
 from .schemas.events import Event
@@ -73,6 +75,27 @@ class Inngest:
 
         return decorator
 
+    def create_defer(
+        self, *, id: str, schema: type[BaseModel] | None = None, **options: Any
+    ) -> Callable[[Handler], DeferredFunction]:
+        """Return a decorator that registers the handler as a deferred function.
+
+        Args:
+            id: The function's id, unique within the app.
+            schema: A pydantic model class that validates (and types) the deferred data.
+            **options: What create_function takes, except trigger, on_failure, batch_events.
+
+        Raises:
+            InvalidFunctionConfigError: The configuration is invalid.
+        """
+
+        def decorator(handler: Handler) -> DeferredFunction:
+            function = build_deferred_function(self, handler, fn_id=id, schema=schema, **options)
+            self.registry.register(function)
+            return function
+
+        return decorator
+
     def send(self, events: Event | Sequence[Event], *, using: str | None = None) -> list[str]:
         """Store events in the caller's transaction and return their internal ids.
 
@@ -84,3 +107,10 @@ class Inngest:
         return send(events, using=using)
 
     send_sync = send
+
+
+def create_defer(
+    client: Inngest, *, id: str, schema: type[BaseModel] | None = None, **options: Any
+) -> Callable[[Handler], DeferredFunction]:
+    """Return a decorator registering a deferred function: `client.create_defer` as a function."""
+    return client.create_defer(id=id, schema=schema, **options)

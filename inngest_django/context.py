@@ -1,13 +1,26 @@
-"""The `ctx` a handler receives: its event, run id, attempt, logger and step tools."""
+"""The `ctx` a handler receives: its event, run id, attempt, logger, step tools and defer."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from .group import Group
+from .schemas.defers import ExperimentRef, Parent
 from .schemas.events import Event
 from .steps import Step
+
+if TYPE_CHECKING:
+    from .defers import DeferHandle
+
+
+class DeferRecorder(Protocol):
+    """What the executor provides to record `ctx.defer` calls durably."""
+
+    def defer(
+        self, defer_id: Any, *, function: Any, data: Any = None, experiment: Any = None
+    ) -> DeferHandle: ...
 
 
 class ReplayAwareLogger(logging.LoggerAdapter):
@@ -27,7 +40,7 @@ class ReplayAwareLogger(logging.LoggerAdapter):
 
 @dataclass
 class Context:
-    """Everything a handler gets: `event`, `events`, `run_id`, `attempt`, `logger`, `step`."""
+    """Everything a handler gets: event(s), run id, attempt, logger, step, group, parents, defer."""
 
     event: Event
     run_id: str
@@ -36,7 +49,27 @@ class Context:
     attempt: int = 0
     events: list[Event] = field(default_factory=list)
     function_id: str = ""
+    parents: list[Parent] = field(default_factory=list)
+    group: Group = field(init=False)
+    defers: DeferRecorder | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.events:
             self.events = [self.event]
+        self.group = Group(self.step, self.run_id)
+
+    def defer(
+        self,
+        defer_id: str,
+        *,
+        function: Any,
+        data: Any = None,
+        experiment: ExperimentRef | None = None,
+    ) -> DeferHandle:
+        """Start `function` with `data` once this run finishes, unless the handle is cancelled.
+
+        Synchronous and fire-and-forget: a bad call is logged and skipped, never raised.
+        """
+        if self.defers is None:
+            raise RuntimeError("ctx.defer needs a context built by the executor for a run")
+        return self.defers.defer(defer_id, function=function, data=data, experiment=experiment)

@@ -38,3 +38,10 @@ class StepStatus(models.TextChoices):
 class StepOp(models.TextChoices):
     RUN = "RUN", _("Run")
     SLEEP = "SLEEP", _("Sleep")
+
+
+class DeferStatus(models.TextChoices):
+    PENDING = "PENDING", _("Pending: starts when the run finishes")
+    CANCELLED = "CANCELLED", _("Cancelled")
+    SCHEDULED = "SCHEDULED", _("Scheduled")
+    REJECTED = "REJECTED", _("Rejected")

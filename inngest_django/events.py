@@ -34,7 +34,7 @@ def send(
 ) -> list[str]:
     """Store user events (validated) in the current transaction and return their ids."""
     items = list(events) if isinstance(events, list | tuple) else [events]
-    rows = [_build_row(item, index, allow_reserved=False) for index, item in enumerate(items)]
+    rows = [_build_row(item, index, system=False) for index, item in enumerate(items)]
     manager = Event.objects.db_manager(using) if using else Event.objects
     manager.bulk_create(rows)
     return [row.id for row in rows]
@@ -44,13 +44,21 @@ def emit(
     name: str, data: dict[str, Any], *, external_id: str = "", dispatched_at: datetime | None = None
 ) -> Event:
     """Store a system event (names under `inngest/` allowed) in the current transaction."""
-    row = _build_row(EventIn(name=name, data=data, id=external_id), 0, allow_reserved=True)
-    row.dispatched_at = dispatched_at
+    row = emit_row(name, data, external_id=external_id, dispatched_at=dispatched_at)
     row.save(force_insert=True)
     return row
 
 
-def _build_row(item: Any, index: int, *, allow_reserved: bool) -> Event:
+def emit_row(
+    name: str, data: dict[str, Any], *, external_id: str = "", dispatched_at: datetime | None = None
+) -> Event:
+    """Return an unsaved system event, validated as `emit` would store it."""
+    row = _build_row(EventIn(name=name, data=data, id=external_id), 0, system=True)
+    row.dispatched_at = dispatched_at
+    return row
+
+
+def _build_row(item: Any, index: int, *, system: bool) -> Event:
     where = f"event {index}"
     if isinstance(item, Mapping):
         try:
@@ -64,7 +72,7 @@ def _build_row(item: Any, index: int, *, allow_reserved: bool) -> Event:
         raise InvalidEventError(f"{where} has an empty name")
     if len(name) > MAX_EVENT_NAME_LENGTH:
         raise InvalidEventError(f"{where} name is longer than {MAX_EVENT_NAME_LENGTH} characters")
-    if name.startswith(RESERVED_PREFIX) and not allow_reserved:
+    if name.startswith(RESERVED_PREFIX) and not system:
         raise InvalidEventError(
             f"{where} name {name!r} is reserved: names starting with 'inngest/' are sent only "
             "by the engine"
@@ -80,7 +88,9 @@ def _build_row(item: Any, index: int, *, allow_reserved: bool) -> Event:
     except (TypeError, ValueError) as exc:
         raise InvalidEventError(f"{where} data is not JSON-serializable: {exc}") from None
     size, limit = len(encoded.encode()), app_settings.MAX_EVENT_BYTES
-    if size > limit:
+    # The engine's own events carry outputs and defer payloads bounded by their own limits;
+    # refusing one here would fail a finalize or a relay over and over.
+    if size > limit and not system:
         raise InvalidEventError(
             f"{where} is {size} bytes, over the limit of {limit} bytes (MAX_EVENT_BYTES)"
         )
@@ -93,6 +103,9 @@ def dispatch_pending(
     *, registry: FunctionRegistry = default_registry, limit: int | None = None
 ) -> int:
     """Start runs for a batch of new events; return how many events were dispatched."""
+    # A read first, so an idle worker does not take SQLite's write lock on every loop.
+    if not Event.objects.undispatched().exists():
+        return 0
     now = clock.now()
     with transaction.atomic():
         ids = Event.objects.claim_undispatched(

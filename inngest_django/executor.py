@@ -10,9 +10,10 @@ from typing import Any
 from django.db import connection, transaction
 
 from . import clock, signals
-from ._interrupts import Interrupt, LeaseLost, RetryScheduled, SleepPlanned
+from ._interrupts import Interrupt, LeaseLost, RetryScheduled, RunCancelled, SleepPlanned
 from .conf import app_settings
 from .context import Context, ReplayAwareLogger
+from .defers import DeferBook, split_event_data, validate_received
 from .enums import RunStatus, StepOp, StepStatus
 from .events import emit
 from .exceptions import (
@@ -22,8 +23,8 @@ from .exceptions import (
     RetryAfterError,
     StepError,
 )
-from .functions import FAILED_EVENT, FINISHED_EVENT, Function
-from .models import FunctionRun, StepRun
+from .functions import CANCELLED_EVENT, FAILED_EVENT, FINISHED_EVENT, DeferredFunction, Function
+from .models import DeferIntent, FunctionRun, StepRun
 from .registry import FunctionRegistry, default_registry
 from .retries import backoff_delay, retry_after_at
 from .schemas.events import Event
@@ -35,7 +36,7 @@ user_logger = logging.getLogger("inngest_django.functions")
 
 # Runs triggered by these events emit no further finish events, so handlers of finish events
 # cannot feed themselves.
-_SILENT_TRIGGERS = (FINISHED_EVENT, FAILED_EVENT)
+_SILENT_TRIGGERS = (FINISHED_EVENT, FAILED_EVENT, CANCELLED_EVENT)
 
 
 def _sqlite_immediate() -> bool:
@@ -70,25 +71,32 @@ class RunPass:
         # to write mid-step. IMMEDIATE transactions take that lock at BEGIN already.
         self._touch_first = connection.vendor == "sqlite" and not _sqlite_immediate()
         self._renewed_at = clock.monotonic()
+        self._cancel_checked_at = clock.monotonic()
         self.memos: dict[str, Memo] = {}
         self.ctx: Context | None = None
+        self.defers = DeferBook(run.pk, run.function_id)
 
     # -- the StepRunner protocol -------------------------------------------------------------
 
     def run_step(
         self, step_key: str, fn: Callable[..., Any], args: tuple[Any, ...], output_type: Any
     ) -> Any:
+        self._stop_if_cancelled()
         started = clock.now()
+        # Defers made inside the callable belong to its transaction: gone if it rolls back.
+        checkpoint = self.defers.checkpoint()
         try:
             with transaction.atomic():
                 if self._touch_first:
                     self._touch()
                 result = fn(*args)
                 stored = self._store_output(step_key, result, output_type)
+                self.defers.flush()
                 self._record_completed(step_key, started, stored, touched=self._touch_first)
         except Interrupt:
             raise
         except Exception as exc:
+            self.defers.restore(checkpoint)
             self._step_failed(step_key, exc, started)
         if self.ctx is not None:
             self.ctx.attempt = 0
@@ -101,6 +109,7 @@ class RunPass:
                 self._touch()
                 self._save_step(step_key, StepOp.SLEEP, StepStatus.COMPLETED, now, wake_at=until)
                 return
+            self.defers.flush()
             self._save_step(step_key, StepOp.SLEEP, StepStatus.SLEEPING, now, wake_at=until)
             if not FunctionRun.mark_sleeping(self.run.pk, self.lease_token, until=until):
                 raise LeaseLost()
@@ -120,6 +129,15 @@ class RunPass:
     def _attempt(self) -> int:
         """Return the failed attempts of the current step (the ctx's, once the pass started)."""
         return self.ctx.attempt if self.ctx is not None else self.run.attempt
+
+    def _stop_if_cancelled(self) -> None:
+        """Raise RunCancelled if someone asked the run to stop; reads at most so often."""
+        interval = app_settings.CANCEL_CHECK_SECONDS
+        if clock.monotonic() - self._cancel_checked_at < interval:
+            return
+        self._cancel_checked_at = clock.monotonic()
+        if FunctionRun.cancel_requested(self.run.pk):
+            raise RunCancelled()
 
     def _touch(self) -> None:
         if not FunctionRun.touch(self.run.pk, self.lease_token, _lease_until()):
@@ -205,6 +223,7 @@ class RunPass:
         attempt = self._attempt
         retry_at = self._retry_at(exc, attempt)
         with transaction.atomic():
+            self.defers.flush()
             if retry_at is not None:
                 self._save_step(step_key, StepOp.RUN, StepStatus.ERRORED, started, error=error)
                 if not FunctionRun.mark_queued_for_retry(
@@ -267,8 +286,21 @@ class RunPass:
             step.step_key: Memo(step.status, step.output, step.error, step.attempts)
             for step in steps
         }
+        if run.cancel_requested_at is not None:
+            self._finish(RunStatus.CANCELLED)
+            return
         step = Step(self.memos, self, max_steps=app_settings.MAX_STEPS_PER_RUN)
         event = Event.model_validate(run.event.to_json())
+        parents = []
+        if isinstance(self.function, DeferredFunction):
+            try:
+                payload, parent = split_event_data(event.data)
+                data = validate_received(self.function, payload)
+            except NonRetriableError as exc:
+                # Retrying cannot change the data, so the run fails at once.
+                self._finish(RunStatus.FAILED, error=error_to_json(exc))
+                return
+            event, parents = event.model_copy(update={"data": data}), [parent]
         self.ctx = Context(
             event=event,
             run_id=run.pk,
@@ -276,6 +308,8 @@ class RunPass:
             logger=ReplayAwareLogger(user_logger, run.pk, step),
             attempt=run.attempt,
             function_id=run.function_id,
+            parents=parents,
+            defers=self.defers,
         )
         _log(logging.INFO, "Run started attempt=%d", run, "run_started", run.attempt)
         signals.run_started.send(sender=FunctionRun, run=run)
@@ -284,11 +318,16 @@ class RunPass:
         except LeaseLost:
             _log(logging.WARNING, "Lease lost; another worker has the run", run, "lease_lost")
             return
+        except RunCancelled:
+            self._finish(RunStatus.CANCELLED)
+            return
         except Interrupt:
             return
         except Exception as exc:
             self._handler_failed(exc)
             return
+        finally:
+            self.defers.close()
         try:
             output, _ = dump_value(result, self.function.output_type)
         except OutputNotSerializableError as exc:
@@ -322,6 +361,7 @@ class RunPass:
                 self.run.pk, self.lease_token, retry_at=retry_at, error=error
             ):
                 return
+            self.defers.flush()
         _log(
             logging.WARNING,
             "Run failed, retry at %s attempt=%d error=%s: %s",
@@ -336,7 +376,7 @@ class RunPass:
     def _finish(
         self, status: RunStatus, *, output: Any = None, error: dict[str, Any] | None = None
     ) -> None:
-        """Finalize in one transaction: the final status and the run's finish events."""
+        """Finalize in one transaction: status, outbox rows for pending defers, finish events."""
         run, now = self.run, clock.now()
         with transaction.atomic():
             if not FunctionRun.mark_finished(
@@ -344,12 +384,18 @@ class RunPass:
             ):
                 _log(logging.WARNING, "Lease lost before finishing", run, "lease_lost")
                 return
+            self.defers.flush()
+            scheduled = DeferIntent.schedule_pending(run.pk, now=now)
             if run.event.name not in _SILENT_TRIGGERS:
                 self._emit_finish_events(status, output, error)
         run.status, run.output, run.error, run.finished_at = status, output, error, now
         signals.run_finished.send(sender=FunctionRun, run=run)
+        if scheduled:
+            _log(logging.INFO, "Defers scheduled count=%d", run, "defers_scheduled", scheduled)
         if status == RunStatus.COMPLETED:
             _log(logging.INFO, "Run completed", run, "run_completed")
+        elif status == RunStatus.CANCELLED:
+            _log(logging.INFO, "Run cancelled", run, "run_cancelled")
         else:
             _log(
                 logging.WARNING,
@@ -374,12 +420,16 @@ class RunPass:
         }
         if status == RunStatus.COMPLETED:
             data["result"] = output
+        elif status == RunStatus.CANCELLED:
+            data["error"] = {"name": "FunctionCancelled", "message": "the run was cancelled"}
         else:
             data["error"] = error
         emit(FINISHED_EVENT, data)
         if status == RunStatus.FAILED:
             # The run id as event id makes a second failure event for one run a duplicate.
             emit(FAILED_EVENT, data, external_id=run.pk)
+        elif status == RunStatus.CANCELLED:
+            emit(CANCELLED_EVENT, data, external_id=run.pk)
 
 
 def execute_run(
@@ -392,9 +442,13 @@ def execute_run(
     try:
         function = registry.get(run.function_id)
     except FunctionNotFoundError as exc:
-        FunctionRun.mark_finished(
-            run.pk, lease_token, status=RunStatus.FAILED, now=clock.now(), error=error_to_json(exc)
-        )
+        now = clock.now()
+        with transaction.atomic():
+            if FunctionRun.mark_finished(
+                run.pk, lease_token, status=RunStatus.FAILED, now=now, error=error_to_json(exc)
+            ):
+                # Defers an earlier pass recorded still start: their cleanup may matter most.
+                DeferIntent.schedule_pending(run.pk, now=now)
         _log(logging.ERROR, "Run failed: function not registered", run, "run_failed")
         return
     RunPass(run, function, lease_token).execute()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .exceptions import InvalidFunctionConfigError
 from .expressions import Expression
@@ -19,7 +19,12 @@ Handler = Callable[["Context"], Any]
 MAX_TRIGGERS = 10
 FAILED_EVENT = "inngest/function.failed"
 FINISHED_EVENT = "inngest/function.finished"
+CANCELLED_EVENT = "inngest/function.cancelled"
 SCHEDULED_EVENT = "inngest/scheduled.timer"
+DEFERRED_EVENT = "inngest/deferred.schedule"
+# Options create_function takes that create_defer refuses: a deferred function is started
+# only by ctx.defer, one call at a time, and its failures never reach an on_failure handler.
+_NOT_FOR_DEFER = ("trigger", "on_failure", "batch_events")
 
 # Options named by API.md whose behaviour arrives with a later issue; accepting them silently
 # would drop a user's flow control, so they fail loudly until then.
@@ -123,6 +128,22 @@ class Function:
         return False
 
 
+class DeferredFunction(Function):
+    """A function with no trigger, started only by `ctx.defer`; `schema` types its data."""
+
+    def __init__(self, *, schema: type[BaseModel] | None = None, **kwargs: Any) -> None:
+        super().__init__(triggers=(), **kwargs)
+        if schema is not None and not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+            raise self._fail(f"schema must be a pydantic model class, got {schema!r}")
+        self.schema = schema
+
+    def __repr__(self) -> str:
+        return f"<DeferredFunction {self.id}>"
+
+    def _check_triggers(self, triggers: Any) -> list[TriggerEvent | TriggerCron]:
+        return []
+
+
 def _name_matches(pattern: str, name: str) -> bool:
     if pattern.endswith("*"):
         return name.startswith(pattern[:-1])
@@ -140,18 +161,7 @@ def build_function(
     client: Inngest, handler: Handler, *, fn_id: str, trigger: Any, **options: Any
 ) -> Function:
     """Validate `options` and return the Function for `handler`."""
-    unsupported = sorted(k for k, v in options.items() if k in _NOT_YET_SUPPORTED and v)
-    if unsupported:
-        names = ", ".join(f"{k} (issue #{_NOT_YET_SUPPORTED[k]})" for k in unsupported)
-        raise InvalidFunctionConfigError(
-            f"Function {fn_id!r}: option(s) {names} are not supported by this version yet"
-        )
-    known = {"name", "retries", "output_type", "on_failure", *_NOT_YET_SUPPORTED}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise InvalidFunctionConfigError(
-            f"Function {fn_id!r}: unknown option(s) {', '.join(unknown)}"
-        )
+    _check_options(fn_id, options)
     try:
         return Function(
             app_id=client.app_id,
@@ -166,3 +176,47 @@ def build_function(
         )
     except ValidationError as exc:
         raise InvalidFunctionConfigError(f"Function {fn_id!r}: {exc}") from exc
+
+
+def build_deferred_function(
+    client: Inngest,
+    handler: Handler,
+    *,
+    fn_id: str,
+    schema: type[BaseModel] | None = None,
+    **options: Any,
+) -> DeferredFunction:
+    """Validate `options` and return the DeferredFunction for `handler`."""
+    refused = [name for name in _NOT_FOR_DEFER if name in options]
+    if refused:
+        raise InvalidFunctionConfigError(
+            f"Deferred function {fn_id!r}: create_defer does not take {', '.join(refused)}; "
+            "a deferred function is started only by ctx.defer(...), and its failures never "
+            "reach an on_failure handler"
+        )
+    _check_options(fn_id, options)
+    return DeferredFunction(
+        app_id=client.app_id,
+        fn_id=fn_id,
+        handler=handler,
+        schema=schema,
+        name=options.get("name"),
+        retries=options.get("retries"),
+        output_type=options.get("output_type"),
+        default_retries=client.default_retries,
+    )
+
+
+def _check_options(fn_id: str, options: dict[str, Any]) -> None:
+    unsupported = sorted(k for k, v in options.items() if k in _NOT_YET_SUPPORTED and v)
+    if unsupported:
+        names = ", ".join(f"{k} (issue #{_NOT_YET_SUPPORTED[k]})" for k in unsupported)
+        raise InvalidFunctionConfigError(
+            f"Function {fn_id!r}: option(s) {names} are not supported by this version yet"
+        )
+    known = {"name", "retries", "output_type", "on_failure", *_NOT_YET_SUPPORTED}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InvalidFunctionConfigError(
+            f"Function {fn_id!r}: unknown option(s) {', '.join(unknown)}"
+        )

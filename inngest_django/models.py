@@ -11,7 +11,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from .enums import CLAIMABLE_STATUSES, RunStatus, StepOp, StepStatus
+from .enums import CLAIMABLE_STATUSES, FINISHED_STATUSES, DeferStatus, RunStatus, StepOp, StepStatus
 
 _CLAIMABLE_SQL = ", ".join(f"'{status.value}'" for status in CLAIMABLE_STATUSES)
 
@@ -142,6 +142,16 @@ class FunctionRunQuerySet(models.QuerySet):
 _RELEASED = {"locked_by": "", "lease_token": "", "locked_until": None}
 
 
+def _due_unless_cancelled(at: datetime) -> models.Case:
+    """Return `at`, or the run's cancel request time once someone asked it to stop."""
+    # Evaluated in the UPDATE itself, so a cancel that lands while the run executes is
+    # seen when the run releases its lease, with no read in between.
+    return models.Case(
+        models.When(cancel_requested_at__isnull=False, then=models.F("cancel_requested_at")),
+        default=models.Value(at),
+    )
+
+
 class FunctionRun(models.Model):
     """One run of a function: its status, trigger event, output or error, and lease."""
 
@@ -170,6 +180,21 @@ class FunctionRun(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="child_runs",
+    )
+    defer_intent = models.OneToOneField(
+        "DeferIntent",
+        verbose_name=_("started by defer"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deferred_run",
+        help_text=_("The ctx.defer call this deferred run was started by; one run per call."),
+    )
+    cancel_requested_at = models.DateTimeField(
+        _("cancel requested at"),
+        null=True,
+        blank=True,
+        help_text=_("Set by cancel_run; the run stops at its next step boundary."),
     )
     attempt = models.PositiveIntegerField(
         _("attempt"), default=0, help_text=_("Failed attempts of the current step (0-based).")
@@ -215,6 +240,27 @@ class FunctionRun(models.Model):
         )
 
     @classmethod
+    def request_cancel(cls, run_id: str, *, now: datetime) -> bool:
+        """Ask an unfinished run to stop; a run not executing now becomes due at once."""
+        not_running = Q(status__in=[RunStatus.QUEUED, RunStatus.SLEEPING, RunStatus.WAITING])
+        return bool(
+            cls.objects.filter(pk=run_id, cancel_requested_at__isnull=True)
+            .exclude(status__in=FINISHED_STATUSES)
+            .update(
+                cancel_requested_at=now,
+                available_at=models.Case(
+                    models.When(not_running, then=models.Value(now)),
+                    default=models.F("available_at"),
+                ),
+            )
+        )
+
+    @classmethod
+    def cancel_requested(cls, run_id: str) -> bool:
+        """Return True if someone asked this run to stop."""
+        return cls.objects.filter(pk=run_id, cancel_requested_at__isnull=False).exists()
+
+    @classmethod
     def mark_queued_for_retry(
         cls, run_id: str, lease_token: str, *, retry_at: datetime, error: dict[str, Any]
     ) -> bool:
@@ -223,7 +269,7 @@ class FunctionRun(models.Model):
             cls.objects.held(run_id, lease_token).update(
                 status=RunStatus.QUEUED,
                 attempt=models.F("attempt") + 1,
-                available_at=retry_at,
+                available_at=_due_unless_cancelled(retry_at),
                 error=error,
                 **_RELEASED,
             )
@@ -234,7 +280,10 @@ class FunctionRun(models.Model):
         """Release the run until `until`."""
         return bool(
             cls.objects.held(run_id, lease_token).update(
-                status=RunStatus.SLEEPING, attempt=0, available_at=until, **_RELEASED
+                status=RunStatus.SLEEPING,
+                attempt=0,
+                available_at=_due_unless_cancelled(until),
+                **_RELEASED,
             )
         )
 
@@ -348,6 +397,111 @@ class StepRun(models.Model):
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.rowcount == 1
+
+
+class DeferIntent(models.Model):
+    """One `ctx.defer` call of one run: its target, payload and whether it will start."""
+
+    run = models.ForeignKey(
+        FunctionRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="defers"
+    )
+    defer_id = models.CharField(_("defer id"), max_length=255)
+    function_id = models.CharField(
+        _("deferred function"), max_length=255, help_text=_("Slug of the function to start.")
+    )
+    payload = models.JSONField(
+        _("payload"), null=True, blank=True, help_text=_("The validated data, as JSON.")
+    )
+    experiment = models.JSONField(
+        _("experiment"),
+        null=True,
+        blank=True,
+        help_text=_("The experiment variant the deferred run is attributed to."),
+    )
+    status = models.CharField(_("status"), max_length=16, choices=DeferStatus.choices)
+    reason = models.TextField(
+        _("reason"), blank=True, default="", help_text=_("Why the call was rejected.")
+    )
+    size = models.PositiveIntegerField(_("payload size (bytes)"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("defer")
+        verbose_name_plural = _("defers")
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "defer_id"], name="inngest_defer_unique_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.defer_id} -> {self.function_id}"
+
+    @classmethod
+    def schedule_pending(cls, run_id: str, *, now: datetime) -> int:
+        """Mark the run's pending defers scheduled and write one outbox row each."""
+        table = connection.ops.quote_name(cls._meta.db_table)
+        # One statement when the run deferred nothing, which is the common finalize.
+        sql = (
+            f"UPDATE {table} SET status = %s, updated_at = %s "
+            "WHERE run_id = %s AND status = %s RETURNING id"
+        )
+        params = [DeferStatus.SCHEDULED.value, _adapt(now), run_id, DeferStatus.PENDING.value]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            ids = sorted(row[0] for row in cursor.fetchall())
+        OutboxMessage.objects.bulk_create(
+            [OutboxMessage(intent_id=pk, created_at=now) for pk in ids]
+        )
+        return len(ids)
+
+
+class OutboxMessage(models.Model):
+    """A defer to start, written with its parent's final status; relayed into one run."""
+
+    intent = models.OneToOneField(
+        DeferIntent, verbose_name=_("defer"), on_delete=models.CASCADE, related_name="outbox"
+    )
+    created_at = models.DateTimeField(_("created at"))
+    relayed_at = models.DateTimeField(
+        _("relayed at"),
+        null=True,
+        blank=True,
+        help_text=_("When the relay started the deferred run."),
+    )
+
+    class Meta:
+        verbose_name = _("outbox message")
+        verbose_name_plural = _("outbox messages")
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["id"],
+                condition=Q(relayed_at__isnull=True),
+                name="inngest_outbox_unrelayed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"outbox {self.pk}"
+
+    @classmethod
+    def claim_unrelayed(cls, *, limit: int, now: datetime) -> list[int]:
+        """Mark up to `limit` rows relayed and return their intent ids; call inside atomic()."""
+        table = connection.ops.quote_name(cls._meta.db_table)
+        lock = (
+            " FOR UPDATE SKIP LOCKED"
+            if connection.features.has_select_for_update_skip_locked
+            else ""
+        )
+        sql = (
+            f"UPDATE {table} SET relayed_at = %s WHERE id IN ("
+            f"SELECT id FROM {table} WHERE relayed_at IS NULL ORDER BY id LIMIT %s{lock}) "
+            "RETURNING intent_id"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [_adapt(now), limit])
+            return sorted(row[0] for row in cursor.fetchall())
 
 
 class IdempotencyKey(models.Model):

@@ -45,6 +45,7 @@ class Step:
         self._runner = runner
         self._max_steps = max_steps
         self._seen: Counter[str] = Counter()
+        self._calls = 0
         self._current: str | None = None
         # Memoized steps this pass has not reached yet; while any remain, code between steps
         # has run before, so the logger stays quiet.
@@ -55,6 +56,11 @@ class Step:
         """Return True while the pass is re-running code that an earlier pass already ran."""
         return bool(self._unvisited)
 
+    @property
+    def calls(self) -> int:
+        """Return how many step tools this pass has called so far."""
+        return self._calls
+
     def _visit(self, key: str) -> None:
         self._unvisited.discard(key)
 
@@ -63,6 +69,7 @@ class Step:
             raise NonRetriableError(f"step id must be a non-empty string, got {step_id!r}")
         count = self._seen[step_id]
         self._seen[step_id] += 1
+        self._calls += 1
         return step_id if count == 0 else f"{step_id}:{count}"
 
     def _check_nesting(self, key: str) -> None:

@@ -1,4 +1,4 @@
-"""Worker: dispatch events, fire cron ticks, then claim and execute runs under leases."""
+"""Worker: relay defers, dispatch events, fire cron ticks, then claim and execute runs."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .events import dispatch_pending
 from .executor import execute_run
 from .ids import new_token
 from .models import Event, FunctionRun
+from .outbox import has_unrelayed, relay_pending
 from .registry import FunctionRegistry, default_registry
 from .scheduler import CronScheduler
 
@@ -66,8 +67,9 @@ class Worker:
     # -- one iteration ---------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Do one round of dispatch, cron and claims; return how much work it found."""
-        work = dispatch_pending(registry=self.registry)
+        """Do one round of relay, dispatch, cron and claims; return how much work it found."""
+        work = relay_pending()
+        work += dispatch_pending(registry=self.registry)
         work += self.scheduler.fire_due()
         if not self._stopping.is_set():
             work += self._claim_and_execute()
@@ -199,8 +201,8 @@ class Worker:
 
 
 def next_due_at(now: datetime) -> datetime | None:
-    """Return when the next run becomes claimable (`now` if events wait), or None."""
-    if Event.objects.undispatched().exists():
+    """Return when the next run becomes claimable (`now` if events or defers wait), or None."""
+    if Event.objects.undispatched().exists() or has_unrelayed():
         return now
     return (
         FunctionRun.objects.filter(status__in=CLAIMABLE_STATUSES)

@@ -23,5 +23,10 @@ class AppSettingsModel(BaseModel):
     MAX_EVENT_BYTES: int = Field(default=512 * 1024, ge=1)
     EVENT_DEDUPE_SECONDS: float = Field(default=24 * 3600, ge=0)
     DISPATCH_BATCH_SIZE: int = Field(default=100, ge=1)
+    RELAY_BATCH_SIZE: int = Field(default=100, ge=1)
+    MAX_DEFERS_PER_RUN: int = Field(default=20, ge=0)
+    MAX_DEFER_PAYLOAD_BYTES: int = Field(default=4 * 1024 * 1024, ge=1)
+    MAX_DEFER_PAYLOAD_BYTES_PER_RUN: int = Field(default=4 * 1024 * 1024, ge=1)
+    CANCEL_CHECK_SECONDS: float = Field(default=0.5, ge=0)
     SQLITE_WAL: bool = True
     SQLITE_BUSY_TIMEOUT_SECONDS: float = Field(default=30.0, ge=0)
