@@ -161,7 +161,13 @@ class DeferBook:
             )
             return DeferHandle(None, str(defer_id))
         if not isinstance(defer_id, str) or not defer_id.strip():
-            raise _Skip(f"defer id must be a non-empty string, got {defer_id!r}")
+            self._log(
+                logging.ERROR,
+                f"Defer skipped: defer id must be a non-empty string, got {defer_id!r}",
+                defer_id,
+                "defer_skipped",
+            )
+            return DeferHandle(None, str(defer_id))
         if len(defer_id) > MAX_DEFER_ID_LENGTH:
             self._log(
                 logging.ERROR,
@@ -172,8 +178,10 @@ class DeferBook:
             return DeferHandle(None, defer_id)
         if defer_id in self._seen:
             # No `:N` suffix as steps get: a defer inside a step would change index on a retry.
+            # The pass that recorded the first call warned; replays stay quiet.
+            level = logging.DEBUG if defer_id in (self._stored or {}) else logging.WARNING
             self._log(
-                logging.WARNING,
+                level,
                 "Defer skipped: duplicate id within run, the first call wins",
                 defer_id,
                 "defer_duplicate",

@@ -88,3 +88,41 @@ if os.environ.get(CRON_ENV) == "1":
     def every_minute(ctx: inngest.Context) -> dict:
         """Return the tick's event data; tests count this function's runs per tick."""
         return dict(ctx.event.data)
+
+
+@inngest.create_defer(client, id="cleanup", retries=2)
+def cleanup(ctx: inngest.Context) -> dict:
+    """Write one Order row for the defer that started this run, in a step."""
+    parent = ctx.parents[0]
+    key = f"cleanup-{ctx.event.data['n']}"
+
+    def write() -> str:
+        Order.objects.create(reference=parent.run_id, step_key=key)
+        return key
+
+    return {"wrote": ctx.step.run("write", write)}
+
+
+@client.create_function(fn_id="defer-cleanup", trigger=inngest.TriggerEvent(event="testapp/defer"))
+def defer_cleanup(ctx: inngest.Context) -> dict:
+    """Three steps writing Orders; "keep" is deferred inside a step, "drop" outside and cancelled.
+
+    data.pause_s makes each step hold its transaction open, so a kill lands mid-run.
+    """
+    pause = float(ctx.event.data.get("pause_s", 0))
+
+    def write(step_key: str) -> str:
+        Order.objects.create(reference=ctx.run_id, step_key=step_key)
+        time.sleep(pause)
+        return step_key
+
+    def write_and_defer() -> str:
+        ctx.defer("keep", function=cleanup, data={"n": 1})
+        return write("a")
+
+    ctx.step.run("a", write_and_defer)
+    drop = ctx.defer("drop", function=cleanup, data={"n": 2})
+    ctx.step.run("b", write, "b")
+    ctx.step.run("c", write, "c")
+    drop.cancel()
+    return {"steps": 3}
