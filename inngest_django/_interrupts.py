@@ -18,6 +18,20 @@ class SleepPlanned(Interrupt):
         self.until = until
 
 
+class WaitPlanned(Interrupt):
+    """The handler reached a wait (an event or an invoked run) that has not resolved yet.
+
+    `persisted` is False when a replay found the wait still pending: the executor must put
+    the run back to waiting, as nothing was written this pass.
+    """
+
+    def __init__(self, step_key: str, until: datetime | None, *, persisted: bool) -> None:
+        super().__init__(step_key, until)
+        self.step_key = step_key
+        self.until = until
+        self.persisted = persisted
+
+
 class RetryScheduled(Interrupt):
     """A step failed with retries left; the executor already recorded the next attempt."""
 

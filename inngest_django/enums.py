@@ -18,8 +18,9 @@ class RunStatus(models.TextChoices):
 
 
 # Runs in these statuses may be claimed once `available_at` has passed; for RUNNING that time
-# is the lease expiry, which is how a dead worker's runs are resumed.
-CLAIMABLE_STATUSES = (RunStatus.QUEUED, RunStatus.SLEEPING, RunStatus.RUNNING)
+# is the lease expiry, which is how a dead worker's runs are resumed; for WAITING it is the
+# wait's timeout, brought forward to now when the event or the invoked run arrives.
+CLAIMABLE_STATUSES = (RunStatus.QUEUED, RunStatus.SLEEPING, RunStatus.WAITING, RunStatus.RUNNING)
 FINISHED_STATUSES = (
     RunStatus.COMPLETED,
     RunStatus.FAILED,
@@ -33,11 +34,15 @@ class StepStatus(models.TextChoices):
     ERRORED = "ERRORED", _("Errored, will retry")
     FAILED = "FAILED", _("Failed")
     SLEEPING = "SLEEPING", _("Sleeping")
+    WAITING = "WAITING", _("Waiting")
 
 
 class StepOp(models.TextChoices):
     RUN = "RUN", _("Run")
     SLEEP = "SLEEP", _("Sleep")
+    WAIT_FOR_EVENT = "WAIT_FOR_EVENT", _("Wait for event")
+    INVOKE = "INVOKE", _("Invoke")
+    SEND_EVENT = "SEND_EVENT", _("Send event")
 
 
 class DeferStatus(models.TextChoices):
@@ -45,3 +50,16 @@ class DeferStatus(models.TextChoices):
     CANCELLED = "CANCELLED", _("Cancelled")
     SCHEDULED = "SCHEDULED", _("Scheduled")
     REJECTED = "REJECTED", _("Rejected")
+
+
+class WaitKind(models.TextChoices):
+    EVENT = "EVENT", _("Wait for event")
+    INVOKE = "INVOKE", _("Invoked run")
+    CANCEL = "CANCEL", _("Cancel rule")
+
+
+class WaitOutcome(models.TextChoices):
+    EVENT = "EVENT", _("Event arrived")
+    FINISHED = "FINISHED", _("Invoked run finished")
+    TIMEOUT = "TIMEOUT", _("Timed out")
+    RUN_ENDED = "RUN_ENDED", _("Run ended first")

@@ -22,6 +22,7 @@ from .ids import new_id
 from .models import Event, FunctionRun, IdempotencyKey
 from .registry import FunctionRegistry, default_registry
 from .schemas.events import Event as EventIn
+from .waits import WaitResolver, cancel_rule_waits, save_waits
 
 logger = logging.getLogger(__name__)
 
@@ -114,9 +115,14 @@ def dispatch_pending(
         if not ids:
             return 0
         runs: list[FunctionRun] = []
-        for event in Event.objects.filter(pk__in=ids).order_by("id"):
+        events = list(Event.objects.filter(pk__in=ids).order_by("id"))
+        for event in events:
             runs.extend(_runs_for(event, registry, now))
-        FunctionRun.objects.bulk_create(runs)
+        save_runs(runs, registry=registry)
+        # After the new runs' cancel rules exist: a later event of this batch may cancel them.
+        resolver = WaitResolver(now)
+        for event in events:
+            resolver.resolve(event)
     for run in runs:
         logger.info(
             "Run queued run_id=%s function_id=%s event_id=%s",
@@ -152,6 +158,18 @@ def _first_with_id(function: Function, event: Event, now: datetime) -> bool:
     return IdempotencyKey.acquire(
         function.id, f"event:{event.external_id}"[:255], now=now, expires_at=now + window
     )
+
+
+def save_runs(runs: list[FunctionRun], *, registry: FunctionRegistry = default_registry) -> None:
+    """Store new runs (their `event` set) together with their functions' cancel-rule waits."""
+    FunctionRun.objects.bulk_create(runs)
+    waits = cancel_rule_waits(
+        (run, registry.get(run.function_id), run.event)
+        for run in runs
+        if run.function_id in registry
+    )
+    if waits:
+        save_waits(waits)
 
 
 def new_run(function: Function, event: Event, now: datetime) -> FunctionRun:

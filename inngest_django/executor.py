@@ -10,26 +10,50 @@ from typing import Any
 from django.db import connection, transaction
 
 from . import clock, signals
-from ._interrupts import Interrupt, LeaseLost, RetryScheduled, RunCancelled, SleepPlanned
+from ._interrupts import (
+    Interrupt,
+    LeaseLost,
+    RetryScheduled,
+    RunCancelled,
+    SleepPlanned,
+    WaitPlanned,
+)
 from .conf import app_settings
 from .context import Context, ReplayAwareLogger
 from .defers import DeferBook, split_event_data, validate_received
-from .enums import RunStatus, StepOp, StepStatus
-from .events import emit
+from .enums import RunStatus, StepOp, StepStatus, WaitKind
+from .events import emit, new_run, save_runs, send
 from .exceptions import (
     FunctionNotFoundError,
+    InvalidEventError,
     LimitExceededError,
     NonRetriableError,
     RetryAfterError,
     StepError,
 )
-from .functions import CANCELLED_EVENT, FAILED_EVENT, FINISHED_EVENT, DeferredFunction, Function
+from .functions import (
+    CANCELLED_EVENT,
+    FAILED_EVENT,
+    FINISHED_EVENT,
+    INVOKED_EVENT,
+    DeferredFunction,
+    Function,
+)
 from .models import DeferIntent, FunctionRun, StepRun
 from .registry import FunctionRegistry, default_registry
 from .retries import backoff_delay, retry_after_at
 from .schemas.events import Event
 from .serialization import OutputNotSerializableError, dump_value, error_to_json, load_value
 from .steps import Memo, Step
+from .waits import (
+    after_id,
+    end_waits,
+    expire,
+    finish_invoked,
+    invoke_error,
+    new_wait,
+    save_waits,
+)
 
 logger = logging.getLogger(__name__)
 user_logger = logging.getLogger("inngest_django.functions")
@@ -62,10 +86,17 @@ def _log(level: int, message: str, run: FunctionRun, action: str, *args: Any) ->
 class RunPass:
     """One pass of one run's handler under a lease: the StepRunner the Step tools call."""
 
-    def __init__(self, run: FunctionRun, function: Function, lease_token: str) -> None:
+    def __init__(
+        self,
+        run: FunctionRun,
+        function: Function,
+        lease_token: str,
+        registry: FunctionRegistry = default_registry,
+    ) -> None:
         self.run = run
         self.function = function
         self.lease_token = lease_token
+        self.registry = registry
         # SQLite without transaction_mode IMMEDIATE: a write first makes the step take the write
         # lock at once, instead of failing with "database is locked" when it upgrades from read
         # to write mid-step. IMMEDIATE transactions take that lock at BEGIN already.
@@ -75,11 +106,19 @@ class RunPass:
         self.memos: dict[str, Memo] = {}
         self.ctx: Context | None = None
         self.defers = DeferBook(run.pk, run.function_id)
+        self._cancel_reason = ""
+        finish = function.timeouts.finish_delta if function.timeouts else None
+        self._finish_by = run.started_at + finish if finish and run.started_at else None
 
     # -- the StepRunner protocol -------------------------------------------------------------
 
     def run_step(
-        self, step_key: str, fn: Callable[..., Any], args: tuple[Any, ...], output_type: Any
+        self,
+        step_key: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        output_type: Any,
+        op: str = StepOp.RUN,
     ) -> Any:
         self._stop_if_cancelled()
         started = clock.now()
@@ -92,12 +131,12 @@ class RunPass:
                 result = fn(*args)
                 stored = self._store_output(step_key, result, output_type)
                 self.defers.flush()
-                self._record_completed(step_key, started, stored, touched=self._touch_first)
+                self._record_completed(step_key, started, stored, touched=self._touch_first, op=op)
         except Interrupt:
             raise
         except Exception as exc:
             self.defers.restore(checkpoint)
-            self._step_failed(step_key, exc, started)
+            self._step_failed(step_key, exc, started, op)
         if self.ctx is not None:
             self.ctx.attempt = 0
         return stored if output_type is None else load_value(stored, output_type)
@@ -111,7 +150,9 @@ class RunPass:
                 return
             self.defers.flush()
             self._save_step(step_key, StepOp.SLEEP, StepStatus.SLEEPING, now, wake_at=until)
-            if not FunctionRun.mark_sleeping(self.run.pk, self.lease_token, until=until):
+            if not FunctionRun.mark_sleeping(
+                self.run.pk, self.lease_token, until=self._release_until(until)
+            ):
                 raise LeaseLost()
         _log(
             logging.INFO,
@@ -123,7 +164,121 @@ class RunPass:
         )
         raise SleepPlanned(step_key, until)
 
+    def plan_wait(
+        self,
+        step_key: str,
+        *,
+        event: str,
+        until: datetime,
+        if_exp: str | None,
+        match: str | None,
+    ) -> None:
+        now = clock.now()
+        wait = new_wait(
+            self.run,
+            self.run.event.to_json(),
+            kind=WaitKind.EVENT,
+            event_name=event,
+            step_key=step_key,
+            expression=if_exp,
+            match=match,
+            after_event_id=after_id(),
+            expires_at=until,
+        )
+        with transaction.atomic():
+            self.defers.flush()
+            self._save_step(step_key, StepOp.WAIT_FOR_EVENT, StepStatus.WAITING, now, wake_at=until)
+            save_waits([wait])
+            self._release_to_wait(until)
+        _log(
+            logging.INFO,
+            "Run waiting for event %s until %s step=%s",
+            self.run,
+            "run_waiting",
+            event,
+            until.isoformat(),
+            step_key,
+        )
+        raise WaitPlanned(step_key, until, persisted=True)
+
+    def plan_invoke(
+        self, step_key: str, *, function_id: str, data: dict[str, Any], until: datetime
+    ) -> None:
+        now = clock.now()
+        target = self.registry.get(function_id) if function_id in self.registry else None
+        if target is None or isinstance(target, DeferredFunction):
+            reason = (
+                f"no registered function has the id {function_id!r}"
+                if target is None
+                else f"{function_id!r} is a deferred function, started only by ctx.defer"
+            )
+            error = invoke_error(f"invoke {step_key!r}: {reason}")
+            with transaction.atomic():
+                self.defers.flush()
+                self._touch()
+                self._save_step(step_key, StepOp.INVOKE, StepStatus.FAILED, now, error=error)
+            raise NonRetriableError(error["message"])
+        meta = {"parent_run_id": self.run.pk, "parent_fn_slug": self.run.function_id}
+        with transaction.atomic():
+            self.defers.flush()
+            event = emit(INVOKED_EVENT, {**data, "_inngest": meta}, dispatched_at=now)
+            child = new_run(target, event, now)
+            child.parent_run_id = self.run.pk
+            save_runs([child], registry=self.registry)
+            self._save_step(step_key, StepOp.INVOKE, StepStatus.WAITING, now, wake_at=until)
+            wait = new_wait(
+                self.run,
+                {},
+                kind=WaitKind.INVOKE,
+                step_key=step_key,
+                child_run=child,
+                expires_at=until,
+            )
+            save_waits([wait])
+            self._release_to_wait(until)
+        _log(
+            logging.INFO,
+            "Run invoked %s child_run_id=%s step=%s",
+            self.run,
+            "run_invoked",
+            function_id,
+            child.pk,
+            step_key,
+        )
+        raise WaitPlanned(step_key, until, persisted=True)
+
+    def send_events(self, events: Any) -> list[str]:
+        try:
+            return send(events)
+        except InvalidEventError as exc:
+            # Sending the same events again cannot make them valid.
+            raise NonRetriableError(str(exc)) from exc
+
     # -- helpers -----------------------------------------------------------------------------
+
+    def _release_until(self, until: datetime) -> datetime:
+        """Return when a released run must be looked at again: its wake-up or its deadline."""
+        return min(until, self._finish_by) if self._finish_by else until
+
+    def _release_to_wait(self, until: datetime) -> None:
+        if not FunctionRun.mark_waiting(
+            self.run.pk, self.lease_token, until=self._release_until(until)
+        ):
+            raise LeaseLost()
+
+    def _check_timeouts(self) -> None:
+        """Raise RunCancelled if the run started too late or has run too long."""
+        timeouts, run = self.function.timeouts, self.run
+        if timeouts is None or run.started_at is None:
+            return
+        start = timeouts.start_delta
+        first_pass = run.attempt == 0 and not self.memos
+        if start and first_pass and run.started_at - run.created_at > start:
+            self._cancel_reason = f"timeouts.start: not started within {start}"
+            raise RunCancelled()
+        if self._finish_by and clock.now() >= self._finish_by:
+            self._cancel_reason = f"timeouts.finish: not finished within {timeouts.finish_delta}"
+            raise RunCancelled()
 
     @property
     def _attempt(self) -> int:
@@ -132,6 +287,7 @@ class RunPass:
 
     def _stop_if_cancelled(self) -> None:
         """Raise RunCancelled if someone asked the run to stop; reads at most so often."""
+        self._check_timeouts()
         interval = app_settings.CANCEL_CHECK_SECONDS
         if clock.monotonic() - self._cancel_checked_at < interval:
             return
@@ -145,7 +301,7 @@ class RunPass:
         self._renewed_at = clock.monotonic()
 
     def _record_completed(
-        self, step_key: str, started: datetime, stored: Any, *, touched: bool
+        self, step_key: str, started: datetime, stored: Any, *, touched: bool, op: str
     ) -> None:
         """Write the memo of a successful step, in its transaction, only while the lease holds."""
         attempt = self._attempt
@@ -156,7 +312,7 @@ class RunPass:
             self._touch()
             touched = True
         if touched:
-            self._save_step(step_key, StepOp.RUN, StepStatus.COMPLETED, started, output=stored)
+            self._save_step(step_key, op, StepStatus.COMPLETED, started, output=stored)
             return
         # The common case: one statement that inserts the memo only while this lease holds
         # the run, so a worker that lost its lease rolls the step's own writes back here.
@@ -165,7 +321,7 @@ class RunPass:
             run_id=self.run.pk,
             lease_token=self.lease_token,
             step_key=step_key,
-            op=StepOp.RUN,
+            op=op,
             status=StepStatus.COMPLETED,
             output=stored,
             started_at=started,
@@ -217,7 +373,7 @@ class RunPass:
             StepRun.objects.filter(run_id=self.run.pk, step_key=step_key).update(**fields)
         self.memos[step_key] = Memo(status=status, output=output, error=error, attempts=attempts)
 
-    def _step_failed(self, step_key: str, exc: Exception, started: datetime) -> None:
+    def _step_failed(self, step_key: str, exc: Exception, started: datetime, op: str) -> None:
         """Record a failed attempt; raise RetryScheduled, or the error the handler should see."""
         error = error_to_json(exc)
         attempt = self._attempt
@@ -225,14 +381,14 @@ class RunPass:
         with transaction.atomic():
             self.defers.flush()
             if retry_at is not None:
-                self._save_step(step_key, StepOp.RUN, StepStatus.ERRORED, started, error=error)
+                self._save_step(step_key, op, StepStatus.ERRORED, started, error=error)
                 if not FunctionRun.mark_queued_for_retry(
                     self.run.pk, self.lease_token, retry_at=retry_at, error=error
                 ):
                     raise LeaseLost()
             else:
                 self._touch()
-                self._save_step(step_key, StepOp.RUN, StepStatus.FAILED, started, error=error)
+                self._save_step(step_key, op, StepStatus.FAILED, started, error=error)
         if retry_at is not None:
             _log(
                 logging.WARNING,
@@ -276,22 +432,29 @@ class RunPass:
     def execute(self) -> None:
         """Call the handler once, from the top, and persist how the pass ended."""
         run = self.run
-        steps = list(
-            StepRun.objects.filter(run_id=run.pk).only(
-                "step_key", "status", "output", "error", "attempts", "wake_at"
-            )
-        )
+        steps = self._load_steps()
         self._complete_due_sleeps(steps)
+        if self._expire_due_waits(steps):
+            steps = self._load_steps()
         self.memos = {
-            step.step_key: Memo(step.status, step.output, step.error, step.attempts)
+            step.step_key: Memo(step.status, step.output, step.error, step.attempts, step.wake_at)
             for step in steps
         }
         if run.cancel_requested_at is not None:
+            self._cancel_reason = run.cancel_reason
+            self._finish(RunStatus.CANCELLED)
+            return
+        try:
+            self._check_timeouts()
+        except RunCancelled:
             self._finish(RunStatus.CANCELLED)
             return
         step = Step(self.memos, self, max_steps=app_settings.MAX_STEPS_PER_RUN)
         event = Event.model_validate(run.event.to_json())
         parents = []
+        if event.name == INVOKED_EVENT and isinstance(event.data, dict):
+            data = {k: v for k, v in event.data.items() if k != "_inngest"}
+            event = event.model_copy(update={"data": data})
         if isinstance(self.function, DeferredFunction):
             try:
                 payload, parent = split_event_data(event.data)
@@ -321,6 +484,10 @@ class RunPass:
         except RunCancelled:
             self._finish(RunStatus.CANCELLED)
             return
+        except WaitPlanned as wait:
+            if not wait.persisted:
+                self._wait_again(wait)
+            return
         except Interrupt:
             return
         except Exception as exc:
@@ -334,6 +501,35 @@ class RunPass:
             self._finish(RunStatus.FAILED, error=error_to_json(NonRetriableError(str(exc))))
             return
         self._finish(RunStatus.COMPLETED, output=output)
+
+    def _load_steps(self) -> list[StepRun]:
+        return list(
+            StepRun.objects.filter(run_id=self.run.pk).only(
+                "step_key", "status", "output", "error", "attempts", "wake_at"
+            )
+        )
+
+    def _expire_due_waits(self, steps: list[StepRun]) -> bool:
+        """Time out waits past their timeout; return True if any step row changed."""
+        now = clock.now()
+        due = [
+            s for s in steps if s.status == StepStatus.WAITING and s.wake_at and s.wake_at <= now
+        ]
+        for step in due:
+            with transaction.atomic():
+                expire(self.run.pk, step.step_key, now=now)
+        # Reload even when another worker resolved a wait first: its row changed too.
+        return bool(due)
+
+    def _wait_again(self, wait: WaitPlanned) -> None:
+        """Put a run whose replay reached a still-pending wait back to waiting."""
+        until = wait.until or clock.now()
+        with transaction.atomic():
+            self.defers.flush()
+            if not FunctionRun.mark_waiting(
+                self.run.pk, self.lease_token, until=self._release_until(until)
+            ):
+                _log(logging.WARNING, "Lease lost before waiting again", self.run, "lease_lost")
 
     def _complete_due_sleeps(self, steps: list[StepRun]) -> None:
         """Mark sleeps whose time has come as completed, so the handler replays past them."""
@@ -380,12 +576,22 @@ class RunPass:
         run, now = self.run, clock.now()
         with transaction.atomic():
             if not FunctionRun.mark_finished(
-                run.pk, self.lease_token, status=status, now=now, output=output, error=error
+                run.pk,
+                self.lease_token,
+                status=status,
+                now=now,
+                output=output,
+                error=error,
+                cancel_reason=self._cancel_reason or None,
             ):
                 _log(logging.WARNING, "Lease lost before finishing", run, "lease_lost")
                 return
             self.defers.flush()
             scheduled = DeferIntent.schedule_pending(run.pk, now=now)
+            if self.function.cancel or status != RunStatus.COMPLETED or self._has_waited():
+                end_waits(run.pk, now=now)
+            if run.event.name == INVOKED_EVENT:
+                finish_invoked(run, status=status, output=output, error=error)
             if run.event.name not in _SILENT_TRIGGERS:
                 self._emit_finish_events(status, output, error)
         run.status, run.output, run.error, run.finished_at = status, output, error, now
@@ -405,6 +611,10 @@ class RunPass:
                 (error or {}).get("name"),
                 (error or {}).get("message"),
             )
+
+    def _has_waited(self) -> bool:
+        ops = (StepStatus.WAITING,)
+        return any(memo.status in ops for memo in self.memos.values())
 
     def _emit_finish_events(
         self, status: RunStatus, output: Any, error: dict[str, Any] | None
@@ -449,6 +659,11 @@ def execute_run(
             ):
                 # Defers an earlier pass recorded still start: their cleanup may matter most.
                 DeferIntent.schedule_pending(run.pk, now=now)
+                end_waits(run.pk, now=now)
+                if run.event.name == INVOKED_EVENT:
+                    finish_invoked(
+                        run, status=RunStatus.FAILED, output=None, error=error_to_json(exc)
+                    )
         _log(logging.ERROR, "Run failed: function not registered", run, "run_failed")
         return
-    RunPass(run, function, lease_token).execute()
+    RunPass(run, function, lease_token, registry).execute()

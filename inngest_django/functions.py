@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from .exceptions import InvalidFunctionConfigError
 from .expressions import Expression
-from .schemas.config import TriggerCron, TriggerEvent
+from .schemas.config import Cancel, Timeouts, TriggerCron, TriggerEvent
 
 if TYPE_CHECKING:
     from .client import Inngest
@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Context"], Any]
 MAX_TRIGGERS = 10
+MAX_CANCEL_RULES = 5
 FAILED_EVENT = "inngest/function.failed"
 FINISHED_EVENT = "inngest/function.finished"
 CANCELLED_EVENT = "inngest/function.cancelled"
+INVOKED_EVENT = "inngest/function.invoked"
 SCHEDULED_EVENT = "inngest/scheduled.timer"
 DEFERRED_EVENT = "inngest/deferred.schedule"
 # Options create_function takes that create_defer refuses: a deferred function is started
@@ -29,8 +31,6 @@ _NOT_FOR_DEFER = ("trigger", "on_failure", "batch_events")
 # Options named by API.md whose behaviour arrives with a later issue; accepting them silently
 # would drop a user's flow control, so they fail loudly until then.
 _NOT_YET_SUPPORTED = {
-    "cancel": 4,
-    "timeouts": 4,
     "concurrency": 5,
     "throttle": 5,
     "rate_limit": 5,
@@ -57,6 +57,8 @@ class Function:
         output_type: Any = None,
         on_failure: Handler | None = None,
         default_retries: int = 4,
+        cancel: Sequence[Cancel] | None = None,
+        timeouts: Timeouts | None = None,
     ) -> None:
         _check_id(fn_id)
         self.app_id = app_id
@@ -68,6 +70,10 @@ class Function:
         self.output_type = output_type
         self.retries = self._check_retries(default_retries if retries is None else retries)
         self.triggers = self._check_triggers(triggers)
+        self.cancel = self._check_cancel(cancel)
+        if timeouts is not None and not isinstance(timeouts, Timeouts):
+            raise self._fail(f"timeouts must be a Timeouts, got {timeouts!r}")
+        self.timeouts = timeouts
         self.event_triggers = [t for t in self.triggers if isinstance(t, TriggerEvent)]
         self.cron_triggers = [t for t in self.triggers if isinstance(t, TriggerCron)]
         self._expressions = {
@@ -115,6 +121,17 @@ class Function:
         if len(crons) != len(set(crons)):
             raise self._fail("has the same cron trigger twice")
         return list(triggers)
+
+    def _check_cancel(self, cancel: Any) -> list[Cancel]:
+        if cancel is None:
+            return []
+        if isinstance(cancel, Cancel):
+            cancel = [cancel]
+        if not isinstance(cancel, list | tuple) or not all(isinstance(c, Cancel) for c in cancel):
+            raise self._fail("cancel must be a Cancel or a list of them")
+        if len(cancel) > MAX_CANCEL_RULES:
+            raise self._fail(f"has {len(cancel)} cancel rules; the limit is {MAX_CANCEL_RULES}")
+        return list(cancel)
 
     def matches(self, event_json: dict[str, Any]) -> bool:
         """Return True if any event trigger matches this event, expression included."""
@@ -173,6 +190,8 @@ def build_function(
             output_type=options.get("output_type"),
             on_failure=options.get("on_failure"),
             default_retries=client.default_retries,
+            cancel=options.get("cancel"),
+            timeouts=options.get("timeouts"),
         )
     except ValidationError as exc:
         raise InvalidFunctionConfigError(f"Function {fn_id!r}: {exc}") from exc
@@ -204,6 +223,8 @@ def build_deferred_function(
         retries=options.get("retries"),
         output_type=options.get("output_type"),
         default_retries=client.default_retries,
+        cancel=options.get("cancel"),
+        timeouts=options.get("timeouts"),
     )
 
 
@@ -214,7 +235,15 @@ def _check_options(fn_id: str, options: dict[str, Any]) -> None:
         raise InvalidFunctionConfigError(
             f"Function {fn_id!r}: option(s) {names} are not supported by this version yet"
         )
-    known = {"name", "retries", "output_type", "on_failure", *_NOT_YET_SUPPORTED}
+    known = {
+        "name",
+        "retries",
+        "output_type",
+        "on_failure",
+        "cancel",
+        "timeouts",
+        *_NOT_YET_SUPPORTED,
+    }
     unknown = sorted(set(options) - known)
     if unknown:
         raise InvalidFunctionConfigError(

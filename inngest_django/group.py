@@ -1,4 +1,4 @@
-"""`ctx.group`: tools that coordinate steps (experiments); works over Step, never the database."""
+"""`ctx.group`: tools that coordinate steps (parallel, experiments); works over Step only."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class ExperimentResult(Generic[T]):
 
 
 class Group:
-    """`ctx.group`: run experiments over the run's step tools."""
+    """`ctx.group`: run steps side by side, or experiments, over the run's step tools."""
 
     def __init__(self, step: Step, run_id: str) -> None:
         self._step = step
@@ -82,6 +82,20 @@ class Group:
             variant=variant,
             experiment_ref=ExperimentRef(experiment_name=experiment_id, variant=variant),
         )
+
+    def parallel(self, callables: Sequence[Callable[[], Any]]) -> tuple[Any, ...]:
+        """Run each callable's steps and return their results in order.
+
+        The callables run one after another in this worker, each step memoized on its own, so
+        a replay returns what finished and carries on with what did not. A step that fails
+        surfaces as it would outside `parallel`.
+        """
+        if not isinstance(callables, list | tuple) or not all(callable(c) for c in callables):
+            raise NonRetriableError(
+                "group.parallel takes a list or tuple of callables taking no arguments, "
+                f"got {callables!r}"
+            )
+        return tuple(fn() for fn in callables)
 
     @staticmethod
     def _variant_names(experiment_id: str, variants: Any) -> tuple[str, ...]:

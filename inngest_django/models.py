@@ -11,7 +11,16 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from .enums import CLAIMABLE_STATUSES, FINISHED_STATUSES, DeferStatus, RunStatus, StepOp, StepStatus
+from .enums import (
+    CLAIMABLE_STATUSES,
+    FINISHED_STATUSES,
+    DeferStatus,
+    RunStatus,
+    StepOp,
+    StepStatus,
+    WaitKind,
+    WaitOutcome,
+)
 
 _CLAIMABLE_SQL = ", ".join(f"'{status.value}'" for status in CLAIMABLE_STATUSES)
 
@@ -107,7 +116,8 @@ class FunctionRunQuerySet(models.QuerySet):
         table = connection.ops.quote_name(self.model._meta.db_table)
         assignments = (
             f"status = '{RunStatus.RUNNING.value}', locked_by = %s, lease_token = %s, "
-            "locked_until = %s, available_at = %s, started_at = COALESCE(started_at, %s)"
+            "locked_until = %s, available_at = %s, started_at = COALESCE(started_at, %s), "
+            "wake_requested_at = NULL"
         )
         due = f"status IN ({_CLAIMABLE_SQL}) AND available_at <= %s"
         params = [worker_id, lease_token, _adapt(lease_until), _adapt(lease_until), _adapt(now)]
@@ -143,11 +153,12 @@ _RELEASED = {"locked_by": "", "lease_token": "", "locked_until": None}
 
 
 def _due_unless_cancelled(at: datetime) -> models.Case:
-    """Return `at`, or the run's cancel request time once someone asked it to stop."""
-    # Evaluated in the UPDATE itself, so a cancel that lands while the run executes is
-    # seen when the run releases its lease, with no read in between.
+    """Return `at`, or the time of a cancel or wake request that came while the run executed."""
+    # Evaluated in the UPDATE itself, on the row as it is when the update gets its lock, so a
+    # request that lands while the run executes is seen when the run releases its lease.
     return models.Case(
         models.When(cancel_requested_at__isnull=False, then=models.F("cancel_requested_at")),
+        models.When(wake_requested_at__isnull=False, then=models.F("wake_requested_at")),
         default=models.Value(at),
     )
 
@@ -196,6 +207,15 @@ class FunctionRun(models.Model):
         blank=True,
         help_text=_("Set by cancel_run; the run stops at its next step boundary."),
     )
+    wake_requested_at = models.DateTimeField(
+        _("wake requested at"),
+        null=True,
+        blank=True,
+        help_text=_("Set when what the run waits for arrived; cleared when a worker claims it."),
+    )
+    cancel_reason = models.CharField(
+        _("cancel reason"), max_length=255, blank=True, default="", help_text=_("Who asked.")
+    )
     attempt = models.PositiveIntegerField(
         _("attempt"), default=0, help_text=_("Failed attempts of the current step (0-based).")
     )
@@ -240,7 +260,7 @@ class FunctionRun(models.Model):
         )
 
     @classmethod
-    def request_cancel(cls, run_id: str, *, now: datetime) -> bool:
+    def request_cancel(cls, run_id: str, *, now: datetime, reason: str = "") -> bool:
         """Ask an unfinished run to stop; a run not executing now becomes due at once."""
         not_running = Q(status__in=[RunStatus.QUEUED, RunStatus.SLEEPING, RunStatus.WAITING])
         return bool(
@@ -248,6 +268,7 @@ class FunctionRun(models.Model):
             .exclude(status__in=FINISHED_STATUSES)
             .update(
                 cancel_requested_at=now,
+                cancel_reason=reason[:255],
                 available_at=models.Case(
                     models.When(not_running, then=models.Value(now)),
                     default=models.F("available_at"),
@@ -288,6 +309,30 @@ class FunctionRun(models.Model):
         )
 
     @classmethod
+    def mark_waiting(cls, run_id: str, lease_token: str, *, until: datetime) -> bool:
+        """Release the run until `until` (a timeout) or until what it waits for arrives."""
+        return bool(
+            cls.objects.held(run_id, lease_token).update(
+                status=RunStatus.WAITING,
+                attempt=0,
+                available_at=_due_unless_cancelled(until),
+                **_RELEASED,
+            )
+        )
+
+    @classmethod
+    def wake(cls, run_id: str, *, now: datetime) -> int:
+        """Make a waiting run due now: what it waited for has arrived."""
+        # An executing run keeps its lease expiry; the flag makes its release due at once.
+        return cls.objects.filter(pk=run_id).update(
+            wake_requested_at=now,
+            available_at=models.Case(
+                models.When(status=RunStatus.WAITING, then=models.Value(now)),
+                default=models.F("available_at"),
+            ),
+        )
+
+    @classmethod
     def mark_finished(
         cls,
         run_id: str,
@@ -297,10 +342,13 @@ class FunctionRun(models.Model):
         now: datetime,
         output: Any = None,
         error: dict[str, Any] | None = None,
+        cancel_reason: str | None = None,
     ) -> bool:
         """Set a final status with its output or error and release the run."""
+        extra = {} if cancel_reason is None else {"cancel_reason": cancel_reason[:255]}
         return bool(
             cls.objects.held(run_id, lease_token).update(
+                **extra,
                 status=status,
                 output=output,
                 error=error,
@@ -502,6 +550,119 @@ class OutboxMessage(models.Model):
         with connection.cursor() as cursor:
             cursor.execute(sql, [_adapt(now), limit])
             return sorted(row[0] for row in cursor.fetchall())
+
+
+class WaitQuerySet(models.QuerySet):
+    def pending(self) -> WaitQuerySet:
+        return self.filter(resolved_at__isnull=True)
+
+
+class Wait(models.Model):
+    """What a run waits for: an event (wait_for_event), an invoked run, or a cancel rule's event."""
+
+    run = models.ForeignKey(
+        FunctionRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="waits"
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=WaitKind.choices)
+    step_key = models.CharField(_("step id"), max_length=255, blank=True, default="")
+    event_name = models.CharField(
+        _("event name"), max_length=255, blank=True, default="", help_text=_("The awaited event.")
+    )
+    match_key = models.CharField(
+        _("match field"),
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("Path such as data.user_id that must equal the run's trigger event's."),
+    )
+    match_value = models.CharField(
+        _("match value"), max_length=255, blank=True, default="", help_text=_("As JSON.")
+    )
+    expression = models.TextField(
+        _("if expression"), blank=True, default="", help_text=_("CEL over `event` and `async`.")
+    )
+    after_event_id = models.CharField(
+        _("after event id"),
+        max_length=26,
+        blank=True,
+        default="",
+        help_text=_("Only events with a later id count: those received after the wait began."),
+    )
+    child_run = models.ForeignKey(
+        FunctionRun,
+        verbose_name=_("invoked run"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="invoked_by",
+    )
+    expires_at = models.DateTimeField(_("times out at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    outcome = models.CharField(
+        _("outcome"), max_length=16, choices=WaitOutcome.choices, blank=True, default=""
+    )
+    event = models.ForeignKey(
+        Event,
+        verbose_name=_("matched event"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    objects = WaitQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("wait")
+        verbose_name_plural = _("waits")
+        ordering = ["id"]
+        indexes = [
+            # One incoming event finds its waits by name and match value, never by a scan.
+            models.Index(
+                fields=["event_name", "match_key", "match_value"],
+                condition=Q(resolved_at__isnull=True),
+                name="inngest_wait_pending_match",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.step_key or self.event_name}"
+
+    @classmethod
+    def resolve(
+        cls,
+        pk: int,
+        *,
+        now: datetime,
+        outcome: WaitOutcome,
+        event_id: str | None = None,
+    ) -> bool:
+        """Resolve a pending wait; False if something else resolved it first."""
+        return bool(
+            cls.objects.filter(pk=pk, resolved_at__isnull=True).update(
+                resolved_at=now, outcome=outcome, event_id=event_id
+            )
+        )
+
+
+class WaitKey(models.Model):
+    """A match field some wait uses for an event name: where an incoming event looks."""
+
+    event_name = models.CharField(_("event name"), max_length=255)
+    match_key = models.CharField(_("match field"), max_length=255)
+
+    class Meta:
+        verbose_name = _("wait key")
+        verbose_name_plural = _("wait keys")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_name", "match_key"], name="inngest_wait_key_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_name}: {self.match_key}"
 
 
 class IdempotencyKey(models.Model):

@@ -11,10 +11,11 @@ from . import clock
 from .conf import app_settings
 from .defers import event_data
 from .enums import RunStatus
-from .events import emit_row
+from .events import emit_row, save_runs
 from .functions import DEFERRED_EVENT
 from .ids import new_id
 from .models import DeferIntent, Event, FunctionRun, OutboxMessage
+from .registry import FunctionRegistry, default_registry
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,9 @@ def has_unrelayed() -> bool:
     return OutboxMessage.objects.filter(relayed_at__isnull=True).exists()
 
 
-def relay_pending(*, limit: int | None = None) -> int:
+def relay_pending(
+    *, limit: int | None = None, registry: FunctionRegistry = default_registry
+) -> int:
     """Start the deferred runs of a batch of outbox rows; return how many rows were relayed."""
     if not has_unrelayed():
         return 0
@@ -46,10 +49,10 @@ def relay_pending(*, limit: int | None = None) -> int:
         Event.objects.bulk_create(events)
         try:
             with transaction.atomic():
-                FunctionRun.objects.bulk_create(runs)
+                save_runs(runs, registry=registry)
         except IntegrityError:
             # Only possible if a run already exists for an intent; start the others.
-            runs = _create_one_by_one(runs)
+            runs = _create_one_by_one(runs, registry)
     for run in runs:
         logger.info(
             "Deferred run queued run_id=%s function_id=%s parent_run_id=%s",
@@ -78,12 +81,12 @@ def _run_for(intent: DeferIntent, event: Event, now: datetime) -> FunctionRun:
     )
 
 
-def _create_one_by_one(runs: list[FunctionRun]) -> list[FunctionRun]:
+def _create_one_by_one(runs: list[FunctionRun], registry: FunctionRegistry) -> list[FunctionRun]:
     created = []
     for run in runs:
         try:
             with transaction.atomic():
-                run.save(force_insert=True)
+                save_runs([run], registry=registry)
             created.append(run)
         except IntegrityError:
             logger.warning(

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from . import clock
 from .cron import CronSpec
-from .events import emit, new_run
+from .events import emit, new_run, save_runs
 from .functions import SCHEDULED_EVENT, Function
 from .models import CronSchedule
 from .registry import FunctionRegistry, default_registry
@@ -57,7 +57,7 @@ class CronScheduler:
                 # The tick's event goes to this function only, so it is born dispatched.
                 event = emit(SCHEDULED_EVENT, {"cron": cron}, dispatched_at=now)
                 run = new_run(function, event, now)
-                run.save(force_insert=True)
+                save_runs([run], registry=self.registry)
         self._next_tick[key] = next_tick
         if won:
             logger.info(

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from pydantic import BaseModel
+
 from . import clock
+from ._interrupts import WaitPlanned
 from .durations import MAX_SLEEP, parse_duration, parse_until
-from .enums import StepStatus
+from .enums import StepOp, StepStatus
 from .exceptions import LimitExceededError, NonRetriableError, StepError
+from .expressions import Expression, InvalidExpressionError
+from .schemas.events import Event
 from .serialization import load_value
 
 T = TypeVar("T")
+
+DEFAULT_INVOKE_TIMEOUT = timedelta(days=365)
+# A match names a field of both events: "data.id" means event.data.id == async.data.id.
+MATCH_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 @dataclass
@@ -25,16 +35,38 @@ class Memo:
     output: Any = None
     error: dict[str, Any] | None = None
     attempts: int = 0
+    wake_at: datetime | None = None
 
 
 class StepRunner(Protocol):
     """What the executor provides to run and record steps durably."""
 
     def run_step(
-        self, step_key: str, fn: Callable[..., Any], args: tuple[Any, ...], output_type: Any
+        self,
+        step_key: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        output_type: Any,
+        op: str = StepOp.RUN,
     ) -> Any: ...
 
     def plan_sleep(self, step_key: str, until: datetime) -> None: ...
+
+    def plan_wait(
+        self,
+        step_key: str,
+        *,
+        event: str,
+        until: datetime,
+        if_exp: str | None,
+        match: str | None,
+    ) -> None: ...
+
+    def plan_invoke(
+        self, step_key: str, *, function_id: str, data: dict[str, Any], until: datetime
+    ) -> None: ...
+
+    def send_events(self, events: Any) -> list[str]: ...
 
 
 class Step:
@@ -93,6 +125,20 @@ class Step:
         Raises:
             StepError: The step failed for good (retries spent) in this or an earlier pass.
         """
+        return self._run(step_id, fn, args, output_type, StepOp.RUN)
+
+    def send_event(self, step_id: str, events: Any) -> list[str]:
+        """Send one event or a list, once: a replay returns the ids sent the first time."""
+        return self._run(step_id, self._runner.send_events, (events,), None, StepOp.SEND_EVENT)
+
+    def _run(
+        self,
+        step_id: str,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        output_type: Any,
+        op: str,
+    ) -> T:
         key = self._key(step_id)
         self._check_nesting(key)
         memo = self._memos.get(key)
@@ -107,7 +153,7 @@ class Step:
         self._check_limit(key)
         self._current = key
         try:
-            result = self._runner.run_step(key, fn, args, output_type)
+            result = self._runner.run_step(key, fn, args, output_type, op)
         finally:
             self._current = None
         self._memos[key] = Memo(status=StepStatus.COMPLETED)
@@ -149,3 +195,99 @@ class Step:
         self._check_limit(key)
         self._runner.plan_sleep(key, until)
         self._memos[key] = Memo(status=StepStatus.COMPLETED)
+
+    def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: str,
+        timeout: timedelta | int | str,
+        if_exp: str | None = None,
+        match: str | None = None,
+    ) -> Event | None:
+        """Pause until an event named `event` arrives after this call, or return None at `timeout`.
+
+        `match="data.user_id"` requires `event.data.user_id == async.data.user_id`, where
+        `event` is the run's trigger and `async` the candidate; `if_exp` is a CEL expression
+        over the same two names.
+        """
+        key = self._key(step_id)
+        self._check_nesting(key)
+        memo = self._memos.get(key)
+        if memo is not None:
+            self._visit(key)
+            if memo.status == StepStatus.WAITING:
+                raise WaitPlanned(key, memo.wake_at, persisted=False)
+            return None if memo.output is None else Event.model_validate(memo.output)
+        if not isinstance(event, str) or not event.strip() or event.endswith("*"):
+            raise NonRetriableError(
+                f"wait_for_event {step_id!r}: event must be an event name, got {event!r}"
+            )
+        if match is not None and (not isinstance(match, str) or not MATCH_PATH.match(match)):
+            raise NonRetriableError(
+                f"wait_for_event {step_id!r}: match must be a field path such as "
+                f"'data.user_id', got {match!r}"
+            )
+        if if_exp is not None:
+            try:
+                Expression(if_exp)
+            except InvalidExpressionError as exc:
+                raise NonRetriableError(f"wait_for_event {step_id!r}: {exc}") from None
+        until = self._deadline(timeout, f"wait_for_event {step_id!r} timeout")
+        self._check_limit(key)
+        self._runner.plan_wait(key, event=event, until=until, if_exp=if_exp, match=match)
+
+    def invoke(
+        self,
+        step_id: str,
+        *,
+        function: Any,
+        data: Mapping[str, Any] | BaseModel | None = None,
+        timeout: timedelta | int | str | None = None,
+    ) -> Any:
+        """Start `function` with `data`, wait for it without holding a worker, return its output.
+
+        Raises:
+            NonRetriableError: The invoked run failed, was cancelled, timed out (default one
+                year), or the function does not exist.
+        """
+        key = self._key(step_id)
+        self._check_nesting(key)
+        memo = self._memos.get(key)
+        output_type = getattr(function, "output_type", None)
+        if memo is not None:
+            self._visit(key)
+            if memo.status == StepStatus.WAITING:
+                raise WaitPlanned(key, memo.wake_at, persisted=False)
+            if memo.status == StepStatus.FAILED:
+                raise NonRetriableError((memo.error or {}).get("message", "invoke failed"))
+            return load_value(memo.output, output_type)
+        function_id = function if isinstance(function, str) else getattr(function, "id", None)
+        if not isinstance(function_id, str) or not function_id:
+            raise NonRetriableError(
+                f"invoke {step_id!r}: function must be a Function or a function id, "
+                f"got {function!r}"
+            )
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json")
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise NonRetriableError(
+                f"invoke {step_id!r}: data must be a JSON object, not {type(data).__name__}"
+            )
+        if timeout is None:
+            until = clock.now() + DEFAULT_INVOKE_TIMEOUT
+        else:
+            until = self._deadline(timeout, f"invoke {step_id!r} timeout")
+        self._check_limit(key)
+        self._runner.plan_invoke(key, function_id=function_id, data=dict(data), until=until)
+
+    def _deadline(self, duration: timedelta | int | str, what: str) -> datetime:
+        try:
+            delta = parse_duration(duration, what=what)
+        except ValueError as exc:
+            raise NonRetriableError(str(exc)) from None
+        if delta > MAX_SLEEP:
+            raise NonRetriableError(f"{what} of {delta} is longer than the limit of 366 days")
+        return clock.now() + delta

@@ -68,7 +68,7 @@ class Worker:
 
     def run_once(self) -> int:
         """Do one round of relay, dispatch, cron and claims; return how much work it found."""
-        work = relay_pending()
+        work = relay_pending(registry=self.registry)
         work += dispatch_pending(registry=self.registry)
         work += self.scheduler.fire_due()
         if not self._stopping.is_set():

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..cron import CronSpec, InvalidCronError
+from ..durations import MAX_SLEEP, parse_duration
 from ..expressions import Expression, InvalidExpressionError
 
 Duration = timedelta | int | str
@@ -67,12 +68,50 @@ class TriggerCron(_Config):
 Trigger = TriggerEvent | TriggerCron
 
 
+def _positive_duration(value: Duration | None, what: str) -> Duration | None:
+    if value is None:
+        return None
+    delta = parse_duration(value, what=what)
+    if delta <= timedelta(0):
+        raise ValueError(f"{what} must be longer than zero")
+    if delta > MAX_SLEEP:
+        raise ValueError(f"{what} of {delta} is longer than the limit of 366 days")
+    return value
+
+
 class Cancel(_Config):
-    """Cancel a run when a matching event arrives."""
+    """Cancel a run when a matching event arrives (`event` is the trigger, `async` the new one)."""
 
     event: str
     if_exp: str | None = Field(default=None, alias="if")
     timeout: Duration | None = None
+
+    @field_validator("event")
+    @classmethod
+    def _check_event(cls, value: str) -> str:
+        if not value.strip() or "*" in value:
+            raise ValueError(f"cancel event must be an event name without wildcards, got {value!r}")
+        return value
+
+    @field_validator("if_exp")
+    @classmethod
+    def _check_if(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                Expression(value)
+            except InvalidExpressionError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _check_timeout(cls, value: Duration | None) -> Duration | None:
+        return _positive_duration(value, "cancel timeout")
+
+    @property
+    def timeout_delta(self) -> timedelta | None:
+        """Return how long after the trigger the rule listens, or None for the run's life."""
+        return None if self.timeout is None else parse_duration(self.timeout)
 
 
 class Concurrency(_Config):
@@ -128,6 +167,21 @@ class Timeouts(_Config):
 
     start: Duration | None = None
     finish: Duration | None = None
+
+    @field_validator("start", "finish")
+    @classmethod
+    def _check(cls, value: Duration | None) -> Duration | None:
+        return _positive_duration(value, "timeout")
+
+    @property
+    def start_delta(self) -> timedelta | None:
+        """Return the longest a run may wait from its creation to its first start."""
+        return None if self.start is None else parse_duration(self.start)
+
+    @property
+    def finish_delta(self) -> timedelta | None:
+        """Return the longest a run may take from its first start to its end."""
+        return None if self.finish is None else parse_duration(self.finish)
 
 
 class Singleton(_Config):

@@ -19,7 +19,7 @@ class InMemoryRunner:
     def __init__(self) -> None:
         self.ran: list[str] = []
 
-    def run_step(self, step_key, fn, args, output_type):
+    def run_step(self, step_key, fn, args, output_type, op="RUN"):
         self.ran.append(step_key)
         return fn(*args)
 

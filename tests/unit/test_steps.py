@@ -17,7 +17,7 @@ class InMemoryRunner:
         self.ran: list[str] = []
         self.sleeps: list[tuple[str, datetime]] = []
 
-    def run_step(self, step_key, fn, args, output_type):
+    def run_step(self, step_key, fn, args, output_type, op="RUN"):
         self.ran.append(step_key)
         return fn(*args)
 

@@ -1,0 +1,178 @@
+"""Cancelling runs: cancel rules on events, cancel_run, and start and finish timeouts."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import inngest_django as inngest
+from inngest_django.models import Event, FunctionRun, Wait
+
+pytestmark = pytest.mark.django_db
+
+
+def runs_of(function_id: str) -> list[FunctionRun]:
+    return list(FunctionRun.objects.filter(function_id=function_id).order_by("created_at"))
+
+
+def the_run(function_id: str) -> FunctionRun:
+    (run,) = runs_of(function_id)
+    return run
+
+
+@pytest.fixture
+def reminders(client):
+    """A reminder that sleeps, cancelled when its order is paid (cancel rule with if_exp)."""
+    undone = []
+
+    @inngest.create_defer(client, id="undo-hold")
+    def undo_hold(ctx):
+        undone.append(ctx.parents[0].run_id)
+
+    @client.create_function(
+        fn_id="remind",
+        trigger=inngest.TriggerEvent(event="shop/cart.abandoned"),
+        cancel=[
+            inngest.Cancel(event="shop/order.paid", if_exp="event.data.cart == async.data.cart")
+        ],
+        on_failure=lambda ctx: pytest.fail("cancelled runs never call on_failure"),
+    )
+    def remind(ctx):
+        ctx.defer("undo", function=undo_hold, data={})
+        ctx.step.sleep("wait-a-day", "1d")
+        return "reminded"
+
+    return undone
+
+
+def test_a_matching_event_cancels_the_run_and_its_defers_still_start(client, drain, reminders):
+    client.send(
+        [
+            inngest.Event(name="shop/cart.abandoned", data={"cart": "a"}),
+            inngest.Event(name="shop/cart.abandoned", data={"cart": "b"}),
+        ]
+    )
+    drain()
+    client.send(inngest.Event(name="shop/order.paid", data={"cart": "b"}))
+    drain()
+    by_cart = {run.event.data["cart"]: run for run in runs_of("test-remind")}
+    assert by_cart["a"].status == "SLEEPING"
+    cancelled = by_cart["b"]
+    assert cancelled.status == "CANCELLED"
+    assert cancelled.cancel_reason.startswith("cancel rule: event shop/order.paid")
+    assert reminders == [cancelled.pk]
+    finished = Event.objects.get(name="inngest/function.cancelled")
+    assert finished.data["run_id"] == cancelled.pk
+    assert not runs_of("test-remind-failure")
+    # The rule's wait on the cancelled run ended with it; the other run still listens.
+    assert Wait.objects.pending().filter(run=cancelled).count() == 0
+    assert Wait.objects.pending().filter(run=by_cart["a"]).count() == 1
+
+
+def test_only_events_after_the_trigger_cancel(client, drain, reminders):
+    client.send(inngest.Event(name="shop/order.paid", data={"cart": "c"}))
+    client.send(inngest.Event(name="shop/cart.abandoned", data={"cart": "c"}))
+    drain()
+    assert the_run("test-remind").status == "SLEEPING"
+
+
+def test_a_cancel_rule_with_a_timeout_stops_listening(client, drain):
+    @client.create_function(
+        fn_id="short-listen",
+        trigger=inngest.TriggerEvent(event="t/start"),
+        cancel=[inngest.Cancel(event="t/stop", timeout=50)],
+    )
+    def short_listen(ctx):
+        ctx.step.sleep("nap", "1h")
+
+    client.send(inngest.Event(name="t/start"))
+    drain()
+    time.sleep(0.1)
+    client.send(inngest.Event(name="t/stop"))
+    drain()
+    assert the_run("test-short-listen").status == "SLEEPING"
+
+
+def test_cancel_rules_are_validated(client):
+    with pytest.raises(inngest.InvalidFunctionConfigError, match="limit is 5"):
+        client.create_function(
+            fn_id="too-many",
+            trigger=inngest.TriggerEvent(event="t/x"),
+            cancel=[inngest.Cancel(event=f"t/{i}") for i in range(6)],
+        )(lambda ctx: None)
+    with pytest.raises(ValueError, match="CEL"):
+        inngest.Cancel(event="t/x", if_exp="event.data ==")
+    with pytest.raises(ValueError, match="366 days"):
+        inngest.Cancel(event="t/x", timeout="400d")
+
+
+def test_finish_timeout_cancels_a_run_between_steps(client, drain):
+    @client.create_function(
+        fn_id="slow-steps",
+        trigger=inngest.TriggerEvent(event="t/slow-steps"),
+        timeouts=inngest.Timeouts(finish="200ms"),
+    )
+    def slow_steps(ctx):
+        for i in range(20):
+            ctx.step.run(f"s{i}", time.sleep, 0.05)
+
+    client.send(inngest.Event(name="t/slow-steps"))
+    drain()
+    run = the_run("test-slow-steps")
+    assert run.status == "CANCELLED" and "timeouts.finish" in run.cancel_reason
+    assert 3 <= run.steps.count() < 20
+
+
+def test_finish_timeout_wakes_a_sleeping_run_to_cancel_it(client, drain):
+    @client.create_function(
+        fn_id="long-nap",
+        trigger=inngest.TriggerEvent(event="t/long-nap"),
+        timeouts=inngest.Timeouts(finish="100ms"),
+    )
+    def long_nap(ctx):
+        ctx.step.sleep("nap", "1h")
+
+    client.send(inngest.Event(name="t/long-nap"))
+    drain(timeout=2)
+    run = the_run("test-long-nap")
+    assert run.status == "CANCELLED" and "timeouts.finish" in run.cancel_reason
+
+
+def test_start_timeout_cancels_a_run_that_waited_too_long_to_start(client, drain):
+    ran = []
+
+    @client.create_function(
+        fn_id="prompt",
+        trigger=inngest.TriggerEvent(event="t/prompt"),
+        timeouts=inngest.Timeouts(start="50ms"),
+    )
+    def prompt(ctx):
+        ran.append(1)
+
+    client.send(inngest.Event(name="t/prompt"))
+    from inngest_django.events import dispatch_pending
+
+    dispatch_pending()  # queued now; no worker claims it for a while
+    time.sleep(0.1)
+    drain()
+    run = the_run("test-prompt")
+    assert run.status == "CANCELLED" and "timeouts.start" in run.cancel_reason
+    assert ran == []
+
+
+def test_cancel_run_stops_a_waiting_run(client, drain):
+    @client.create_function(fn_id="waiter", trigger=inngest.TriggerEvent(event="t/waiter"))
+    def waiter(ctx):
+        ctx.step.wait_for_event("w", event="t/never", timeout="1h")
+
+    client.send(inngest.Event(name="t/waiter"))
+    drain()
+    run = the_run("test-waiter")
+    assert run.status == "WAITING"
+    assert inngest.cancel_run(run.pk)
+    drain()
+    run.refresh_from_db()
+    assert run.status == "CANCELLED"
+    assert not Wait.objects.pending().exists()
+    assert inngest.cancel_run("no-such-run") is False
