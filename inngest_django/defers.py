@@ -26,7 +26,7 @@ META_KEY = "_inngest"
 MAX_DEFER_ID_LENGTH = 255
 
 
-class _Skip(Exception):
+class DeferRejected(Exception):
     """A defer call that cannot go ahead; the reason is logged and the parent carries on."""
 
     def __init__(self, reason: str, *, level: int = logging.ERROR) -> None:
@@ -194,9 +194,9 @@ class DeferBook:
             return DeferHandle(self, defer_id)
         target = str(getattr(function, "id", None) or repr(function))[:255]
         try:
-            payload, experiment_json, size = _validate(function, data, experiment)
+            payload, experiment_json, size = validate_call(function, data, experiment)
             self._check_limits(size)
-        except _Skip as skip:
+        except DeferRejected as skip:
             self._add(defer_id, target, DeferStatus.REJECTED, reason=skip.reason)
             self._log(skip.level, f"Defer skipped: {skip.reason}", defer_id, "defer_rejected")
             return DeferHandle(None, defer_id)
@@ -212,14 +212,14 @@ class DeferBook:
 
     def _check_limits(self, size: int) -> None:
         if size > app_settings.MAX_DEFER_PAYLOAD_BYTES:
-            raise _Skip(
+            raise DeferRejected(
                 f"payload is {size} bytes, over the limit of "
                 f"{app_settings.MAX_DEFER_PAYLOAD_BYTES} bytes (MAX_DEFER_PAYLOAD_BYTES)",
                 level=logging.WARNING,
             )
         live = [s for s in self._intents.values() if s.status != DeferStatus.REJECTED]
         if len(live) >= app_settings.MAX_DEFERS_PER_RUN:
-            raise _Skip(
+            raise DeferRejected(
                 f"the run already made {len(live)} defers, the limit (MAX_DEFERS_PER_RUN)",
                 level=logging.WARNING,
             )
@@ -227,7 +227,7 @@ class DeferBook:
         total = size + sum(s.size for s in live if s.status == DeferStatus.PENDING)
         limit = app_settings.MAX_DEFER_PAYLOAD_BYTES_PER_RUN
         if total > limit:
-            raise _Skip(
+            raise DeferRejected(
                 f"the run's pending defer payloads would be {total} bytes, over the limit of "
                 f"{limit} bytes (MAX_DEFER_PAYLOAD_BYTES_PER_RUN)",
                 level=logging.WARNING,
@@ -264,14 +264,14 @@ class DeferBook:
         )
 
 
-def _validate(function: Any, data: Any, experiment: Any) -> tuple[Any, Any, int]:
+def validate_call(function: Any, data: Any, experiment: Any) -> tuple[Any, Any, int]:
     """Return the payload as stored JSON, the experiment as JSON, and the payload's size."""
     if not isinstance(function, DeferredFunction):
-        raise _Skip(f"function {function!r} was not created with create_defer")
+        raise DeferRejected(f"function {function!r} was not created with create_defer")
     experiment_json = None
     if experiment is not None:
         if not isinstance(experiment, ExperimentRef):
-            raise _Skip(
+            raise DeferRejected(
                 f"experiment must be an ExperimentRef (from ctx.group.experiment), "
                 f"not {type(experiment).__name__}"
             )
@@ -283,13 +283,13 @@ def _validate(function: Any, data: Any, experiment: Any) -> tuple[Any, Any, int]
     elif isinstance(data, BaseModel):
         data = data.model_dump(mode="json")
     if not isinstance(data, Mapping):
-        raise _Skip(f"data must be a JSON object (a dict), not {type(data).__name__}")
+        raise DeferRejected(f"data must be a JSON object (a dict), not {type(data).__name__}")
     if META_KEY in data:
-        raise _Skip(f"data must not use the reserved key {META_KEY!r}")
+        raise DeferRejected(f"data must not use the reserved key {META_KEY!r}")
     try:
         text = json.dumps(dict(data), cls=DjangoJSONEncoder, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise _Skip(f"data is not JSON-serializable: {exc}") from None
+        raise DeferRejected(f"data is not JSON-serializable: {exc}") from None
     return json.loads(text), experiment_json, len(text.encode())
 
 
@@ -299,21 +299,21 @@ def _validate_schema(function: DeferredFunction, data: Any) -> Any:
     try:
         value = schema.model_validate(data)
     except ValidationError as exc:
-        raise _Skip(f"schema validation failed: {_issues(exc)}") from None
+        raise DeferRejected(f"schema validation failed: {_issues(exc)}") from None
     pending = _awaitables(value)
     if pending:
         for awaitable in pending:
             close = getattr(awaitable, "close", None)
             if close is not None:
                 close()  # an unawaited coroutine would warn at garbage collection
-        raise _Skip(
+        raise DeferRejected(
             f"schema {schema.__name__} has an asynchronous validator; ctx.defer is synchronous, "
             "so its schema must validate synchronously"
         )
     try:
         return value.model_dump(mode="json")
     except Exception as exc:  # pydantic's serialization errors have no common base to name
-        raise _Skip(f"data is not JSON-serializable: {exc}") from None
+        raise DeferRejected(f"data is not JSON-serializable: {exc}") from None
 
 
 def _awaitables(value: Any) -> list[Any]:
