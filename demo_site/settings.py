@@ -1,4 +1,4 @@
-"""Demo project settings: SQLite, the admin, the shop app and inngest_django."""
+"""Demo project settings: SQLite (or PostgreSQL), the admin, the shop app and inngest_django."""
 
 from __future__ import annotations
 
@@ -62,7 +62,20 @@ DATABASES = {
     }
 }
 
-# The signup emails are printed by the worker instead of being sent.
+# DEMO_DB=postgres runs the demo on an existing PostgreSQL database instead (DEMO_PG_NAME).
+if os.environ.get("DEMO_DB") == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("DEMO_PG_NAME", "inngest_demo"),
+            "USER": os.environ.get("PGUSER", "postgres"),
+            "PASSWORD": os.environ.get("PGPASSWORD", "postgres"),
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": os.environ.get("PGPORT", "5432"),
+        }
+    }
+
+# The worker prints the emails (signups, order confirmations) instead of sending them.
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = "shop@example.com"
 

@@ -136,6 +136,11 @@ class DeferBook:
             ).update(status=DeferStatus.CANCELLED)
         self._unsaved, self._cancels = {}, set()
 
+    def assume_nothing_stored(self) -> None:
+        """Skip the read of stored intents: this is the run's first pass, so there are none."""
+        if self._stored is None:
+            self._stored = {}
+
     def close(self) -> None:
         """Ignore every later call: the pass is over."""
         self.closed = True

@@ -35,7 +35,7 @@ def send(
 ) -> list[str]:
     """Store user events (validated) in the current transaction and return their ids."""
     items = list(events) if isinstance(events, list | tuple) else [events]
-    rows = [_build_row(item, index, system=False) for index, item in enumerate(items)]
+    rows = [build_event_row(item, index, system=False) for index, item in enumerate(items)]
     manager = Event.objects.db_manager(using) if using else Event.objects
     manager.bulk_create(rows)
     return [row.id for row in rows]
@@ -54,12 +54,13 @@ def emit_row(
     name: str, data: dict[str, Any], *, external_id: str = "", dispatched_at: datetime | None = None
 ) -> Event:
     """Return an unsaved system event, validated as `emit` would store it."""
-    row = _build_row(EventIn(name=name, data=data, id=external_id), 0, system=True)
+    row = build_event_row(EventIn(name=name, data=data, id=external_id), 0, system=True)
     row.dispatched_at = dispatched_at
     return row
 
 
-def _build_row(item: Any, index: int, *, system: bool) -> Event:
+def build_event_row(item: Any, index: int, *, system: bool) -> Event:
+    """Return an unsaved Event for `item`, validated as `send` (or, if `system`, `emit`) does."""
     where = f"event {index}"
     if isinstance(item, Mapping):
         try:

@@ -433,6 +433,9 @@ class RunPass:
         """Call the handler once, from the top, and persist how the pass ended."""
         run = self.run
         steps = self._load_steps()
+        if run.attempt == 0 and not steps:
+            # Intents are written only with a step row, a retry (attempt + 1) or the finish.
+            self.defers.assume_nothing_stored()
         self._complete_due_sleeps(steps)
         if self._expire_due_waits(steps):
             steps = self._load_steps()

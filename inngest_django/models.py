@@ -498,9 +498,15 @@ class DeferIntent(models.Model):
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             ids = sorted(row[0] for row in cursor.fetchall())
-        OutboxMessage.objects.bulk_create(
-            [OutboxMessage(intent_id=pk, created_at=now) for pk in ids]
-        )
+            if ids:
+                # Raw: bulk_create's SQL building costs more than the insert itself.
+                outbox = connection.ops.quote_name(OutboxMessage._meta.db_table)
+                rows = ", ".join(["(%s, %s)"] * len(ids))
+                stamp = _adapt(now)
+                cursor.execute(
+                    f"INSERT INTO {outbox} (intent_id, created_at) VALUES {rows}",
+                    [value for pk in ids for value in (pk, stamp)],
+                )
         return len(ids)
 
 
@@ -647,7 +653,7 @@ class Wait(models.Model):
 
 
 class WaitKey(models.Model):
-    """A match field some wait uses for an event name: where an incoming event looks."""
+    """A match field ("" for none) some wait used for an event name: where an event looks."""
 
     event_name = models.CharField(_("event name"), max_length=255)
     match_key = models.CharField(_("match field"), max_length=255)

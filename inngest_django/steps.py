@@ -93,6 +93,12 @@ class Step:
         """Return how many step tools this pass has called so far."""
         return self._calls
 
+    def _mark_completed(self, key: str) -> None:
+        # Keep a memo the runner recorded with its output; replace a missing or errored one.
+        memo = self._memos.get(key)
+        if memo is None or memo.status != StepStatus.COMPLETED:
+            self._memos[key] = Memo(status=StepStatus.COMPLETED)
+
     def _visit(self, key: str) -> None:
         self._unvisited.discard(key)
 
@@ -156,7 +162,7 @@ class Step:
             result = self._runner.run_step(key, fn, args, output_type, op)
         finally:
             self._current = None
-        self._memos[key] = Memo(status=StepStatus.COMPLETED)
+        self._mark_completed(key)
         return result
 
     def sleep(self, step_id: str, duration: timedelta | int | str) -> None:
@@ -194,7 +200,7 @@ class Step:
             )
         self._check_limit(key)
         self._runner.plan_sleep(key, until)
-        self._memos[key] = Memo(status=StepStatus.COMPLETED)
+        self._mark_completed(key)
 
     def wait_for_event(
         self,

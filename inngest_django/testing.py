@@ -1,4 +1,4 @@
-"""Testing helpers: `drain()` runs the worker's own code in this process until idle."""
+"""Testing helpers: run_function() runs a handler in memory; drain() runs the worker until idle."""
 
 from __future__ import annotations
 
@@ -7,8 +7,24 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from . import clock
+from .mocked import RunResult, Timeout, UnstubbedStepError, run_function
+from .mocked_defers import DeferCall, RejectedDefer
 from .registry import FunctionRegistry, default_registry
 from .worker import Worker, next_due_at
+
+__all__ = [
+    "DeferCall",
+    "RejectedDefer",
+    "RunResult",
+    "Timeout",
+    "UnstubbedStepError",
+    "drain",
+    "isolated_registry",
+    "run_function",
+]
+
+
+# -- the worker in this process ----------------------------------------------------------------
 
 
 def drain(timeout: float = 10.0, *, registry: FunctionRegistry = default_registry) -> None:

@@ -96,7 +96,8 @@ def new_wait(
 def save_waits(waits: list[Wait]) -> None:
     """Store waits and the match keys incoming events look them up by."""
     Wait.objects.bulk_create(waits)
-    keys = {(w.event_name, w.match_key) for w in waits if w.match_key}
+    # "" stands for waits with no match key: an event whose name has no key row skips lookups.
+    keys = {(w.event_name, w.match_key) for w in waits if w.event_name}
     if keys:
         WaitKey.objects.bulk_create(
             [WaitKey(event_name=name, match_key=key) for name, key in sorted(keys)],
@@ -137,10 +138,9 @@ class WaitResolver:
 
     def _keys_for(self, name: str) -> list[str]:
         if name not in self._keys:
-            self._keys[name] = [
-                "",
-                *WaitKey.objects.filter(event_name=name).values_list("match_key", flat=True),
-            ]
+            self._keys[name] = list(
+                WaitKey.objects.filter(event_name=name).values_list("match_key", flat=True)
+            )
         return self._keys[name]
 
     def candidates(self, event: Event, event_json: dict[str, Any]) -> list[Wait]:

@@ -83,6 +83,9 @@ class Worker:
         free = self._free_slots()
         if free <= 0:
             return 0
+        # A read first, so an idle worker does not take SQLite's write lock on every loop.
+        if not FunctionRun.objects.claimable(clock.now()).exists():
+            return 0
         token = new_token()
         with transaction.atomic():
             # Timed once the transaction holds the write lock (SQLite waits for it in BEGIN

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import EmailLog, Heartbeat, ImageCopy, Product
+from .models import (
+    Allocation,
+    Charge,
+    EmailLog,
+    Heartbeat,
+    ImageCopy,
+    Order,
+    Product,
+    Refund,
+    StockItem,
+    StockRelease,
+)
 
 
 @admin.register(Product)
@@ -25,3 +36,34 @@ class EmailLogAdmin(admin.ModelAdmin):
 @admin.register(Heartbeat)
 class HeartbeatAdmin(admin.ModelAdmin):
     list_display = ("recorded_at", "run_id")
+
+
+@admin.register(StockItem)
+class StockItemAdmin(admin.ModelAdmin):
+    list_display = ("sku", "on_hand")
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ("pk", "email", "quantity", "amount", "fail_shipment", "tracking_number")
+    list_filter = ("fail_shipment",)
+
+
+@admin.register(Charge)
+class ChargeAdmin(admin.ModelAdmin):
+    list_display = ("charge_id", "order", "amount", "run_id", "created_at")
+
+
+@admin.register(Refund)
+class RefundAdmin(admin.ModelAdmin):
+    list_display = ("charge", "amount", "run_id", "created_at")
+
+
+@admin.register(Allocation)
+class AllocationAdmin(admin.ModelAdmin):
+    list_display = ("order", "sku", "quantity", "run_id", "created_at")
+
+
+@admin.register(StockRelease)
+class StockReleaseAdmin(admin.ModelAdmin):
+    list_display = ("allocation", "quantity", "run_id", "created_at")

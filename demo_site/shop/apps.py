@@ -1,4 +1,4 @@
-"""The demo shop: products whose images are copied, signup emails and a heartbeat cron."""
+"""The demo shop: product images, signup emails, a heartbeat cron, and orders with cleanups."""
 
 from __future__ import annotations
 

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
 from django.core.mail import send_mail
+from django.db.models import F
+from pydantic import BaseModel
 
 import inngest_django as inngest
 
-from .models import EmailLog, Heartbeat, ImageCopy, Product
+from .models import (
+    Allocation,
+    Charge,
+    EmailLog,
+    Heartbeat,
+    ImageCopy,
+    Order,
+    Product,
+    Refund,
+    StockItem,
+    StockRelease,
+)
 
 client = inngest.Inngest(app_id="shop")
 
 FOLLOW_UP_DELAY = timedelta(seconds=30)
+# Stock of a SKU the first time an order allocates it.
+INITIAL_STOCK = 100
 
 
 def save_product(sku: str, name: str) -> int:
@@ -51,13 +67,19 @@ def import_product_images(ctx: inngest.Context) -> dict[str, Any]:
     return {"product_id": product_id, "copies": copies}
 
 
-def send_email(to: str, subject: str, run_id: str) -> str:
+def deliver_email(to: str, subject: str, body: str, run_id: str) -> str:
     """Send an email through Django's email backend and log it."""
     # An email cannot be rolled back: if this step failed after send_mail, its retry would
     # send again. Steps are at-least-once for the outside world, exactly-once for the database.
-    send_mail(subject, f"Hello {to}!\n\nThis email was sent by run {run_id}.", None, [to])
+    send_mail(subject, body, None, [to])
     EmailLog.objects.create(to=to, subject=subject, run_id=run_id)
     return subject
+
+
+def greet(to: str, subject: str, run_id: str) -> str:
+    """Send the signup emails: a hello that names the run."""
+    body = f"Hello {to}!\n\nThis email was sent by run {run_id}."
+    return deliver_email(to, subject, body, run_id)
 
 
 def follow_up_at(event: inngest.Event) -> datetime | str:
@@ -75,9 +97,9 @@ def follow_up_at(event: inngest.Event) -> datetime | str:
 def send_signup_email(ctx: inngest.Context) -> None:
     """Welcome a new user, sleep until later, then follow up."""
     email = ctx.event.data["email"]
-    ctx.step.run("send-the-user-a-signup-email", send_email, email, "Welcome!", ctx.run_id)
+    ctx.step.run("send-the-user-a-signup-email", greet, email, "Welcome!", ctx.run_id)
     ctx.step.sleep_until("wait-for-the-future", follow_up_at(ctx.event))
-    ctx.step.run("do-some-work-in-the-future", send_email, email, "How is it going?", ctx.run_id)
+    ctx.step.run("do-some-work-in-the-future", greet, email, "How is it going?", ctx.run_id)
 
 
 @client.create_function(
@@ -87,3 +109,158 @@ def send_signup_email(ctx: inngest.Context) -> None:
 def record_heartbeat(ctx: inngest.Context) -> int:
     """Record one heartbeat row per minute, however many workers run."""
     return ctx.step.run("record-heartbeat", lambda: Heartbeat.objects.create(run_id=ctx.run_id).pk)
+
+
+# -- Deferred functions: a confirmation email, and the cleanups of an order -----------------
+
+
+class Email(BaseModel):
+    """What send-email sends: a recipient and a text whose first line is the subject."""
+
+    to: str
+    body: str
+
+
+@inngest.create_defer(client, id="send-email", schema=Email)
+def send_email(ctx: inngest.Context) -> str:
+    """Send one email in the background of the run that deferred it."""
+    message: Email = ctx.event.data  # validated again on receipt
+    subject = message.body.splitlines()[0][:200]
+    return ctx.step.run("send", deliver_email, message.to, subject, message.body, ctx.run_id)
+
+
+@client.create_function(
+    fn_id="order-placed",
+    trigger=inngest.TriggerEvent(event="shop/order.placed"),
+)
+def order_placed(ctx: inngest.Context) -> None:
+    """Hand the confirmation email to send-email, and finish without waiting for it."""
+    data = ctx.event.data
+    ctx.defer(
+        "send-confirmation",
+        function=send_email,
+        data={
+            "to": data["email"],
+            "body": f"Thanks for your order #{data['order_id']}!\n\nWe are preparing it now.",
+        },
+    )
+
+
+class ChargeToRefund(BaseModel):
+    """The charge refund-payment gives back."""
+
+    charge_id: str
+    amount: int
+
+
+class StockToRelease(BaseModel):
+    """The stock release-inventory puts back on hand."""
+
+    sku: str
+    quantity: int
+
+
+def issue_refund(charge_id: str, amount: int, run_id: str) -> int:
+    """Pretend to refund the card, and record the refund."""
+    charge = Charge.objects.get(charge_id=charge_id)
+    return Refund.objects.create(charge=charge, amount=amount, run_id=run_id).pk
+
+
+@inngest.create_defer(client, id="refund-payment", schema=ChargeToRefund)
+def refund_payment(ctx: inngest.Context) -> int:
+    """Refund the charge of an order that process-order could not finish."""
+    charge: ChargeToRefund = ctx.event.data
+    return ctx.step.run("issue-refund", issue_refund, charge.charge_id, charge.amount, ctx.run_id)
+
+
+def release_stock(parent_run_id: str, sku: str, quantity: int, run_id: str) -> int:
+    """Put allocated stock back on hand, and record the release against its allocation."""
+    allocation = Allocation.objects.get(run_id=parent_run_id)
+    StockItem.objects.filter(sku=sku).update(on_hand=F("on_hand") + quantity)
+    return StockRelease.objects.create(allocation=allocation, quantity=quantity, run_id=run_id).pk
+
+
+@inngest.create_defer(client, id="release-inventory", schema=StockToRelease)
+def release_inventory(ctx: inngest.Context) -> int:
+    """Release the stock of an order that process-order could not finish."""
+    stock: StockToRelease = ctx.event.data
+    # ctx.parents names the process-order run that deferred this one, and so its allocation.
+    parent_run_id = ctx.parents[0].run_id
+    return ctx.step.run(
+        "release-stock", release_stock, parent_run_id, stock.sku, stock.quantity, ctx.run_id
+    )
+
+
+def charge_card(order_id: int, amount: int, run_id: str) -> dict[str, Any]:
+    """Pretend to charge the card, and record the charge."""
+    charge_id = f"ch_{secrets.token_hex(8)}"
+    Charge.objects.create(order_id=order_id, charge_id=charge_id, amount=amount, run_id=run_id)
+    return {"id": charge_id, "amount": amount}
+
+
+def allocate_inventory(order_id: int, sku: str, quantity: int, run_id: str) -> dict[str, Any]:
+    """Take the order's items off the shelf, and record the allocation."""
+    StockItem.objects.get_or_create(sku=sku, defaults={"on_hand": INITIAL_STOCK})
+    StockItem.objects.filter(sku=sku).update(on_hand=F("on_hand") - quantity)
+    Allocation.objects.create(order_id=order_id, sku=sku, quantity=quantity, run_id=run_id)
+    return {"sku": sku, "quantity": quantity}
+
+
+def create_shipment(order_id: int, allocation: dict[str, Any], fail: bool) -> str:
+    """Pretend to buy a shipping label; an order placed with "make shipping fail" never gets one."""
+    if fail:
+        # Retried 2 s later rather than after the 15 s-plus-jitter backoff, so the demo's
+        # failure path ends within seconds.
+        raise inngest.RetryAfterError(
+            f"the carrier has no label for {allocation['quantity']} x {allocation['sku']} "
+            "(the order asked shipping to fail)",
+            timedelta(seconds=2),
+        )
+    tracking_number = f"TRK{order_id:08d}"
+    Order.objects.filter(pk=order_id).update(tracking_number=tracking_number)
+    return tracking_number
+
+
+@client.create_function(
+    fn_id="process-order",
+    trigger=inngest.TriggerEvent(event="shop/order.placed"),
+    retries=1,  # one retry, so a shipment that keeps failing fails the run soon
+)
+def process_order(ctx: inngest.Context) -> dict[str, Any]:
+    """Charge, allocate and ship; register each cleanup as soon as there is something to undo."""
+    data = ctx.event.data
+    order_id = data["order_id"]
+    charge = ctx.step.run("charge-card", charge_card, order_id, data["amount"], ctx.run_id)
+
+    # Starts when this run ends, unless cancelled below: so only if a later step fails for good.
+    # Written with the next step's transaction; docs/defer.md shows how to commit it with the
+    # charge itself, by calling ctx.defer inside charge-card.
+    refund = ctx.defer(
+        "refund-if-failed",
+        function=refund_payment,
+        data={"charge_id": charge["id"], "amount": charge["amount"]},
+    )
+
+    allocation = ctx.step.run(
+        "allocate-inventory",
+        allocate_inventory,
+        order_id,
+        data["sku"],
+        data["quantity"],
+        ctx.run_id,
+    )
+
+    release = ctx.defer(
+        "release-if-failed",
+        function=release_inventory,
+        data={"sku": data["sku"], "quantity": data["quantity"]},
+    )
+
+    tracking_number = ctx.step.run(
+        "create-shipment", create_shipment, order_id, allocation, data.get("fail_shipment", False)
+    )
+
+    # Everything succeeded: neither cleanup runs.
+    refund.cancel()
+    release.cancel()
+    return {"status": "shipped", "charge_id": charge["id"], "tracking_number": tracking_number}

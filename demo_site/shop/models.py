@@ -1,4 +1,4 @@
-"""Tables the demo functions write to from inside their steps."""
+"""Tables the demo functions write to from inside their steps, and the orders they process."""
 
 from __future__ import annotations
 
@@ -68,3 +68,121 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"heartbeat {self.recorded_at:%H:%M}"
+
+
+class StockItem(models.Model):
+    """How many of one SKU the shop has on hand."""
+
+    sku = models.CharField(_("SKU"), max_length=64, unique=True)
+    on_hand = models.IntegerField(_("on hand"), default=0)
+
+    class Meta:
+        verbose_name = _("stock item")
+        verbose_name_plural = _("stock")
+
+    def __str__(self) -> str:
+        return f"{self.sku}: {self.on_hand}"
+
+
+class Order(models.Model):
+    """An order placed from the demo page; process-order charges, allocates and ships it."""
+
+    email = models.EmailField(_("email"))
+    sku = models.CharField(_("SKU"), max_length=64)
+    quantity = models.PositiveIntegerField(_("quantity"))
+    amount = models.PositiveIntegerField(_("amount (cents)"))
+    fail_shipment = models.BooleanField(
+        _("make shipping fail"),
+        default=False,
+        help_text=_("The demo's create-shipment step fails for this order, for good."),
+    )
+    event_id = models.CharField(
+        _("event id"), max_length=26, blank=True, help_text=_("The shop/order.placed event.")
+    )
+    tracking_number = models.CharField(
+        _("tracking number"), max_length=32, blank=True, help_text=_("Set once it shipped.")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+
+    def __str__(self) -> str:
+        return f"order {self.pk}"
+
+
+class Charge(models.Model):
+    """The card payment of an order, made by process-order's charge-card step."""
+
+    order = models.OneToOneField(
+        Order, verbose_name=_("order"), on_delete=models.CASCADE, related_name="charge"
+    )
+    charge_id = models.CharField(_("charge id"), max_length=32, unique=True)
+    amount = models.PositiveIntegerField(_("amount (cents)"))
+    run_id = models.CharField(_("run id"), max_length=26, help_text=_("The run that charged."))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("charge")
+        verbose_name_plural = _("charges")
+
+    def __str__(self) -> str:
+        return self.charge_id
+
+
+class Refund(models.Model):
+    """A refund of a charge, issued by the deferred refund-payment function."""
+
+    charge = models.ForeignKey(
+        Charge, verbose_name=_("charge"), on_delete=models.CASCADE, related_name="refunds"
+    )
+    amount = models.PositiveIntegerField(_("amount (cents)"))
+    run_id = models.CharField(_("run id"), max_length=26, help_text=_("The run that refunded."))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+
+    def __str__(self) -> str:
+        return f"refund of {self.charge}"
+
+
+class Allocation(models.Model):
+    """Stock set aside for an order by process-order's allocate-inventory step."""
+
+    order = models.OneToOneField(
+        Order, verbose_name=_("order"), on_delete=models.CASCADE, related_name="allocation"
+    )
+    sku = models.CharField(_("SKU"), max_length=64)
+    quantity = models.PositiveIntegerField(_("quantity"))
+    run_id = models.CharField(
+        _("run id"), max_length=26, unique=True, help_text=_("The run that allocated.")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("allocation")
+        verbose_name_plural = _("allocations")
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku}"
+
+
+class StockRelease(models.Model):
+    """Allocated stock put back on hand by the deferred release-inventory function."""
+
+    allocation = models.ForeignKey(
+        Allocation, verbose_name=_("allocation"), on_delete=models.CASCADE, related_name="releases"
+    )
+    quantity = models.PositiveIntegerField(_("quantity"))
+    run_id = models.CharField(_("run id"), max_length=26, help_text=_("The run that released."))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("stock release")
+        verbose_name_plural = _("stock releases")
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.allocation.sku} released"

@@ -1,4 +1,4 @@
-"""Shop URLs: the demo page and the form that sends demo events."""
+"""Shop URLs: the demo page, the form that sends demo events and the order form."""
 
 from __future__ import annotations
 
@@ -11,4 +11,5 @@ app_name = "shop"
 urlpatterns = [
     path("", views.home, name="home"),
     path("events/", views.send_demo_event, name="send-event"),
+    path("orders/", views.place_order, name="place-order"),
 ]
