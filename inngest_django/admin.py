@@ -1,25 +1,38 @@
-"""Read-only admins for debugging: events, runs with their steps, cron schedules and keys."""
+"""Read-only admins for debugging: events, runs with their steps and defers, outbox, cron, keys."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from .models import CronSchedule, Event, FunctionRun, IdempotencyKey, StepRun
+from .enums import DeferStatus, RunStatus
+from .functions import SCHEDULED_EVENT, DeferredFunction
+from .models import (
+    CronSchedule,
+    DeferIntent,
+    Event,
+    FunctionRun,
+    IdempotencyKey,
+    OutboxMessage,
+    StepRun,
+)
 from .registry import default_registry
 
-# Badge colours by status value; run and step statuses share the names they have in common.
+# Badge colours by status value; run, step and defer statuses share the names they have in common.
 STATUS_COLOURS = {
     "QUEUED": "#6c757d",
     "RUNNING": "#0d6efd",
@@ -30,9 +43,25 @@ STATUS_COLOURS = {
     "FAILED": "#dc3545",
     "CANCELLED": "#8a6d3b",
     "SKIPPED": "#adb5bd",
+    "PENDING": "#b08800",
+    "SCHEDULED": "#20c997",
+    "REJECTED": "#a61e4d",
 }
 
 _PRE_STYLE = "white-space: pre-wrap; max-height: 24em; overflow: auto; margin: 0;"
+
+_Obj = TypeVar("_Obj")
+
+
+def none_as_empty(method: Callable[[Any, _Obj], Any]) -> Callable[[Any, _Obj], Any]:
+    """Show the admin's empty value for None, which change pages would print as "None"."""
+
+    @functools.wraps(method)
+    def display(model_admin: Any, obj: _Obj) -> Any:
+        value = method(model_admin, obj)
+        return model_admin.get_empty_value_display() if value is None else value
+
+    return display
 
 
 def status_badge_html(value: str, label: str) -> SafeString:
@@ -78,8 +107,36 @@ def duration_text(started_at: datetime | None, finished_at: datetime | None) -> 
 
 def run_link_html(run: FunctionRun) -> SafeString:
     """Return a link to a run's admin page, labelled with its id."""
-    url = reverse("admin:inngest_django_functionrun_change", args=[quote(run.pk)])
-    return format_html('<a href="{}">{}</a>', url, run.pk)
+    return run_id_link_html(run.pk)
+
+
+def run_id_link_html(run_id: str) -> SafeString:
+    """Return a link to the admin page of the run with this id, without loading the run."""
+    url = reverse("admin:inngest_django_functionrun_change", args=[quote(run_id)])
+    return format_html('<a href="{}">{}</a>', url, run_id)
+
+
+def defer_link_html(intent_pk: int, defer_id: str) -> SafeString:
+    """Return a link to a defer's admin page, labelled with its defer id."""
+    url = reverse("admin:inngest_django_deferintent_change", args=[quote(intent_pk)])
+    return format_html('<a href="{}">{}</a>', url, defer_id)
+
+
+def deferred_run_html(run_id: str | None, run_status: str | None, defer_status: str) -> Any:
+    """Return a link to the run a defer started, "not started yet", or None."""
+    if run_id is not None:
+        return format_html("{} {}", run_id_link_html(run_id), RunStatus(run_status).label)
+    if defer_status == DeferStatus.SCHEDULED:
+        # The parent finished, but the worker's relay has not turned the outbox row into a run.
+        return _("not started yet")
+    return None
+
+
+def experiment_text(experiment: Any) -> str | None:
+    """Return a stored experiment reference as "name: variant"."""
+    if not isinstance(experiment, dict):
+        return None
+    return f"{experiment.get('experiment_name')}: {experiment.get('variant')}"
 
 
 class ReadOnlyAdminMixin:
@@ -228,14 +285,94 @@ class StepRunInline(ReadOnlyAdminMixin, admin.TabularInline):
         return status_badge_html(step.status, step.get_status_display())
 
     @admin.display(description=_("Output or error"))
+    @none_as_empty
     def output_or_error(self, step: StepRun) -> SafeString | None:
         if step.error:
             return error_html(step.error)
         return json_html(step.output) if step.output is not None else None
 
     @admin.display(description=_("Duration"))
+    @none_as_empty
     def duration(self, step: StepRun) -> str | None:
         return duration_text(step.started_at, step.finished_at)
+
+
+class StartedByFilter(admin.SimpleListFilter):
+    """Split runs started by a defer from those started by cron or by any other event."""
+
+    title = _("started by")
+    parameter_name = "started_by"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("defer", _("Defer")), ("cron", _("Cron")), ("event", _("Event"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "defer":
+            return queryset.filter(defer_intent__isnull=False)
+        if self.value() == "cron":
+            return queryset.filter(defer_intent__isnull=True, event__name=SCHEDULED_EVENT)
+        if self.value() == "event":
+            return queryset.filter(defer_intent__isnull=True).exclude(event__name=SCHEDULED_EVENT)
+        return queryset
+
+
+class DeferColumnsMixin:
+    """Columns a defer shows in the run page's inline and in its own admin."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # The deferred run's id and status only: one join, not a query (or a whole row) per defer.
+        return (
+            super()  # type: ignore[misc]
+            .get_queryset(request)
+            .annotate(
+                deferred_run_pk=F("deferred_run__id"),
+                deferred_run_status=F("deferred_run__status"),
+            )
+        )
+
+    @admin.display(description=_("Status"), ordering="status")
+    def status_badge(self, intent: DeferIntent) -> SafeString:
+        return status_badge_html(intent.status, intent.get_status_display())
+
+    @admin.display(description=_("Payload"))
+    @none_as_empty
+    def pretty_payload(self, intent: DeferIntent) -> SafeString | None:
+        return json_html(intent.payload) if intent.payload is not None else None
+
+    @admin.display(description=_("Experiment"))
+    @none_as_empty
+    def experiment_variant(self, intent: DeferIntent) -> str | None:
+        return experiment_text(intent.experiment)
+
+    @admin.display(description=_("Deferred run"))
+    @none_as_empty
+    def deferred_run_link(self, intent: DeferIntent) -> Any:
+        return deferred_run_html(
+            intent.deferred_run_pk,  # type: ignore[attr-defined]
+            intent.deferred_run_status,  # type: ignore[attr-defined]
+            intent.status,
+        )
+
+
+class DeferIntentInline(DeferColumnsMixin, ReadOnlyAdminMixin, admin.TabularInline):
+    model = DeferIntent
+    fk_name = "run"
+    fields = (
+        "defer_link",
+        "function_id",
+        "status_badge",
+        "pretty_payload",
+        "reason",
+        "experiment_variant",
+        "deferred_run_link",
+    )
+    readonly_fields = fields
+    ordering = ("id",)
+    extra = 0
+
+    @admin.display(description=_("Defer id"))
+    def defer_link(self, intent: DeferIntent) -> SafeString:
+        return defer_link_html(intent.pk, intent.defer_id)
 
 
 @admin.register(FunctionRun)
@@ -244,6 +381,7 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "id",
         "function_id",
         "status_badge",
+        "started_by",
         "created_at",
         "started_at",
         "finished_at",
@@ -251,7 +389,7 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "attempt",
         "locked_by",
     )
-    list_filter = ("status", FunctionFilter)
+    list_filter = ("status", FunctionFilter, StartedByFilter)
     # get_search_results replaces Django's case-insensitive scans with indexed lookups.
     search_fields = ("id", "event__id")
     search_help_text = _("A run id, or the id of the event that started runs.")
@@ -264,6 +402,7 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     "id",
                     "function_id",
                     "status_badge",
+                    "started_by",
                     "event_link",
                     "parent_run_link",
                     "child_runs",
@@ -279,7 +418,18 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         (_("Lease"), {"fields": ("locked_by", "locked_until", "available_at")}),
     )
     readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
-    inlines = (StepRunInline,)
+    inlines = (StepRunInline, DeferIntentInline)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Two joined columns for "Started by", instead of a query per listed run.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                started_by_defer_id=F("defer_intent__defer_id"),
+                trigger_name=F("event__name"),
+            )
+        )
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
@@ -294,8 +444,23 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return status_badge_html(run.status, run.get_status_display())
 
     @admin.display(description=_("Duration"))
+    @none_as_empty
     def duration(self, run: FunctionRun) -> str | None:
         return duration_text(run.started_at, run.finished_at)
+
+    @admin.display(description=_("Started by"))
+    def started_by(self, run: FunctionRun) -> Any:
+        if run.defer_intent_id is not None:
+            defer = defer_link_html(run.defer_intent_id, run.started_by_defer_id)  # type: ignore[attr-defined]
+            if run.parent_run_id is None:
+                return format_html(gettext("defer {}"), defer)
+            return format_html(
+                gettext("defer {} of {}"), defer, run_id_link_html(run.parent_run_id)
+            )
+        name = run.trigger_name  # type: ignore[attr-defined]
+        if name == SCHEDULED_EVENT:
+            return gettext("cron")
+        return format_html(gettext("event {}"), name)
 
     @admin.display(description=_("Trigger event"))
     def event_link(self, run: FunctionRun) -> SafeString:
@@ -303,10 +468,12 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return format_html('<a href="{}">{}</a>', url, run.event)
 
     @admin.display(description=_("Parent run"))
+    @none_as_empty
     def parent_run_link(self, run: FunctionRun) -> SafeString | None:
         return run_link_html(run.parent_run) if run.parent_run_id else None
 
     @admin.display(description=_("Child runs"))
+    @none_as_empty
     def child_runs(self, run: FunctionRun) -> SafeString | None:
         children = run.child_runs.order_by("created_at")
         if not children:
@@ -321,12 +488,169 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         )
 
     @admin.display(description=_("Output"))
+    @none_as_empty
     def pretty_output(self, run: FunctionRun) -> SafeString | None:
         return json_html(run.output) if run.output is not None else None
 
     @admin.display(description=_("Error"))
+    @none_as_empty
     def pretty_error(self, run: FunctionRun) -> SafeString | None:
         return error_html(run.error) if run.error else None
+
+
+# -- defers and their outbox ----------------------------------------------------------------
+
+
+class DeferTargetFilter(admin.SimpleListFilter):
+    """Offer every registered deferred function slug plus any slug that has defers stored."""
+
+    title = _("deferred function")
+    parameter_name = "target"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        slugs = {
+            function.id for function in default_registry if isinstance(function, DeferredFunction)
+        }
+        slugs.update(
+            DeferIntent.objects.order_by().values_list("function_id", flat=True).distinct()
+        )
+        return [(slug, slug) for slug in sorted(slugs)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(function_id=self.value())
+        return queryset
+
+
+@admin.register(DeferIntent)
+class DeferIntentAdmin(DeferColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "defer_id",
+        "run_link",
+        "function_id",
+        "status_badge",
+        "deferred_run_link",
+        "created_at",
+    )
+    list_filter = ("status", DeferTargetFilter)
+    # get_search_results replaces Django's case-insensitive scans with exact lookups.
+    search_fields = ("defer_id", "run__id")
+    search_help_text = _("A defer id, or the id of the run that deferred.")
+    show_full_result_count = False
+    ordering = ("-id",)
+    fields = (
+        "defer_id",
+        "run_link",
+        "function_id",
+        "status_badge",
+        "reason",
+        "pretty_payload",
+        "size",
+        "experiment_variant",
+        "deferred_run_link",
+        "outbox_state",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(Q(defer_id=term) | Q(run_id=term.upper())), False
+
+    @admin.display(description=_("Run"), ordering="run")
+    def run_link(self, intent: DeferIntent) -> SafeString:
+        return run_id_link_html(intent.run_id)
+
+    @admin.display(description=_("Outbox"))
+    @none_as_empty
+    def outbox_state(self, intent: DeferIntent) -> Any:
+        message = OutboxMessage.objects.filter(intent=intent).first()
+        if message is None:
+            return None
+        url = reverse("admin:inngest_django_outboxmessage_change", args=[quote(message.pk)])
+        if message.relayed_at is None:
+            return format_html('<a href="{}">{}</a>', url, gettext("not relayed yet"))
+        return format_html('<a href="{}">{}</a>', url, gettext("relayed"))
+
+
+class RelayedFilter(admin.SimpleListFilter):
+    """Split outbox rows the relay has turned into runs from those still waiting."""
+
+    title = _("relayed")
+    parameter_name = "relayed"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("yes", _("Relayed")), ("no", _("Not relayed yet"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(relayed_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(relayed_at__isnull=True)
+        return queryset
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "defer_link", "run_link", "created_at", "relayed_at", "deferred_run_link")
+    list_filter = (RelayedFilter,)
+    # get_search_results replaces Django's case-insensitive scans with exact lookups.
+    search_fields = ("intent__defer_id", "intent__run__id")
+    search_help_text = _("A defer id, or the id of the run that deferred.")
+    show_full_result_count = False
+    ordering = ("-id",)
+    fields = ("defer_link", "run_link", "created_at", "relayed_at", "deferred_run_link")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # The intent's small columns only: its payload may be megabytes.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                defer_id=F("intent__defer_id"),
+                target=F("intent__function_id"),
+                intent_status=F("intent__status"),
+                run_id=F("intent__run_id"),
+                deferred_run_pk=F("intent__deferred_run__id"),
+                deferred_run_status=F("intent__deferred_run__status"),
+            )
+        )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        match = Q(intent__defer_id=term) | Q(intent__run_id=term.upper())
+        return queryset.filter(match), False
+
+    @admin.display(description=_("Defer"), ordering="intent")
+    def defer_link(self, message: OutboxMessage) -> SafeString:
+        return format_html(
+            "{} &rarr; {}",
+            defer_link_html(message.intent_id, message.defer_id),  # type: ignore[attr-defined]
+            message.target,  # type: ignore[attr-defined]
+        )
+
+    @admin.display(description=_("Run"))
+    def run_link(self, message: OutboxMessage) -> SafeString:
+        return run_id_link_html(message.run_id)  # type: ignore[attr-defined]
+
+    @admin.display(description=_("Deferred run"))
+    @none_as_empty
+    def deferred_run_link(self, message: OutboxMessage) -> Any:
+        return deferred_run_html(
+            message.deferred_run_pk,  # type: ignore[attr-defined]
+            message.deferred_run_status,  # type: ignore[attr-defined]
+            message.intent_status,  # type: ignore[attr-defined]
+        )
 
 
 # -- cron and idempotency -------------------------------------------------------------------

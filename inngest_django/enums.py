@@ -46,7 +46,7 @@ class StepOp(models.TextChoices):
 
 
 class DeferStatus(models.TextChoices):
-    PENDING = "PENDING", _("Pending: starts when the run finishes")
+    PENDING = "PENDING", _("Pending")
     CANCELLED = "CANCELLED", _("Cancelled")
     SCHEDULED = "SCHEDULED", _("Scheduled")
     REJECTED = "REJECTED", _("Rejected")

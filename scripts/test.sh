@@ -11,6 +11,14 @@ fi
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet -r requirements.txt
 
+# The browser tests drive Debian's Chromium; `playwright install` cannot download one here.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "Installing Chromium with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium >/dev/null
+fi
+
 echo "== lint"
 ruff check .
 ruff format --check .

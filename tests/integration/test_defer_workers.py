@@ -73,6 +73,9 @@ def test_sigkill_at_random_moments_never_splits_a_finish_from_its_outbox(workers
         kills += 1
         finished = check_outbox_invariants()
         alive.append(workers.start("--threads", "2", **SHORT_LEASE))
+        # On a loaded machine a worker takes a while to start: kill no faster than they come up,
+        # or no worker would ever get to work.
+        workers.wait_for_log(len(workers.processes) - 1, "Worker started", timeout=30)
         if finished == PARENTS and cleanups.count() == PARENTS:
             break
     else:
