@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
                 ('function_id', models.CharField(help_text='Slug of the function to start.', max_length=255, verbose_name='deferred function')),
                 ('payload', models.JSONField(blank=True, help_text='The validated data, as JSON.', null=True, verbose_name='payload')),
                 ('experiment', models.JSONField(blank=True, help_text='The experiment variant the deferred run is attributed to.', null=True, verbose_name='experiment')),
-                ('status', models.CharField(choices=[('PENDING', 'Pending: starts when the run finishes'), ('CANCELLED', 'Cancelled'), ('SCHEDULED', 'Scheduled'), ('REJECTED', 'Rejected')], max_length=16, verbose_name='status')),
+                ('status', models.CharField(choices=[('PENDING', 'Pending'), ('CANCELLED', 'Cancelled'), ('SCHEDULED', 'Scheduled'), ('REJECTED', 'Rejected')], max_length=16, verbose_name='status')),
                 ('reason', models.TextField(blank=True, default='', help_text='Why the call was rejected.', verbose_name='reason')),
                 ('size', models.PositiveIntegerField(default=0, verbose_name='payload size (bytes)')),
                 ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
