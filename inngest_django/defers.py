@@ -157,30 +157,11 @@ class DeferBook:
         self._intents = {**self._stored, **self._intents}
 
     def _defer(self, defer_id: Any, function: Any, data: Any, experiment: Any) -> DeferHandle:
-        if self.closed:
-            self._log(
-                logging.WARNING,
-                "Defer skipped: the run's pass is over",
-                defer_id,
-                "defer_skipped",
-            )
+        unusable = call_problem(defer_id, closed=self.closed)
+        if unusable is not None:
+            level, message = unusable
+            self._log(level, message, str(defer_id)[:MAX_DEFER_ID_LENGTH], "defer_skipped")
             return DeferHandle(None, str(defer_id))
-        if not isinstance(defer_id, str) or not defer_id.strip():
-            self._log(
-                logging.ERROR,
-                f"Defer skipped: defer id must be a non-empty string, got {defer_id!r}",
-                defer_id,
-                "defer_skipped",
-            )
-            return DeferHandle(None, str(defer_id))
-        if len(defer_id) > MAX_DEFER_ID_LENGTH:
-            self._log(
-                logging.ERROR,
-                f"Defer skipped: id is longer than {MAX_DEFER_ID_LENGTH} characters",
-                defer_id[:MAX_DEFER_ID_LENGTH],
-                "defer_skipped",
-            )
-            return DeferHandle(None, defer_id)
         if defer_id in self._seen:
             # No `:N` suffix as steps get: a defer inside a step would change index on a retry.
             # The pass that recorded the first call warned; replays stay quiet.
@@ -267,6 +248,20 @@ class DeferBook:
             defer_id,
             extra={"run_id": self.run_id, "defer_id": defer_id, "action": action},
         )
+
+
+def call_problem(defer_id: Any, *, closed: bool) -> tuple[int, str] | None:
+    """Return the log level and message of a call that cannot be recorded at all, or None."""
+    if closed:
+        return logging.WARNING, "Defer skipped: the run's pass is over"
+    if not isinstance(defer_id, str) or not defer_id.strip():
+        return (
+            logging.ERROR,
+            f"Defer skipped: defer id must be a non-empty string, got {defer_id!r}",
+        )
+    if len(defer_id) > MAX_DEFER_ID_LENGTH:
+        return logging.ERROR, f"Defer skipped: id is longer than {MAX_DEFER_ID_LENGTH} characters"
+    return None
 
 
 def validate_call(function: Any, data: Any, experiment: Any) -> tuple[Any, Any, int]:

@@ -26,7 +26,6 @@ from .events import emit, new_run, save_runs, send
 from .exceptions import (
     FunctionNotFoundError,
     InvalidEventError,
-    LimitExceededError,
     NonRetriableError,
     RetryAfterError,
     StepError,
@@ -43,7 +42,13 @@ from .models import DeferIntent, FunctionRun, StepRun
 from .registry import FunctionRegistry, default_registry
 from .retries import backoff_delay, retry_after_at
 from .schemas.events import Event
-from .serialization import OutputNotSerializableError, dump_value, error_to_json, load_value
+from .serialization import (
+    OutputNotSerializableError,
+    dump_step_output,
+    dump_value,
+    error_to_json,
+    load_value,
+)
 from .steps import Memo, Step
 from .waits import (
     after_id,
@@ -129,7 +134,7 @@ class RunPass:
                 if self._touch_first:
                     self._touch()
                 result = fn(*args)
-                stored = self._store_output(step_key, result, output_type)
+                stored = dump_step_output(step_key, result, output_type)
                 self.defers.flush()
                 self._record_completed(step_key, started, stored, touched=self._touch_first, op=op)
         except Interrupt:
@@ -329,20 +334,6 @@ class RunPass:
         ):
             raise LeaseLost()
         self.memos[step_key] = Memo(status=StepStatus.COMPLETED, output=stored, attempts=1)
-
-    def _store_output(self, step_key: str, result: Any, output_type: Any) -> Any:
-        try:
-            stored, size = dump_value(result, output_type)
-        except OutputNotSerializableError as exc:
-            raise NonRetriableError(f"step {step_key!r}: {exc}") from exc
-        limit = app_settings.MAX_STEP_OUTPUT_BYTES
-        if size > limit:
-            raise LimitExceededError(
-                f"step {step_key!r} output is {size} bytes, over the limit of {limit} bytes "
-                "(MAX_STEP_OUTPUT_BYTES)",
-                limit="MAX_STEP_OUTPUT_BYTES",
-            )
-        return stored
 
     def _save_step(
         self,

@@ -21,7 +21,7 @@ from .defers import (
 )
 from .enums import RunStatus, StepOp, StepStatus
 from .events import build_event_row
-from .exceptions import InvalidEventError, LimitExceededError, NonRetriableError, StepError
+from .exceptions import InvalidEventError, NonRetriableError, StepError
 from .expressions import Expression
 from .functions import (
     DEFERRED_EVENT,
@@ -34,7 +34,13 @@ from .mocked_defers import DeferCall, DeferLog, MemoryDeferRecorder, RejectedDef
 from .registry import default_registry
 from .schemas.defers import Parent
 from .schemas.events import Event
-from .serialization import OutputNotSerializableError, dump_value, error_to_json, load_value
+from .serialization import (
+    OutputNotSerializableError,
+    dump_step_output,
+    dump_value,
+    error_to_json,
+    load_value,
+)
 from .steps import Memo, Step
 from .waits import NO_MATCH, encode_value, lookup, match_key_of
 
@@ -365,7 +371,7 @@ class _Run:
                 raise stub
             else:
                 result = stub
-            stored = self._store_output(step_key, result, output_type)
+            stored = dump_step_output(step_key, result, output_type)
         except Interrupt:
             raise
         except Exception as exc:
@@ -497,20 +503,6 @@ class _Run:
         self.attempt = 0
         if self.ctx is not None:
             self.ctx.attempt = 0
-
-    def _store_output(self, step_key: str, result: Any, output_type: Any) -> Any:
-        try:
-            stored, size = dump_value(result, output_type)
-        except OutputNotSerializableError as exc:
-            raise NonRetriableError(f"step {step_key!r}: {exc}") from exc
-        limit = app_settings.MAX_STEP_OUTPUT_BYTES
-        if size > limit:
-            raise LimitExceededError(
-                f"step {step_key!r} output is {size} bytes, over the limit of {limit} bytes "
-                "(MAX_STEP_OUTPUT_BYTES)",
-                limit="MAX_STEP_OUTPUT_BYTES",
-            )
-        return stored
 
     def _step_failed(self, step_key: str, exc: Exception) -> None:
         """Raise RetryScheduled while retries are left, else the error the handler sees."""

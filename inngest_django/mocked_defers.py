@@ -7,7 +7,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .conf import app_settings
-from .defers import MAX_DEFER_ID_LENGTH, DeferHandle, DeferRejected, validate_call
+from .defers import (
+    MAX_DEFER_ID_LENGTH,
+    DeferHandle,
+    DeferRejected,
+    call_problem,
+    validate_call,
+)
 from .functions import DeferredFunction
 from .schemas.defers import ExperimentRef, Parent
 
@@ -96,27 +102,11 @@ class MemoryDeferRecorder:
         self.closed = True
 
     def _defer(self, defer_id: Any, function: Any, data: Any, experiment: Any) -> DeferHandle:
-        if self.closed:
-            self._log(
-                logging.WARNING, "Defer skipped: the run's pass is over", defer_id, "defer_skipped"
-            )
+        unusable = call_problem(defer_id, closed=self.closed)
+        if unusable is not None:
+            level, message = unusable
+            self._log(level, message, str(defer_id)[:MAX_DEFER_ID_LENGTH], "defer_skipped")
             return DeferHandle(None, str(defer_id))
-        if not isinstance(defer_id, str) or not defer_id.strip():
-            self._log(
-                logging.ERROR,
-                f"Defer skipped: defer id must be a non-empty string, got {defer_id!r}",
-                defer_id,
-                "defer_skipped",
-            )
-            return DeferHandle(None, str(defer_id))
-        if len(defer_id) > MAX_DEFER_ID_LENGTH:
-            self._log(
-                logging.ERROR,
-                f"Defer skipped: id is longer than {MAX_DEFER_ID_LENGTH} characters",
-                defer_id[:MAX_DEFER_ID_LENGTH],
-                "defer_skipped",
-            )
-            return DeferHandle(None, defer_id)
         if defer_id in self._seen:
             # The pass that recorded the first call warned; replays stay quiet.
             level = logging.DEBUG if defer_id in self._earlier else logging.WARNING

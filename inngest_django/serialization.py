@@ -9,6 +9,9 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from pydantic import BaseModel, TypeAdapter
 
+from .conf import app_settings
+from .exceptions import LimitExceededError, NonRetriableError
+
 
 class OutputNotSerializableError(TypeError):
     """A value cannot be stored as JSON."""
@@ -28,6 +31,22 @@ def dump_value(value: Any, output_type: Any = None) -> tuple[Any, int]:
             "return JSON data, or a pydantic model with output_type="
         ) from exc
     return json.loads(text), len(text.encode())
+
+
+def dump_step_output(step_key: str, result: Any, output_type: Any = None) -> Any:
+    """Return a step's result as stored JSON; not JSON, or over MAX_STEP_OUTPUT_BYTES, fails."""
+    try:
+        stored, size = dump_value(result, output_type)
+    except OutputNotSerializableError as exc:
+        raise NonRetriableError(f"step {step_key!r}: {exc}") from exc
+    limit = app_settings.MAX_STEP_OUTPUT_BYTES
+    if size > limit:
+        raise LimitExceededError(
+            f"step {step_key!r} output is {size} bytes, over the limit of {limit} bytes "
+            "(MAX_STEP_OUTPUT_BYTES)",
+            limit="MAX_STEP_OUTPUT_BYTES",
+        )
+    return stored
 
 
 def load_value(stored: Any, output_type: Any = None) -> Any:
