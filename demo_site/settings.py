@@ -79,6 +79,12 @@ if os.environ.get("DEMO_DB") == "postgres":
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = "shop@example.com"
 
+# The demo's own timings, short so that both outcomes show within minutes: how long onboarding
+# waits for app/user.activated before it nudges, and how long cart-reminder sleeps before it
+# emails. Durations as the step tools take them ("90s", "2m", "1h30m").
+SHOP_ACTIVATION_TIMEOUT = os.environ.get("DEMO_ACTIVATION_TIMEOUT", "2m")
+SHOP_CART_REMINDER_DELAY = os.environ.get("DEMO_CART_REMINDER_DELAY", "1m")
+
 # Every key is optional; see the settings table in the README.
 INNGEST_DJANGO = {
     # "DEFAULT_RETRIES": 4,

@@ -374,7 +374,10 @@ class RunPass:
             if retry_at is not None:
                 self._save_step(step_key, op, StepStatus.ERRORED, started, error=error)
                 if not FunctionRun.mark_queued_for_retry(
-                    self.run.pk, self.lease_token, retry_at=retry_at, error=error
+                    self.run.pk,
+                    self.lease_token,
+                    retry_at=self._release_until(retry_at),
+                    error=error,
                 ):
                     raise LeaseLost()
             else:
@@ -548,7 +551,7 @@ class RunPass:
             return
         with transaction.atomic():
             if not FunctionRun.mark_queued_for_retry(
-                self.run.pk, self.lease_token, retry_at=retry_at, error=error
+                self.run.pk, self.lease_token, retry_at=self._release_until(retry_at), error=error
             ):
                 return
             self.defers.flush()

@@ -207,7 +207,7 @@ class Step:
         step_id: str,
         *,
         event: str,
-        timeout: timedelta | int | str,
+        timeout: timedelta | int | str | None = None,
         if_exp: str | None = None,
         match: str | None = None,
     ) -> Event | None:
@@ -239,6 +239,9 @@ class Step:
                 Expression(if_exp)
             except InvalidExpressionError as exc:
                 raise NonRetriableError(f"wait_for_event {step_id!r}: {exc}") from None
+        if timeout is None:
+            # Required, as in Inngest; checked here so the run fails at once, not on retries.
+            raise NonRetriableError(f"wait_for_event {step_id!r} needs a timeout")
         until = self._deadline(timeout, f"wait_for_event {step_id!r} timeout")
         self._check_limit(key)
         self._runner.plan_wait(key, event=event, until=until, if_exp=if_exp, match=match)

@@ -5,13 +5,16 @@ from __future__ import annotations
 from django.contrib import admin
 
 from .models import (
+    Account,
     Allocation,
+    Cart,
     Charge,
     EmailLog,
     Heartbeat,
     ImageCopy,
     Order,
     Product,
+    Quote,
     Refund,
     StockItem,
     StockRelease,
@@ -67,3 +70,18 @@ class AllocationAdmin(admin.ModelAdmin):
 @admin.register(StockRelease)
 class StockReleaseAdmin(admin.ModelAdmin):
     list_display = ("allocation", "quantity", "run_id", "created_at")
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ("email", "activated_at", "event_id", "created_at")
+
+
+@admin.register(Cart)
+class CartAdmin(admin.ModelAdmin):
+    list_display = ("pk", "email", "quantity", "order", "event_id", "created_at")
+
+
+@admin.register(Quote)
+class QuoteAdmin(admin.ModelAdmin):
+    list_display = ("pk", "quantity", "total", "discount_percent", "refusal", "run_id")

@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
+from django.conf import settings
 from django.core.mail import send_mail
 from django.db.models import F
 from pydantic import BaseModel
@@ -22,6 +23,7 @@ from .models import (
     ImageCopy,
     Order,
     Product,
+    Quote,
     Refund,
     StockItem,
     StockRelease,
@@ -32,6 +34,16 @@ client = inngest.Inngest(app_id="shop")
 FOLLOW_UP_DELAY = timedelta(seconds=30)
 # Stock of a SKU the first time an order allocates it.
 INITIAL_STOCK = 100
+UNIT_PRICE_CENTS = 1200
+# price-order takes 10% off from 3 mugs, and prices at most 10 at a time.
+DISCOUNT_FROM_QUANTITY = 3
+DISCOUNT_PERCENT = 10
+MAX_PRICED_QUANTITY = 10
+# Used when the settings do not name them (SHOP_ACTIVATION_TIMEOUT, SHOP_CART_REMINDER_DELAY).
+DEFAULT_ACTIVATION_TIMEOUT = "2m"
+DEFAULT_CART_REMINDER_DELAY = "1m"
+TIPS_SUBJECT = "Tips for your first week"
+NUDGE_SUBJECT = "Your account is waiting"
 
 
 def save_product(sku: str, name: str) -> int:
@@ -264,3 +276,131 @@ def process_order(ctx: inngest.Context) -> dict[str, Any]:
     refund.cancel()
     release.cancel()
     return {"status": "shipped", "charge_id": charge["id"], "tracking_number": tracking_number}
+
+
+# -- Waiting for an event: onboarding ------------------------------------------------------
+
+
+def activation_timeout() -> str:
+    """Return how long onboarding waits for the user to activate (SHOP_ACTIVATION_TIMEOUT)."""
+    return getattr(settings, "SHOP_ACTIVATION_TIMEOUT", DEFAULT_ACTIVATION_TIMEOUT)
+
+
+@client.create_function(
+    fn_id="onboarding",
+    trigger=inngest.TriggerEvent(event="user/created"),
+)
+def onboarding(ctx: inngest.Context) -> str:
+    """Wait for the new user to activate: send tips if they do, a nudge if they do not in time."""
+    email = ctx.event.data["email"]
+    # Resumed by the first app/user.activated sent after the wait began whose data.user_id is
+    # this user/created event's; meanwhile the run is WAITING and holds no worker.
+    activated = ctx.step.wait_for_event(
+        "wait-for-activation",
+        event="app/user.activated",
+        match="data.user_id",
+        timeout=activation_timeout(),
+    )
+    if activated is None:
+        body = "Activate your account to get started."
+        ctx.step.run("send-nudge", deliver_email, email, NUDGE_SUBJECT, body, ctx.run_id)
+        return "nudged"
+    body = "Thanks for activating your account. Here is how to make the most of it."
+    ctx.step.run("send-tips", deliver_email, email, TIPS_SUBJECT, body, ctx.run_id)
+    return "activated"
+
+
+# -- Invoking a function: quote-order calls price-order ------------------------------------
+
+
+def price_for(sku: str, quantity: int) -> dict[str, Any]:
+    """Return the price of `quantity` units of `sku`, with the volume discount."""
+    if quantity > MAX_PRICED_QUANTITY:
+        # Retrying cannot make the quantity smaller: fail the step, and the run, at once.
+        raise inngest.NonRetriableError(
+            f"we price at most {MAX_PRICED_QUANTITY} mugs at a time, not {quantity}"
+        )
+    discount = DISCOUNT_PERCENT if quantity >= DISCOUNT_FROM_QUANTITY else 0
+    subtotal = quantity * UNIT_PRICE_CENTS
+    return {
+        "sku": sku,
+        "quantity": quantity,
+        "unit_price": UNIT_PRICE_CENTS,
+        "discount_percent": discount,
+        "total": subtotal * (100 - discount) // 100,
+    }
+
+
+@client.create_function(
+    fn_id="price-order",
+    trigger=inngest.TriggerEvent(event="shop/price.requested"),
+)
+def price_order(ctx: inngest.Context) -> dict[str, Any]:
+    """Price some mugs, for quote-order's invoke or for a shop/price.requested event."""
+    data = ctx.event.data
+    return ctx.step.run("compute-price", price_for, data["sku"], data["quantity"])
+
+
+def save_quote(quote_id: int, price: dict[str, Any], run_id: str) -> int:
+    """Record the price price-order worked out on the quote."""
+    Quote.objects.filter(pk=quote_id).update(
+        total=price["total"], discount_percent=price["discount_percent"], run_id=run_id
+    )
+    return price["total"]
+
+
+def refuse_quote(quote_id: int, reason: str, run_id: str) -> str:
+    """Record on the quote why price-order would not price it."""
+    Quote.objects.filter(pk=quote_id).update(refusal=reason[:255], run_id=run_id)
+    return reason
+
+
+@client.create_function(
+    fn_id="quote-order",
+    trigger=inngest.TriggerEvent(event="shop/quote.requested"),
+)
+def quote_order(ctx: inngest.Context) -> dict[str, Any]:
+    """Invoke price-order for the quote's mugs and record the price it returns."""
+    data = ctx.event.data
+    try:
+        # price-order runs as a run of its own (this run is its parent); this run waits for
+        # it without holding a worker, and gets its return value.
+        price = ctx.step.invoke(
+            "price-order",
+            function=price_order,
+            data={"sku": data["sku"], "quantity": data["quantity"]},
+            timeout="1m",
+        )
+    except inngest.NonRetriableError as exc:
+        # The invoked run failed (after its own retries), or did not finish within a minute.
+        reason = ctx.step.run("save-refusal", refuse_quote, data["quote_id"], str(exc), ctx.run_id)
+        return {"status": "refused", "reason": reason}
+    ctx.step.run("save-quote", save_quote, data["quote_id"], price, ctx.run_id)
+    return {"status": "priced", **price}
+
+
+# -- Cancelling on an event: cart-reminder -------------------------------------------------
+
+
+def cart_reminder_delay() -> str:
+    """Return how long cart-reminder sleeps before emailing (SHOP_CART_REMINDER_DELAY)."""
+    return getattr(settings, "SHOP_CART_REMINDER_DELAY", DEFAULT_CART_REMINDER_DELAY)
+
+
+@client.create_function(
+    fn_id="cart-reminder",
+    trigger=inngest.TriggerEvent(event="shop/cart.abandoned"),
+    # An order placed for this cart after it was abandoned cancels the run, asleep or not:
+    # `event` is this run's shop/cart.abandoned, `async` the shop/order.placed.
+    cancel=[
+        inngest.Cancel(event="shop/order.placed", if_exp="event.data.cart_id == async.data.cart_id")
+    ],
+)
+def cart_reminder(ctx: inngest.Context) -> str:
+    """Sleep a while, then remind the shopper of their cart, unless they ordered it meanwhile."""
+    data = ctx.event.data
+    ctx.step.sleep("wait-before-reminding", cart_reminder_delay())
+    quantity = data["quantity"]
+    subject = f"You left {quantity} mug{'s' if quantity != 1 else ''} in your cart"
+    body = f"{subject}\n\nCart #{data['cart_id']} is still waiting for you."
+    return ctx.step.run("send-reminder", deliver_email, data["email"], subject, body, ctx.run_id)

@@ -186,3 +186,84 @@ class StockRelease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} x {self.allocation.sku} released"
+
+
+class Account(models.Model):
+    """A user who signed up on the demo page; the onboarding function waits for its activation."""
+
+    email = models.EmailField(_("email"))
+    event_id = models.CharField(
+        _("event id"), max_length=26, blank=True, help_text=_("The user/created event.")
+    )
+    activated_at = models.DateTimeField(
+        _("activated at"),
+        null=True,
+        blank=True,
+        help_text=_("Set when app/user.activated was sent."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Cart(models.Model):
+    """A cart left on the demo page; cart-reminder emails about it unless it is ordered first."""
+
+    email = models.EmailField(_("email"))
+    quantity = models.PositiveIntegerField(_("quantity"))
+    event_id = models.CharField(
+        _("event id"), max_length=26, blank=True, help_text=_("The shop/cart.abandoned event.")
+    )
+    order = models.OneToOneField(
+        Order,
+        verbose_name=_("order"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="cart",
+        help_text=_("The order placed for this cart; its event cancels the reminder."),
+    )
+    created_at = models.DateTimeField(_("abandoned at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("cart")
+        verbose_name_plural = _("carts")
+
+    def __str__(self) -> str:
+        return f"cart {self.pk}"
+
+
+class Quote(models.Model):
+    """A price asked for on the demo page; quote-order invokes price-order to work it out."""
+
+    sku = models.CharField(_("SKU"), max_length=64)
+    quantity = models.PositiveIntegerField(_("quantity"))
+    event_id = models.CharField(
+        _("event id"), max_length=26, blank=True, help_text=_("The shop/quote.requested event.")
+    )
+    total = models.PositiveIntegerField(
+        _("total (cents)"), null=True, blank=True, help_text=_("Set once price-order priced it.")
+    )
+    discount_percent = models.PositiveIntegerField(_("discount (%)"), null=True, blank=True)
+    refusal = models.CharField(
+        _("refusal"),
+        max_length=255,
+        blank=True,
+        help_text=_("Why price-order refused to price it, if it did."),
+    )
+    run_id = models.CharField(
+        _("run id"), max_length=26, blank=True, help_text=_("The quote-order run that saved it.")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("quote")
+        verbose_name_plural = _("quotes")
+
+    def __str__(self) -> str:
+        return f"quote {self.pk}"

@@ -1,26 +1,32 @@
-"""The demo's one page: recent runs and orders, buttons that send each demo event, an order form."""
+"""The demo's one page and the forms on it, each sending its event in the request's transaction."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from django.contrib import messages
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 import inngest_django as inngest
-from inngest_django.models import DeferIntent, FunctionRun
+from inngest_django.models import FunctionRun
 
-from .forms import OrderForm
-from .inngest_functions import INITIAL_STOCK, client, process_order
-from .models import EmailLog, Heartbeat, ImageCopy, Order, StockItem
+from .forms import CartForm, OrderForm, QuoteForm
+from .inngest_functions import (
+    INITIAL_STOCK,
+    UNIT_PRICE_CENTS,
+    activation_timeout,
+    cart_reminder_delay,
+    client,
+)
+from .listings import recent_accounts, recent_carts, recent_orders, recent_quotes
+from .models import Account, Cart, EmailLog, Heartbeat, ImageCopy, Order, Quote, StockItem
 
 ORDER_SKU = "mug-classic"
-UNIT_PRICE_CENTS = 1200
 
 
 def product_imported(*, broken: bool = False) -> inngest.Event:
@@ -34,98 +40,48 @@ def product_imported(*, broken: bool = False) -> inngest.Event:
     )
 
 
-def user_created() -> inngest.Event:
-    """Return a user/created event for a new user."""
-    return inngest.Event(
-        name="user/created", data={"email": f"user-{secrets.token_hex(3)}@example.com"}
-    )
-
-
 DEMO_EVENTS: dict[str, Callable[[], inngest.Event]] = {
     "product": product_imported,
     "broken-product": lambda: product_imported(broken=True),
-    "user": user_created,
 }
 
 
-def order_placed(order: Order) -> inngest.Event:
-    """Return the shop/order.placed event of an order."""
-    return inngest.Event(
-        name="shop/order.placed",
-        data={
-            "order_id": order.pk,
-            "email": order.email,
-            "sku": order.sku,
-            "quantity": order.quantity,
-            "amount": order.amount,
-            "fail_shipment": order.fail_shipment,
-        },
-    )
-
-
-@dataclass(frozen=True)
-class OrderRow:
-    """One order as the page shows it: its process-order run, what the steps and cleanups did."""
-
-    order: Order
-    run: FunctionRun | None
-    charge_id: str
-    refunds: int
-    allocated: int
-    releases: int
-    defers: list[DeferIntent]
-
-    @property
-    def amount(self) -> str:
-        return f"{self.order.amount / 100:.2f}"
-
-
-def recent_orders(limit: int = 8) -> list[OrderRow]:
-    """Return the latest orders with their process-order runs, charges, refunds and releases."""
-    orders = list(
-        Order.objects.order_by("-id")
-        .select_related("charge", "allocation")
-        .prefetch_related("charge__refunds", "allocation__releases")[:limit]
-    )
-    runs = {
-        run.event_id: run
-        for run in FunctionRun.objects.filter(
-            function_id=process_order.id, event_id__in=[order.event_id for order in orders]
-        ).prefetch_related("defers__deferred_run")
+def order_placed(order: Order, *, cart: Cart | None = None) -> inngest.Event:
+    """Return the shop/order.placed event of an order (naming its cart, if it had one)."""
+    data = {
+        "order_id": order.pk,
+        "email": order.email,
+        "sku": order.sku,
+        "quantity": order.quantity,
+        "amount": order.amount,
+        "fail_shipment": order.fail_shipment,
     }
-    rows = []
-    for order in orders:
-        charge = getattr(order, "charge", None)
-        allocation = getattr(order, "allocation", None)
-        run = runs.get(order.event_id)
-        rows.append(
-            OrderRow(
-                order=order,
-                run=run,
-                charge_id=charge.charge_id if charge else "",
-                refunds=len(charge.refunds.all()) if charge else 0,
-                allocated=allocation.quantity if allocation else 0,
-                releases=len(allocation.releases.all()) if allocation else 0,
-                defers=list(run.defers.all()) if run else [],
-            )
-        )
-    return rows
+    if cart is not None:
+        data["cart_id"] = cart.pk  # what cart-reminder's cancel rule compares
+    return inngest.Event(name="shop/order.placed", data=data)
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    """Show the demo buttons, the order form, recent runs and orders, and what the steps wrote."""
+    """Show the demo's forms, recent runs, and what the steps wrote."""
     stock = StockItem.objects.filter(sku=ORDER_SKU).first()
     return render(
         request,
         "shop/home.html",
         {
             "order_form": OrderForm(),
+            "cart_form": CartForm(),
+            "quote_form": QuoteForm(),
             "orders": recent_orders(),
+            "accounts": recent_accounts(),
+            "carts": recent_carts(),
+            "quotes": recent_quotes(),
             "stock": stock.on_hand if stock else INITIAL_STOCK,
             "order_sku": ORDER_SKU,
+            "activation_timeout": activation_timeout(),
+            "cart_reminder_delay": cart_reminder_delay(),
             "runs": FunctionRun.objects.select_related("parent_run").order_by("-created_at")[:20],
             "images": ImageCopy.objects.select_related("product").order_by("-id")[:5],
-            "emails": EmailLog.objects.order_by("-id")[:5],
+            "emails": EmailLog.objects.order_by("-id")[:8],
             "heartbeats": Heartbeat.objects.count(),
             "last_heartbeat": Heartbeat.objects.order_by("-id").first(),
         },
@@ -146,27 +102,158 @@ def send_demo_event(request: HttpRequest) -> HttpResponse:
     return redirect("shop:home")
 
 
+def create_order(
+    *, email: str, quantity: int, fail_shipment: bool = False, cart: Cart | None = None
+) -> Order:
+    """Create an order and send its shop/order.placed event; call inside a transaction."""
+    order = Order.objects.create(
+        email=email,
+        sku=ORDER_SKU,
+        quantity=quantity,
+        amount=quantity * UNIT_PRICE_CENTS,
+        fail_shipment=fail_shipment,
+    )
+    # The order and its event commit together: no order without its run, nor the reverse.
+    [order.event_id] = client.send(order_placed(order, cart=cart))
+    order.save(update_fields=["event_id"])
+    return order
+
+
 @require_POST
 def place_order(request: HttpRequest) -> HttpResponse:
     """Create an order and send its shop/order.placed event in one transaction."""
     form = OrderForm(request.POST)
     if not form.is_valid():
         return HttpResponseBadRequest(f"Invalid order: {form.errors.as_text()}")
-    quantity = form.cleaned_data["quantity"]
     with transaction.atomic():
-        order = Order.objects.create(
+        order = create_order(
             email=f"buyer-{secrets.token_hex(3)}@example.com",
-            sku=ORDER_SKU,
-            quantity=quantity,
-            amount=quantity * UNIT_PRICE_CENTS,
+            quantity=form.cleaned_data["quantity"],
             fail_shipment=form.cleaned_data["fail_shipment"],
         )
-        # The order and its event commit together: no order without its run, nor the reverse.
-        [order.event_id] = client.send(order_placed(order))
-        order.save(update_fields=["event_id"])
     outcome = "shipping will fail" if order.fail_shipment else "it should ship"
     messages.success(
         request,
         f"Placed order #{order.pk} (event {order.event_id}); {outcome}. The worker picks it up.",
     )
+    return redirect("shop:home")
+
+
+# -- Onboarding: wait_for_event ----------------------------------------------------------------
+
+
+@require_POST
+def sign_up(request: HttpRequest) -> HttpResponse:
+    """Create an account and send its user/created event in one transaction."""
+    with transaction.atomic():
+        account = Account.objects.create(email=f"user-{secrets.token_hex(3)}@example.com")
+        event = inngest.Event(
+            name="user/created", data={"user_id": account.pk, "email": account.email}
+        )
+        [account.event_id] = client.send(event)
+        account.save(update_fields=["event_id"])
+    messages.success(
+        request,
+        f"Sent user/created for {account.email} (event {account.event_id}); "
+        "onboarding waits for the user to activate.",
+    )
+    return redirect("shop:home")
+
+
+@require_POST
+def activate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Activate an account and send the app/user.activated event onboarding waits for."""
+    with transaction.atomic():
+        account = get_object_or_404(Account.objects.select_for_update(), pk=pk)
+        if account.activated_at is not None:
+            return HttpResponseBadRequest("This account is activated already.")
+        account.activated_at = timezone.now()
+        account.save(update_fields=["activated_at"])
+        [event_id] = client.send(
+            inngest.Event(name="app/user.activated", data={"user_id": account.pk})
+        )
+    messages.success(request, f"Sent app/user.activated for {account.email} (event {event_id}).")
+    return redirect("shop:home")
+
+
+# -- Carts: a cancel rule ----------------------------------------------------------------------
+
+
+@require_POST
+def abandon_cart(request: HttpRequest) -> HttpResponse:
+    """Create a cart and send its shop/cart.abandoned event in one transaction."""
+    form = CartForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest(f"Invalid cart: {form.errors.as_text()}")
+    with transaction.atomic():
+        cart = Cart.objects.create(
+            email=f"shopper-{secrets.token_hex(3)}@example.com",
+            quantity=form.cleaned_data["quantity"],
+        )
+        event = inngest.Event(
+            name="shop/cart.abandoned",
+            data={"cart_id": cart.pk, "email": cart.email, "quantity": cart.quantity},
+        )
+        [cart.event_id] = client.send(event)
+        cart.save(update_fields=["event_id"])
+    messages.success(
+        request,
+        f"Sent shop/cart.abandoned for cart #{cart.pk} (event {cart.event_id}); "
+        "cart-reminder sleeps, then emails unless the cart is ordered.",
+    )
+    return redirect("shop:home")
+
+
+@require_POST
+def order_cart(request: HttpRequest, pk: int) -> HttpResponse:
+    """Place the order for a cart; its shop/order.placed event cancels the cart's reminder."""
+    with transaction.atomic():
+        cart = get_object_or_404(Cart.objects.select_for_update(), pk=pk)
+        if cart.order_id is not None:
+            return HttpResponseBadRequest("This cart is ordered already.")
+        cart.order = create_order(email=cart.email, quantity=cart.quantity, cart=cart)
+        cart.save(update_fields=["order"])
+    messages.success(
+        request,
+        f"Placed order #{cart.order.pk} for cart #{cart.pk} (event {cart.order.event_id}); "
+        "it cancels the cart's reminder.",
+    )
+    return redirect("shop:home")
+
+
+# -- Quotes: invoke ----------------------------------------------------------------------------
+
+
+@require_POST
+def request_quote(request: HttpRequest) -> HttpResponse:
+    """Create a quote and send its shop/quote.requested event in one transaction."""
+    form = QuoteForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest(f"Invalid quote: {form.errors.as_text()}")
+    with transaction.atomic():
+        quote = Quote.objects.create(sku=ORDER_SKU, quantity=form.cleaned_data["quantity"])
+        event = inngest.Event(
+            name="shop/quote.requested",
+            data={"quote_id": quote.pk, "sku": quote.sku, "quantity": quote.quantity},
+        )
+        [quote.event_id] = client.send(event)
+        quote.save(update_fields=["event_id"])
+    messages.success(
+        request,
+        f"Sent shop/quote.requested for quote #{quote.pk} (event {quote.event_id}); "
+        "quote-order invokes price-order.",
+    )
+    return redirect("shop:home")
+
+
+# -- Runs ----------------------------------------------------------------------------------------
+
+
+@require_POST
+def cancel_run(request: HttpRequest, run_id: str) -> HttpResponse:
+    """Ask a run to stop with inngest_django.cancel_run."""
+    if inngest.cancel_run(run_id):
+        messages.success(request, f"Asked run {run_id} to stop; the worker cancels it.")
+    else:
+        messages.warning(request, f"Run {run_id} has finished already.")
     return redirect("shop:home")

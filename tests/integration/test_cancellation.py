@@ -176,3 +176,44 @@ def test_cancel_run_stops_a_waiting_run(client, drain):
     assert run.status == "CANCELLED"
     assert not Wait.objects.pending().exists()
     assert inngest.cancel_run("no-such-run") is False
+
+
+def test_finish_timeout_cancels_a_run_waiting_to_retry(client, drain):
+    @client.create_function(
+        fn_id="retry-later",
+        trigger=inngest.TriggerEvent(event="t/retry-later"),
+        timeouts=inngest.Timeouts(finish="100ms"),
+    )
+    def retry_later(ctx):
+        raise inngest.RetryAfterError("not yet", retry_after=3_600_000)
+
+    client.send(inngest.Event(name="t/retry-later"))
+    drain(timeout=2)
+    run = the_run("test-retry-later")
+    assert run.status == "CANCELLED" and "timeouts.finish" in run.cancel_reason
+
+
+def test_cancel_run_records_its_reason(client, drain):
+    @client.create_function(fn_id="napper", trigger=inngest.TriggerEvent(event="t/napper"))
+    def napper(ctx):
+        ctx.step.sleep("nap", "1h")
+
+    client.send(inngest.Event(name="t/napper"))
+    drain()
+    run = the_run("test-napper")
+    assert inngest.cancel_run(run.pk, reason="support ticket 42")
+    drain()
+    run.refresh_from_db()
+    assert (run.status, run.cancel_reason) == ("CANCELLED", "support ticket 42")
+
+
+def test_wait_for_event_without_a_timeout_fails_at_once(client, drain):
+    @client.create_function(fn_id="no-timeout", trigger=inngest.TriggerEvent(event="t/no-to"))
+    def no_timeout(ctx):
+        ctx.step.wait_for_event("w", event="t/x")
+
+    client.send(inngest.Event(name="t/no-to"))
+    drain()
+    run = the_run("test-no-timeout")
+    assert run.status == "FAILED" and run.attempt == 0
+    assert "needs a timeout" in run.error["message"]

@@ -8,6 +8,7 @@ import secrets
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -21,15 +22,17 @@ ON_POSTGRES = os.environ.get("INNGEST_DJANGO_TEST_DB") == "postgres"
 
 pytestmark = pytest.mark.slow
 
-# Posts the "Sign up a user" form the way a browser does: CSRF cookie and token included.
-SIGN_UP_THROUGH_HOME_PAGE = """
+# Posts a form of the home page the way a browser does, CSRF cookie and token included, and
+# checks the page it lands on. PATH, FORM and EXPECTED are defined before this runs.
+POST_THROUGH_HOME_PAGE = """
 from django.test import Client
 browser = Client(enforce_csrf_checks=True)
 page = browser.get("/")
 assert page.status_code == 200 and b"Recent runs" in page.content, page.status_code
-token = browser.cookies["csrftoken"].value
-sent = browser.post("/events/", {"event": "user", "csrfmiddlewaretoken": token}, follow=True)
-assert sent.status_code == 200 and b"Sent user/created" in sent.content, sent.status_code
+form = dict(FORM, csrfmiddlewaretoken=browser.cookies["csrftoken"].value)
+sent = browser.post(PATH, form, follow=True)
+assert sent.status_code == 200, (sent.status_code, sent.content[:300])
+assert EXPECTED.encode() in sent.content, sent.content
 """
 
 # Places an order of two mugs through the home page form, drains the worker in-process, and
@@ -98,7 +101,8 @@ class DemoDatabase:
 
 def as_json(value: Any) -> Any:
     """Return a JSON column's value: SQLite gives its text, PostgreSQL the decoded value."""
-    return json.loads(value) if isinstance(value, str) else value
+    # A JSON string such as "nudged" arrives decoded from PostgreSQL, but as '"nudged"' here.
+    return json.loads(value) if isinstance(value, str) and not ON_POSTGRES else value
 
 
 @pytest.fixture
@@ -108,11 +112,12 @@ def demo(tmp_path: Path) -> Iterator[Any]:
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="demo_site.settings", PYTHONPATH=str(ROOT))
     env.update(database.env)
 
-    def manage(*args: str) -> str:
+    def manage(*args: str, settings: dict[str, str] | None = None) -> str:
+        """Run a manage.py command; `settings` adds environment variables (DEMO_...)."""
         result = subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=ROOT,
-            env=env,
+            env={**env, **(settings or {})},
             capture_output=True,
             text=True,
             timeout=120,
@@ -125,10 +130,16 @@ def demo(tmp_path: Path) -> Iterator[Any]:
         script = f"FAIL_SHIPMENT = {fail_shipment!r}\n{PLACE_ORDER_AND_DRAIN}"
         return json.loads(manage("shell", "--no-imports", "-c", script).splitlines()[-1])
 
+    def post(path: str, form: dict[str, str] | None = None, *, expected: str) -> None:
+        """Post a form of the home page; the page it redirects to must show `expected`."""
+        script = f"PATH = {path!r}\nFORM = {form or {}!r}\nEXPECTED = {expected!r}\n"
+        manage("shell", "--no-imports", "-c", script + POST_THROUGH_HOME_PAGE)
+
     try:
         manage("migrate", "--noinput")
         manage.query = database.query  # type: ignore[attr-defined]
         manage.place_order = place_order  # type: ignore[attr-defined]
+        manage.post = post  # type: ignore[attr-defined]
         yield manage
     finally:
         database.drop()
@@ -171,14 +182,15 @@ def test_product_import_runs_its_steps_and_records_image_copies(demo):
 
 
 def test_home_page_form_sends_a_signup_that_emails_then_sleeps(demo):
-    demo("shell", "--no-imports", "-c", SIGN_UP_THROUGH_HOME_PAGE)
+    demo.post("/accounts/", expected="Sent user/created")
     [(event_id, name)] = demo.query("SELECT id, name FROM inngest_django_event")
     assert name == "user/created"
     output = demo("run_inngest_worker", "--until-idle")
     assert "Subject: Welcome!" in output  # the console email backend prints to stdout
 
     [(run_id, status)] = demo.query(
-        "SELECT id, status FROM inngest_django_functionrun WHERE event_id = %s",
+        "SELECT id, status FROM inngest_django_functionrun "
+        "WHERE event_id = %s AND function_id = 'shop-send-signup-email'",
         event_id,
     )
     assert status == "SLEEPING"  # until 30 s after the event
@@ -191,6 +203,202 @@ def test_home_page_form_sends_a_signup_that_emails_then_sleeps(demo):
         ("wait-for-the-future", "SLEEPING"),
     ]
     assert demo.query("SELECT subject, run_id FROM shop_emaillog") == [("Welcome!", run_id)]
+
+
+# -- Onboarding: wait_for_event ------------------------------------------------------------------
+
+
+def onboarding_runs(demo) -> dict[int, tuple[str, str, Any]]:
+    """Return each account's onboarding run: id, status and output, by account id."""
+    rows = demo.query(
+        "SELECT a.id, r.id, r.status, r.output FROM shop_account a "
+        "JOIN inngest_django_functionrun r ON r.event_id = a.event_id "
+        "WHERE r.function_id = 'shop-onboarding' ORDER BY a.id"
+    )
+    return {account: (run, status, as_json(output)) for account, run, status, output in rows}
+
+
+def emails_of(demo, run_id: str) -> list[tuple[str, str]]:
+    return demo.query(
+        'SELECT subject, "to" FROM shop_emaillog WHERE run_id = %s ORDER BY id', run_id
+    )
+
+
+def test_onboarding_waits_for_its_own_users_activation_then_sends_tips(demo):
+    demo.post("/accounts/", expected="Sent user/created")
+    demo.post("/accounts/", expected="Sent user/created")
+    demo("run_inngest_worker", "--until-idle")
+    [(first, _), (second, second_email)] = demo.query(
+        "SELECT id, email FROM shop_account ORDER BY id"
+    )
+    runs = onboarding_runs(demo)
+    assert {status for _, status, _ in runs.values()} == {"WAITING"}
+    # Waiting holds no worker: the run is released until its timeout, its step row shows why.
+    [(locked_by, step_op, step_status)] = demo.query(
+        "SELECT r.locked_by, s.op, s.status FROM inngest_django_functionrun r "
+        "JOIN inngest_django_steprun s ON s.run_id = r.id WHERE r.id = %s",
+        runs[second][0],
+    )
+    assert (locked_by, step_op, step_status) == ("", "WAIT_FOR_EVENT", "WAITING")
+
+    demo.post(f"/accounts/{second}/activate/", expected="Sent app/user.activated")
+    demo("run_inngest_worker", "--until-idle")
+
+    runs = onboarding_runs(demo)
+    second_run, status, output = runs[second]
+    assert (status, output) == ("COMPLETED", "activated")
+    assert emails_of(demo, second_run) == [("Tips for your first week", second_email)]
+    # The other user's activation is still awaited: the wait matched on data.user_id.
+    assert runs[first][1] == "WAITING"
+    assert emails_of(demo, runs[first][0]) == []
+    [(activation,)] = demo.query(
+        "SELECT id FROM inngest_django_event WHERE name = 'app/user.activated'"
+    )
+    waits = demo.query(
+        "SELECT run_id, match_key, match_value, outcome, event_id FROM inngest_django_wait "
+        "WHERE kind = 'EVENT' ORDER BY run_id"
+    )
+    assert sorted(waits) == sorted(
+        [
+            (runs[first][0], "data.user_id", str(first), "", None),
+            (second_run, "data.user_id", str(second), "EVENT", activation),
+        ]
+    )
+
+
+def test_onboarding_nudges_a_user_who_does_not_activate_in_time(demo):
+    short = {"DEMO_ACTIVATION_TIMEOUT": "2s"}
+    demo.post("/accounts/", expected="Sent user/created")
+    demo("run_inngest_worker", "--until-idle", settings=short)
+    [(run_id, status, _)] = onboarding_runs(demo).values()
+    assert status == "WAITING"
+
+    time.sleep(2.5)
+    demo("run_inngest_worker", "--until-idle", settings=short)
+
+    [(account_id, email)] = demo.query("SELECT id, email FROM shop_account")
+    assert onboarding_runs(demo)[account_id] == (run_id, "COMPLETED", "nudged")
+    assert emails_of(demo, run_id) == [("Your account is waiting", email)]
+    assert demo.query(
+        "SELECT step_key, op, status FROM inngest_django_steprun WHERE run_id = %s ORDER BY id",
+        run_id,
+    ) == [
+        ("wait-for-activation", "WAIT_FOR_EVENT", "COMPLETED"),
+        ("send-nudge", "RUN", "COMPLETED"),
+    ]
+    assert demo.query("SELECT outcome FROM inngest_django_wait WHERE run_id = %s", run_id) == [
+        ("TIMEOUT",)
+    ]
+
+
+# -- Quotes: invoke ------------------------------------------------------------------------------
+
+
+def test_quote_order_invokes_price_order_and_saves_the_price_it_returns(demo):
+    demo.post("/quotes/", {"quantity": "4"}, expected="Sent shop/quote.requested")
+    demo("run_inngest_worker", "--until-idle")
+
+    [(run_id, status, output)] = demo.query(
+        "SELECT id, status, output FROM inngest_django_functionrun "
+        "WHERE function_id = 'shop-quote-order'"
+    )
+    price = {
+        "sku": "mug-classic",
+        "quantity": 4,
+        "unit_price": 1200,
+        "discount_percent": 10,
+        "total": 4320,
+    }
+    assert (status, as_json(output)) == ("COMPLETED", {"status": "priced", **price})
+    # price-order ran as a run of its own, started by inngest/function.invoked, child of this one.
+    [(child_status, child_output, event_name)] = demo.query(
+        "SELECT r.status, r.output, e.name FROM inngest_django_functionrun r "
+        "JOIN inngest_django_event e ON e.id = r.event_id "
+        "WHERE r.function_id = 'shop-price-order' AND r.parent_run_id = %s",
+        run_id,
+    )
+    assert (child_status, as_json(child_output)) == ("COMPLETED", price)
+    assert event_name == "inngest/function.invoked"
+    assert demo.query(
+        "SELECT step_key, op, status FROM inngest_django_steprun WHERE run_id = %s ORDER BY id",
+        run_id,
+    ) == [("price-order", "INVOKE", "COMPLETED"), ("save-quote", "RUN", "COMPLETED")]
+    assert demo.query("SELECT total, discount_percent, refusal, run_id FROM shop_quote") == [
+        (4320, 10, "", run_id)
+    ]
+
+
+def test_a_quote_price_order_refuses_is_recorded_as_refused(demo):
+    demo.post("/quotes/", {"quantity": "12"}, expected="Sent shop/quote.requested")
+    demo("run_inngest_worker", "--until-idle")
+
+    [(run_id, status, output)] = demo.query(
+        "SELECT id, status, output FROM inngest_django_functionrun "
+        "WHERE function_id = 'shop-quote-order'"
+    )
+    assert status == "COMPLETED"
+    assert as_json(output)["status"] == "refused"
+    [(child_status, child_error)] = demo.query(
+        "SELECT status, error FROM inngest_django_functionrun "
+        "WHERE function_id = 'shop-price-order' AND parent_run_id = %s",
+        run_id,
+    )
+    assert child_status == "FAILED"
+    assert as_json(child_error)["name"] == "NonRetriableError"  # no retries: failed at once
+    [(total, refusal)] = demo.query("SELECT total, refusal FROM shop_quote")
+    assert total is None
+    assert refusal.endswith("failed: we price at most 10 mugs at a time, not 12")
+
+
+# -- Carts: a cancel rule ------------------------------------------------------------------------
+
+
+def test_cart_reminder_is_cancelled_by_its_carts_order_only(demo):
+    short = {"DEMO_CART_REMINDER_DELAY": "2s"}
+    demo.post("/carts/", {"quantity": "1"}, expected="Sent shop/cart.abandoned")
+    demo.post("/carts/", {"quantity": "3"}, expected="Sent shop/cart.abandoned")
+    demo("run_inngest_worker", "--until-idle", settings=short)
+    [(kept, kept_email), (ordered, _)] = demo.query("SELECT id, email FROM shop_cart ORDER BY id")
+
+    def reminders() -> dict[int, tuple[str, str, str]]:
+        rows = demo.query(
+            "SELECT c.id, r.id, r.status, r.cancel_reason FROM shop_cart c "
+            "JOIN inngest_django_functionrun r ON r.event_id = c.event_id "
+            "WHERE r.function_id = 'shop-cart-reminder'"
+        )
+        return {cart: (run, status, reason) for cart, run, status, reason in rows}
+
+    assert {status for _, status, _ in reminders().values()} == {"SLEEPING"}
+
+    demo.post(f"/carts/{ordered}/order/", expected=f"for cart #{ordered}")
+    time.sleep(2.5)  # both reminders are due now: only the ordered cart's is cancelled
+    demo("run_inngest_worker", "--until-idle", settings=short)
+
+    runs = reminders()
+    [(order_event,)] = demo.query(
+        "SELECT o.event_id FROM shop_order o JOIN shop_cart c ON c.order_id = o.id WHERE c.id = %s",
+        ordered,
+    )
+    cancelled_run, status, reason = runs[ordered]
+    assert status == "CANCELLED"
+    assert reason == f"cancel rule: event shop/order.placed ({order_event})"
+    assert emails_of(demo, cancelled_run) == []
+    # Stopped before its next step: the sleep is its only step.
+    assert demo.query(
+        "SELECT step_key FROM inngest_django_steprun WHERE run_id = %s", cancelled_run
+    ) == [("wait-before-reminding",)]
+    [(cancelled_event_run,)] = demo.query(
+        "SELECT data FROM inngest_django_event WHERE name = 'inngest/function.cancelled'"
+    )
+    assert as_json(cancelled_event_run)["run_id"] == cancelled_run
+
+    kept_run, status, reason = runs[kept]
+    assert (status, reason) == ("COMPLETED", "")
+    assert emails_of(demo, kept_run) == [("You left 1 mug in your cart", kept_email)]
+    # The order itself went through process-order as usual.
+    assert demo.query(
+        "SELECT status FROM inngest_django_functionrun WHERE function_id = 'shop-process-order'"
+    ) == [("COMPLETED",)]
 
 
 # -- Orders: deferred cleanups and a deferred confirmation email ---------------------------------
