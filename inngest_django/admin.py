@@ -1,26 +1,34 @@
-"""Read-only admins for debugging: events, runs with their steps and defers, outbox, cron, keys."""
+"""Read-only admins for debugging events, runs, steps, waits and defers; runs can be cancelled."""
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from django.contrib import admin
-from django.contrib.admin.utils import quote
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Count, F, Q, QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.urls import URLPattern, path, reverse
+from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from .enums import DeferStatus, RunStatus
-from .functions import SCHEDULED_EVENT, DeferredFunction
+from .enums import FINISHED_STATUSES, DeferStatus, RunStatus, WaitKind
+from .functions import INVOKED_EVENT, SCHEDULED_EVENT, DeferredFunction
 from .models import (
     CronSchedule,
     DeferIntent,
@@ -29,10 +37,14 @@ from .models import (
     IdempotencyKey,
     OutboxMessage,
     StepRun,
+    Wait,
 )
 from .registry import default_registry
+from .runs import cancel_run
+from .waits import NO_MATCH
 
-# Badge colours by status value; run, step and defer statuses share the names they have in common.
+# Badge colours by value; run, step and defer statuses share the names they have in common, and
+# wait outcomes have names of their own.
 STATUS_COLOURS = {
     "QUEUED": "#6c757d",
     "RUNNING": "#0d6efd",
@@ -46,9 +58,20 @@ STATUS_COLOURS = {
     "PENDING": "#b08800",
     "SCHEDULED": "#20c997",
     "REJECTED": "#a61e4d",
+    "EVENT": "#198754",
+    "FINISHED": "#198754",
+    "TIMEOUT": "#d9730d",
+    "RUN_ENDED": "#adb5bd",
 }
 
 _PRE_STYLE = "white-space: pre-wrap; max-height: 24em; overflow: auto; margin: 0;"
+# Spans, not divs: a note sits inside the change page's <div class="readonly">.
+_NOTE_HTML = (
+    '<span style="display: block; font-size: 11px; color: var(--body-quiet-color);">{}</span>'
+)
+_LINE_HTML = '<span style="display: block;">{}</span>'
+# A run waiting in a group.parallel may wait on several things; the list names a few.
+_LISTED_WAITS = 3
 
 _Obj = TypeVar("_Obj")
 
@@ -130,6 +153,49 @@ def deferred_run_html(run_id: str | None, run_status: str | None, defer_status: 
         # The parent finished, but the worker's relay has not turned the outbox row into a run.
         return _("not started yet")
     return None
+
+
+def moment_text(value: datetime) -> str:
+    """Return a datetime as the admin shows one: in the current time zone, localized."""
+    return formats.localize(timezone.template_localtime(value))
+
+
+def invoke_step_subquery() -> Subquery:
+    """Return the step id of the invoke that started the outer run, or NULL (one index lookup)."""
+    waits = Wait.objects.filter(child_run=OuterRef("pk"), kind=WaitKind.INVOKE).order_by()
+    return Subquery(waits.values("step_key")[:1])
+
+
+def waiting_text(wait: Wait) -> SafeString:
+    """Return what one pending wait waits for, as "waiting for app/x until ..." or an invoke."""
+    if wait.kind == WaitKind.INVOKE:
+        if wait.child_run_id is None:
+            return format_html("{}", gettext("waiting for an invoked run"))
+        return format_html(
+            gettext("waiting for invoked run {}"), run_id_link_html(wait.child_run_id)
+        )
+    if wait.expires_at is None:
+        return format_html(gettext("waiting for {}"), wait.event_name)
+    return format_html(
+        gettext("waiting for {} until {}"), wait.event_name, moment_text(wait.expires_at)
+    )
+
+
+def child_run_html(child: FunctionRun) -> SafeString:
+    """Return a child run as its link, slug and status, then the defer or invoke step behind it."""
+    line = format_html(
+        "{} {} {}", run_link_html(child), child.function_id, child.get_status_display()
+    )
+    if child.via_defer is not None:  # type: ignore[attr-defined]
+        return format_html(gettext("{} (defer {})"), line, child.via_defer)  # type: ignore[attr-defined]
+    if child.via_step is not None:  # type: ignore[attr-defined]
+        return format_html(gettext("{} (invoked at step {})"), line, child.via_step)  # type: ignore[attr-defined]
+    return line
+
+
+def notes_html(notes: Sequence[Any]) -> SafeString:
+    """Return short notes, one per line, in the admin's quiet help style."""
+    return format_html_join("\n", _NOTE_HTML, ((note,) for note in notes))
 
 
 def experiment_text(experiment: Any) -> str | None:
@@ -297,22 +363,104 @@ class StepRunInline(ReadOnlyAdminMixin, admin.TabularInline):
         return duration_text(step.started_at, step.finished_at)
 
 
+class WaitInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """What the run waits for or waited for: events, invoked runs and cancel rules."""
+
+    model = Wait
+    fk_name = "run"
+    fields = (
+        "kind",
+        "step_key",
+        "event_name",
+        "match",
+        "expires_at",
+        "resolved_at",
+        "outcome_badge",
+        "event_link",
+        "child_run_link",
+    )
+    readonly_fields = fields
+    extra = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Pending first; the invoked run's slug and status joined in, not a query per wait.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                child_function_id=F("child_run__function_id"),
+                child_status=F("child_run__status"),
+            )
+            .order_by(F("resolved_at").asc(nulls_first=True), "id")
+        )
+
+    @admin.display(description=_("Match"))
+    @none_as_empty
+    def match(self, wait: Wait) -> SafeString | None:
+        lines: list[SafeString] = []
+        if wait.match_value == NO_MATCH:
+            # The trigger event lacked the field, so no event can match this wait.
+            text = gettext("{} is missing from the trigger event: nothing matches")
+            lines.append(format_html(text, wait.match_key))
+        elif wait.match_key:
+            lines.append(format_html("{} = {}", wait.match_key, wait.match_value))
+        if wait.expression:
+            lines.append(format_html(gettext("if <code>{}</code>"), wait.expression))
+        if not lines:
+            return None
+        return format_html_join("\n", _LINE_HTML, ((line,) for line in lines))
+
+    @admin.display(description=_("Outcome"))
+    def outcome_badge(self, wait: Wait) -> SafeString:
+        if wait.resolved_at is None:
+            return status_badge_html("PENDING", gettext("Pending"))
+        return status_badge_html(wait.outcome, wait.get_outcome_display())
+
+    @admin.display(description=_("Matched event"))
+    @none_as_empty
+    def event_link(self, wait: Wait) -> SafeString | None:
+        if wait.event_id is None:
+            return None
+        url = reverse("admin:inngest_django_event_change", args=[quote(wait.event_id)])
+        return format_html('<a href="{}">{}</a>', url, wait.event_id)
+
+    @admin.display(description=_("Invoked run"))
+    @none_as_empty
+    def child_run_link(self, wait: Wait) -> SafeString | None:
+        if wait.child_run_id is None:
+            return None
+        return format_html(
+            "{} {} {}",
+            run_id_link_html(wait.child_run_id),
+            wait.child_function_id,  # type: ignore[attr-defined]
+            RunStatus(wait.child_status).label,  # type: ignore[attr-defined]
+        )
+
+
 class StartedByFilter(admin.SimpleListFilter):
-    """Split runs started by a defer from those started by cron or by any other event."""
+    """Split runs by what started them: a defer, an invoke, cron, or any other event."""
 
     title = _("started by")
     parameter_name = "started_by"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return [("defer", _("Defer")), ("cron", _("Cron")), ("event", _("Event"))]
+        return [
+            ("defer", _("Defer")),
+            ("invoke", _("Invoke")),
+            ("cron", _("Cron")),
+            ("event", _("Event")),
+        ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        not_deferred = queryset.filter(defer_intent__isnull=True)
         if self.value() == "defer":
             return queryset.filter(defer_intent__isnull=False)
+        if self.value() == "invoke":
+            return not_deferred.filter(event__name=INVOKED_EVENT)
         if self.value() == "cron":
-            return queryset.filter(defer_intent__isnull=True, event__name=SCHEDULED_EVENT)
+            return not_deferred.filter(event__name=SCHEDULED_EVENT)
         if self.value() == "event":
-            return queryset.filter(defer_intent__isnull=True).exclude(event__name=SCHEDULED_EVENT)
+            return not_deferred.exclude(event__name__in=[SCHEDULED_EVENT, INVOKED_EVENT])
         return queryset
 
 
@@ -394,6 +542,8 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("id", "event__id")
     search_help_text = _("A run id, or the id of the event that started runs.")
     show_full_result_count = False
+    actions = ("cancel_runs",)
+    change_form_template = "admin/inngest_django/functionrun/change_form.html"
     fieldsets = (
         (
             None,
@@ -417,18 +567,33 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         (_("Result"), {"fields": ("pretty_output", "pretty_error")}),
         (_("Lease"), {"fields": ("locked_by", "locked_until", "available_at")}),
     )
-    readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
-    inlines = (StepRunInline, DeferIntentInline)
+    # Shown only for a cancelled run, or one asked to stop: see get_fieldsets.
+    cancellation_fieldset = (
+        _("Cancellation"),
+        {"fields": ("cancel_requested_at", "cancel_reason_text")},
+    )
+    readonly_fields = tuple(
+        name for _, options in (*fieldsets, cancellation_fieldset) for name in options["fields"]
+    )
+    inlines = (StepRunInline, WaitInline, DeferIntentInline)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        # Two joined columns for "Started by", instead of a query per listed run.
+        # What "Started by" and the waiting note show, for a page of runs in two queries.
+        pending_waits = (
+            Wait.objects.pending()
+            .exclude(kind=WaitKind.CANCEL)
+            .only("run", "kind", "event_name", "child_run", "expires_at")
+            .order_by("id")
+        )
         return (
             super()
             .get_queryset(request)
             .annotate(
                 started_by_defer_id=F("defer_intent__defer_id"),
                 trigger_name=F("event__name"),
+                invoked_at_step=invoke_step_subquery(),
             )
+            .prefetch_related(Prefetch("waits", queryset=pending_waits, to_attr="pending_waits"))
         )
 
     def get_search_results(
@@ -439,9 +604,127 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return queryset, False
         return queryset.filter(Q(pk=term) | Q(event_id=term)), False
 
+    def get_fieldsets(self, request: HttpRequest, obj: FunctionRun | None = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or (obj.status != RunStatus.CANCELLED and obj.cancel_requested_at is None):
+            return fieldsets
+        return (fieldsets[0], self.cancellation_fieldset, *fieldsets[1:])
+
+    # -- cancelling -------------------------------------------------------------------------
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        """Return True if the user may ask runs to stop (superusers always may)."""
+        return request.user.has_perm(f"{self.opts.app_label}.cancel_functionrun")
+
+    def get_urls(self) -> list[URLPattern]:
+        cancel = path(
+            "<path:object_id>/cancel/",
+            self.admin_site.admin_view(self.cancel_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_cancel",
+        )
+        # First: the catch-all "<path:object_id>/" redirect would otherwise swallow it.
+        return [cancel, *super().get_urls()]
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: FunctionRun | None = None,
+    ) -> HttpResponse:
+        if (
+            obj is not None
+            and obj.status not in FINISHED_STATUSES
+            and obj.cancel_requested_at is None
+            and self.has_cancel_permission(request)
+        ):
+            context["cancel_run_url"] = reverse(
+                f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_cancel",
+                args=[quote(obj.pk)],
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Ask one run to stop (the "Cancel run" button), then show its page again."""
+        if not self.has_cancel_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        run = self.get_object(request, unquote(object_id))
+        if run is None:
+            raise Http404(gettext("No function run has this id."))
+        self.cancel_and_report(request, [run])
+        return HttpResponseRedirect(
+            reverse(
+                f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_change",
+                args=[quote(run.pk)],
+            )
+        )
+
+    @admin.action(description=_("Cancel selected runs"), permissions=["cancel"])
+    def cancel_runs(self, request: HttpRequest, queryset: QuerySet) -> None:
+        # function_id for the history entry's label; no waits: nothing here shows them.
+        runs = queryset.prefetch_related(None).only("function_id", "status", "cancel_requested_at")
+        self.cancel_and_report(request, runs)
+
+    def cancel_and_report(self, request: HttpRequest, runs: Iterable[FunctionRun]) -> None:
+        """Ask each unfinished run to stop through cancel_run, and say what happened."""
+        asked = finished = already_asked = 0
+        reason = f"admin: cancelled by {request.user.get_username()}"
+        for run in runs:
+            if run.status in FINISHED_STATUSES:
+                finished += 1
+            elif run.cancel_requested_at is not None:
+                already_asked += 1
+            elif cancel_run(run.pk, reason=reason):
+                asked += 1
+                # The admin's history is where an operator looks for who stopped a run.
+                self.log_change(request, run, gettext("Asked the run to stop."))
+            else:
+                # It finished, or someone else asked, since the page was loaded.
+                run.refresh_from_db(fields=["status"])
+                if run.status in FINISHED_STATUSES:
+                    finished += 1
+                else:
+                    already_asked += 1
+        if asked:
+            message = ngettext(
+                "%(count)d run was asked to stop; a worker cancels it at its next step.",
+                "%(count)d runs were asked to stop; workers cancel them at their next step.",
+                asked,
+            )
+            self.message_user(request, message % {"count": asked}, messages.SUCCESS)
+        if already_asked:
+            message = ngettext(
+                "%(count)d run had already been asked to stop.",
+                "%(count)d runs had already been asked to stop.",
+                already_asked,
+            )
+            self.message_user(request, message % {"count": already_asked}, messages.WARNING)
+        if finished:
+            message = ngettext(
+                "%(count)d run had already finished.",
+                "%(count)d runs had already finished.",
+                finished,
+            )
+            self.message_user(request, message % {"count": finished}, messages.WARNING)
+
+    # -- columns and fields -----------------------------------------------------------------
+
     @admin.display(description=_("Status"), ordering="status")
     def status_badge(self, run: FunctionRun) -> SafeString:
-        return status_badge_html(run.status, run.get_status_display())
+        badge = status_badge_html(run.status, run.get_status_display())
+        notes: list[Any] = []
+        if run.status == RunStatus.WAITING:
+            waits = getattr(run, "pending_waits", [])
+            notes.extend(waiting_text(wait) for wait in waits[:_LISTED_WAITS])
+            if len(waits) > _LISTED_WAITS:
+                notes.append(gettext("and %(count)d more") % {"count": len(waits) - _LISTED_WAITS})
+        if run.cancel_requested_at is not None and run.status not in FINISHED_STATUSES:
+            notes.append(gettext("asked to stop"))
+        return format_html("{}\n{}", badge, notes_html(notes)) if notes else badge
 
     @admin.display(description=_("Duration"))
     @none_as_empty
@@ -458,6 +741,15 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 gettext("defer {} of {}"), defer, run_id_link_html(run.parent_run_id)
             )
         name = run.trigger_name  # type: ignore[attr-defined]
+        if name == INVOKED_EVENT:
+            step = run.invoked_at_step  # type: ignore[attr-defined]
+            if run.parent_run_id is None:
+                # The caller was deleted; its wait, and so the step id, went with it.
+                return gettext("invoke")
+            caller = run_id_link_html(run.parent_run_id)
+            if step is None:
+                return format_html(gettext("invoked by {}"), caller)
+            return format_html(gettext("invoked by {} at step {}"), caller, step)
         if name == SCHEDULED_EVENT:
             return gettext("cron")
         return format_html(gettext("event {}"), name)
@@ -470,22 +762,27 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("Parent run"))
     @none_as_empty
     def parent_run_link(self, run: FunctionRun) -> SafeString | None:
-        return run_link_html(run.parent_run) if run.parent_run_id else None
+        return run_id_link_html(run.parent_run_id) if run.parent_run_id else None
 
     @admin.display(description=_("Child runs"))
     @none_as_empty
     def child_runs(self, run: FunctionRun) -> SafeString | None:
-        children = run.child_runs.order_by("created_at")
+        children = (
+            # parent_run too: the related manager reads it to attach this run to each child.
+            run.child_runs.only("id", "function_id", "status", "parent_run")
+            .annotate(via_defer=F("defer_intent__defer_id"), via_step=invoke_step_subquery())
+            .order_by("created_at")
+        )
         if not children:
             return None
         return format_html_join(
-            "",
-            "<div>{} {} {}</div>",
-            (
-                (run_link_html(child), child.function_id, child.get_status_display())
-                for child in children
-            ),
+            "\n", "<div>{}</div>", ((child_run_html(child),) for child in children)
         )
+
+    @admin.display(description=_("Cancel reason"))
+    @none_as_empty
+    def cancel_reason_text(self, run: FunctionRun) -> str | None:
+        return run.cancel_reason or None
 
     @admin.display(description=_("Output"))
     @none_as_empty

@@ -17,6 +17,7 @@ from . import clock
 from .conf import app_settings
 from .enums import RunStatus
 from .exceptions import InvalidEventError
+from .flow_control import admit
 from .functions import Function
 from .ids import new_id
 from .models import Event, FunctionRun, IdempotencyKey
@@ -119,12 +120,12 @@ def dispatch_pending(
         events = list(Event.objects.filter(pk__in=ids).order_by("id"))
         for event in events:
             runs.extend(_runs_for(event, registry, now))
-        save_runs(runs, registry=registry)
+        runs = save_runs(runs, registry=registry)
         # After the new runs' cancel rules exist: a later event of this batch may cancel them.
         resolver = WaitResolver(now)
         for event in events:
             resolver.resolve(event)
-    for run in runs:
+    for run in (run for run in runs if run.status == RunStatus.QUEUED):
         logger.info(
             "Run queued run_id=%s function_id=%s event_id=%s",
             run.pk,
@@ -161,16 +162,24 @@ def _first_with_id(function: Function, event: Event, now: datetime) -> bool:
     )
 
 
-def save_runs(runs: list[FunctionRun], *, registry: FunctionRegistry = default_registry) -> None:
-    """Store new runs (their `event` set) together with their functions' cancel-rule waits."""
+def save_runs(
+    runs: list[FunctionRun], *, registry: FunctionRegistry = default_registry
+) -> list[FunctionRun]:
+    """Store new runs (their `event` set) after flow control, with their cancel-rule waits.
+
+    Returns the runs stored: skipped ones included (status SKIPPED), debounced ones that
+    joined a pending run left out.
+    """
+    runs = admit(runs, registry, clock.now())
     FunctionRun.objects.bulk_create(runs)
     waits = cancel_rule_waits(
         (run, registry.get(run.function_id), run.event)
         for run in runs
-        if run.function_id in registry
+        if run.function_id in registry and run.status != RunStatus.SKIPPED
     )
     if waits:
         save_waits(waits)
+    return runs
 
 
 def new_run(function: Function, event: Event, now: datetime) -> FunctionRun:

@@ -229,18 +229,28 @@ class RunPass:
             event = emit(INVOKED_EVENT, {**data, "_inngest": meta}, dispatched_at=now)
             child = new_run(target, event, now)
             child.parent_run_id = self.run.pk
-            save_runs([child], registry=self.registry)
-            self._save_step(step_key, StepOp.INVOKE, StepStatus.WAITING, now, wake_at=until)
-            wait = new_wait(
-                self.run,
-                {},
-                kind=WaitKind.INVOKE,
-                step_key=step_key,
-                child_run=child,
-                expires_at=until,
-            )
-            save_waits([wait])
-            self._release_to_wait(until)
+            started = save_runs([child], registry=self.registry)
+            skipped = child not in started or child.status == RunStatus.SKIPPED
+            if skipped:
+                # Rate limited, idempotent, singleton or debounced away: nothing to wait for.
+                reason = child.flow_note or "debounced into another run"
+                error = invoke_error(f"invoke {step_key!r}: {function_id} did not start: {reason}")
+                self._touch()
+                self._save_step(step_key, StepOp.INVOKE, StepStatus.FAILED, now, error=error)
+            else:
+                self._save_step(step_key, StepOp.INVOKE, StepStatus.WAITING, now, wake_at=until)
+                wait = new_wait(
+                    self.run,
+                    {},
+                    kind=WaitKind.INVOKE,
+                    step_key=step_key,
+                    child_run=child,
+                    expires_at=until,
+                )
+                save_waits([wait])
+                self._release_to_wait(until)
+        if skipped:
+            raise NonRetriableError(error["message"])
         _log(
             logging.INFO,
             "Run invoked %s child_run_id=%s step=%s",

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from .exceptions import InvalidFunctionConfigError
 from .expressions import Expression
+from .flow_options import FlowConfigError, FlowOptions
 from .schemas.config import Cancel, Timeouts, TriggerCron, TriggerEvent
 
 if TYPE_CHECKING:
@@ -31,15 +32,17 @@ _NOT_FOR_DEFER = ("trigger", "on_failure", "batch_events")
 # Options named by API.md whose behaviour arrives with a later issue; accepting them silently
 # would drop a user's flow control, so they fail loudly until then.
 _NOT_YET_SUPPORTED = {
-    "concurrency": 5,
-    "throttle": 5,
-    "rate_limit": 5,
-    "debounce": 5,
-    "priority": 5,
     "batch_events": 5,
-    "idempotency": 5,
-    "singleton": 5,
 }
+FLOW_OPTIONS = (
+    "concurrency",
+    "throttle",
+    "rate_limit",
+    "debounce",
+    "priority",
+    "singleton",
+    "idempotency",
+)
 
 
 class Function:
@@ -59,6 +62,7 @@ class Function:
         default_retries: int = 4,
         cancel: Sequence[Cancel] | None = None,
         timeouts: Timeouts | None = None,
+        flow: dict[str, Any] | None = None,
     ) -> None:
         _check_id(fn_id)
         self.app_id = app_id
@@ -74,6 +78,10 @@ class Function:
         if timeouts is not None and not isinstance(timeouts, Timeouts):
             raise self._fail(f"timeouts must be a Timeouts, got {timeouts!r}")
         self.timeouts = timeouts
+        try:
+            self.flow = FlowOptions.build(flow or {})
+        except FlowConfigError as exc:
+            raise self._fail(str(exc)) from None
         self.event_triggers = [t for t in self.triggers if isinstance(t, TriggerEvent)]
         self.cron_triggers = [t for t in self.triggers if isinstance(t, TriggerCron)]
         self._expressions = {
@@ -192,6 +200,7 @@ def build_function(
             default_retries=client.default_retries,
             cancel=options.get("cancel"),
             timeouts=options.get("timeouts"),
+            flow={name: options.get(name) for name in FLOW_OPTIONS},
         )
     except ValidationError as exc:
         raise InvalidFunctionConfigError(f"Function {fn_id!r}: {exc}") from exc
@@ -225,6 +234,7 @@ def build_deferred_function(
         default_retries=client.default_retries,
         cancel=options.get("cancel"),
         timeouts=options.get("timeouts"),
+        flow={name: options.get(name) for name in FLOW_OPTIONS},
     )
 
 
@@ -242,6 +252,7 @@ def _check_options(fn_id: str, options: dict[str, Any]) -> None:
         "on_failure",
         "cancel",
         "timeouts",
+        *FLOW_OPTIONS,
         *_NOT_YET_SUPPORTED,
     }
     unknown = sorted(set(options) - known)

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import secrets
+import threading
 
 from ulid import ULID
 
+_lock = threading.Lock()
+_last = 0
+
 
 def new_id() -> str:
-    """Return a new ULID string (time-ordered, 26 characters)."""
-    return str(ULID())
+    """Return a new ULID string, greater than every one this process made before.
+
+    ULIDs made in the same millisecond would otherwise order at random, and ids order events
+    and equal-time runs first in, first out.
+    """
+    global _last
+    with _lock:
+        value = max(int(ULID()), _last + 1)
+        _last = value
+    return str(ULID.from_int(value))
 
 
 def new_token() -> str:

@@ -124,7 +124,7 @@ class FunctionRunQuerySet(models.QuerySet):
         if connection.features.has_select_for_update_skip_locked:
             # Rows another worker is claiming right now are skipped, not waited for.
             sql = (
-                f"WITH picked AS (SELECT id FROM {table} WHERE {due} ORDER BY available_at "
+                f"WITH picked AS (SELECT id FROM {table} WHERE {due} ORDER BY available_at, id "
                 f"LIMIT %s FOR UPDATE SKIP LOCKED) UPDATE {table} SET {assignments} "
                 f"FROM picked WHERE {table}.id = picked.id RETURNING {table}.id"
             )
@@ -133,12 +133,92 @@ class FunctionRunQuerySet(models.QuerySet):
             # SQLite has one writer at a time: this single UPDATE is the serialised claim.
             sql = (
                 f"UPDATE {table} SET {assignments} WHERE id IN (SELECT id FROM {table} "
-                f"WHERE {due} ORDER BY available_at LIMIT %s) RETURNING id"
+                f"WHERE {due} ORDER BY available_at, id LIMIT %s) RETURNING id"
             )
             params = [*params, _adapt(now), limit]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return [row[0] for row in cursor.fetchall()]
+
+    def claim_limited(
+        self, *, worker_id: str, lease_token: str, limit: int, now: datetime, lease_until: datetime
+    ) -> list[str]:
+        """Like `claim`, but never lets more runs of a concurrency key execute than its limit.
+
+        Call inside atomic(). Candidates whose keys look full are passed over in the scan;
+        the keys of the rest are then locked (PostgreSQL advisory locks, in key order; SQLite
+        has one writer) and counted again, so two workers cannot both take the last slot.
+        """
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        on_postgres = connection.vendor == "postgresql"
+        lock = " FOR UPDATE OF c SKIP LOCKED" if on_postgres else ""
+        live = f"r.status = '{RunStatus.RUNNING.value}' AND r.locked_until > %s AND r.id <> c.id"
+
+        def room(key: str, cap: str) -> str:
+            return (
+                f"(c.{key} = '' OR (SELECT COUNT(*) FROM {table} r WHERE "
+                f"(r.concurrency_key = c.{key} OR r.concurrency_key_2 = c.{key}) AND {live}) "
+                f"< c.{cap})"
+            )
+
+        sql = (
+            "SELECT c.id, c.concurrency_key, c.concurrency_limit, c.concurrency_key_2, "
+            f"c.concurrency_limit_2 FROM {table} c WHERE c.status IN ({_CLAIMABLE_SQL}) "
+            f"AND c.available_at <= %s AND {room('concurrency_key', 'concurrency_limit')} "
+            f"AND {room('concurrency_key_2', 'concurrency_limit_2')} "
+            f"ORDER BY c.available_at, c.id LIMIT %s{lock}"
+        )
+        stamp = _adapt(now)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [stamp, stamp, stamp, limit * 4])
+            candidates = cursor.fetchall()
+            keys = sorted({k for row in candidates for k in (row[1], row[3]) if k})
+            running = self._running_per_key(cursor, table, keys, [r[0] for r in candidates], now)
+            accepted = []
+            for run_id, key, cap, key_2, cap_2 in candidates:
+                slots = [(k, c) for k, c in ((key, cap), (key_2, cap_2)) if k]
+                if len(accepted) < limit and all(running.get(k, 0) < c for k, c in slots):
+                    accepted.append(run_id)
+                    for k, _ in slots:
+                        running[k] = running.get(k, 0) + 1
+        if not accepted:
+            return []
+        picked = self.filter(pk__in=accepted)
+        picked.update(
+            status=RunStatus.RUNNING,
+            locked_by=worker_id,
+            lease_token=lease_token,
+            locked_until=lease_until,
+            available_at=lease_until,
+            wake_requested_at=None,
+            started_at=models.functions.Coalesce("started_at", models.Value(now)),
+        )
+        order = {run_id: index for index, run_id in enumerate(accepted)}
+        return sorted(accepted, key=order.__getitem__)
+
+    @staticmethod
+    def _running_per_key(
+        cursor: Any, table: str, keys: list[str], excluded: list[str], now: datetime
+    ) -> dict[str, int]:
+        """Lock `keys` (PostgreSQL) and return how many live runs hold each."""
+        if not keys:
+            return {}
+        if connection.vendor == "postgresql":
+            for key in keys:  # in sorted order, so two workers never wait on each other
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [key])
+        marks = ", ".join(["%s"] * len(keys))
+        skip = ", ".join(["%s"] * len(excluded)) or "''"
+        stamp = _adapt(now)
+        sql = (
+            f"SELECT k, COUNT(*) FROM (SELECT concurrency_key AS k FROM {table} "
+            f"WHERE status = '{RunStatus.RUNNING.value}' AND locked_until > %s "
+            f"AND concurrency_key IN ({marks}) AND id NOT IN ({skip}) "
+            f"UNION ALL SELECT concurrency_key_2 AS k FROM {table} "
+            f"WHERE status = '{RunStatus.RUNNING.value}' AND locked_until > %s "
+            f"AND concurrency_key_2 IN ({marks}) AND id NOT IN ({skip})) counted GROUP BY k"
+        )
+        cursor.execute(sql, [stamp, *keys, *excluded, stamp, *keys, *excluded])
+        return dict(cursor.fetchall())
 
     def extend_leases(self, lease_tokens: Sequence[str], lease_until: datetime) -> int:
         """Push back the lease expiry of runs held under these tokens (the heartbeat)."""
@@ -216,6 +296,29 @@ class FunctionRun(models.Model):
     cancel_reason = models.CharField(
         _("cancel reason"), max_length=255, blank=True, default="", help_text=_("Who asked.")
     )
+    flow_note = models.CharField(
+        _("flow control"),
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("Why flow control skipped, delayed or reordered the run."),
+    )
+    concurrency_key = models.CharField(
+        _("concurrency key"), max_length=255, blank=True, default="", db_index=True
+    )
+    concurrency_limit = models.PositiveIntegerField(_("concurrency limit"), default=0)
+    concurrency_key_2 = models.CharField(
+        _("second concurrency key"), max_length=255, blank=True, default="", db_index=True
+    )
+    concurrency_limit_2 = models.PositiveIntegerField(_("second concurrency limit"), default=0)
+    singleton_key = models.CharField(_("singleton key"), max_length=255, blank=True, default="")
+    debounce_key = models.CharField(_("debounce key"), max_length=255, blank=True, default="")
+    debounce_deadline = models.DateTimeField(
+        _("debounce deadline"),
+        null=True,
+        blank=True,
+        help_text=_("Debounce timeout: later events no longer push the start past this."),
+    )
     attempt = models.PositiveIntegerField(
         _("attempt"), default=0, help_text=_("Failed attempts of the current step (0-based).")
     )
@@ -236,6 +339,7 @@ class FunctionRun(models.Model):
         verbose_name = _("function run")
         verbose_name_plural = _("function runs")
         ordering = ["-created_at"]
+        permissions = [("cancel_functionrun", "Can cancel function runs")]
         indexes = [
             models.Index(
                 fields=["available_at"],
@@ -245,6 +349,16 @@ class FunctionRun(models.Model):
             models.Index(fields=["function_id", "-created_at"], name="inngest_run_function"),
             models.Index(fields=["status", "-created_at"], name="inngest_run_status"),
             models.Index(fields=["lease_token"], name="inngest_run_lease"),
+            models.Index(
+                fields=["function_id", "singleton_key"],
+                condition=~Q(singleton_key="") & Q(status__in=CLAIMABLE_STATUSES),
+                name="inngest_run_singleton",
+            ),
+            models.Index(
+                fields=["function_id", "debounce_key"],
+                condition=~Q(debounce_key="") & Q(status=RunStatus.QUEUED),
+                name="inngest_run_debounce",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -556,6 +670,30 @@ class OutboxMessage(models.Model):
         with connection.cursor() as cursor:
             cursor.execute(sql, [_adapt(now), limit])
             return sorted(row[0] for row in cursor.fetchall())
+
+
+class FlowState(models.Model):
+    """The pacing state of one throttle or rate limit key: GCRA's theoretical arrival time."""
+
+    function_id = models.CharField(_("function"), max_length=255)
+    kind = models.CharField(_("kind"), max_length=16)
+    key = models.CharField(_("key"), max_length=255, blank=True, default="")
+    tat = models.DateTimeField(
+        _("theoretical arrival time"),
+        help_text=_("Starts are paced so that this time moves on by period / limit each."),
+    )
+
+    class Meta:
+        verbose_name = _("flow control state")
+        verbose_name_plural = _("flow control states")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["function_id", "kind", "key"], name="inngest_flow_state_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.function_id} {self.kind} {self.key}"
 
 
 class WaitQuerySet(models.QuerySet):

@@ -49,7 +49,7 @@ def relay_pending(
         Event.objects.bulk_create(events)
         try:
             with transaction.atomic():
-                save_runs(runs, registry=registry)
+                runs = save_runs(runs, registry=registry)
         except IntegrityError:
             # Only possible if a run already exists for an intent; start the others.
             runs = _create_one_by_one(runs, registry)

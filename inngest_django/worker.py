@@ -16,6 +16,7 @@ from .conf import app_settings
 from .enums import CLAIMABLE_STATUSES
 from .events import dispatch_pending
 from .executor import execute_run
+from .flow_control import flow_active
 from .ids import new_token
 from .models import Event, FunctionRun
 from .outbox import has_unrelayed, relay_pending
@@ -91,7 +92,13 @@ class Worker:
             # Timed once the transaction holds the write lock (SQLite waits for it in BEGIN
             # IMMEDIATE, maybe for a whole step): a lease timed before that wait may be over.
             now = clock.now()
-            ids = FunctionRun.objects.claim(
+            # The concurrency-aware claim costs a few statements more; only when needed.
+            claim = (
+                FunctionRun.objects.claim_limited
+                if flow_active(self.registry)
+                else FunctionRun.objects.claim
+            )
+            ids = claim(
                 worker_id=self.worker_id,
                 lease_token=token,
                 limit=free,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.contrib import admin
+from django.db import connections
 from django.test.utils import override_settings
 from playwright.sync_api import Browser, Page, Response, sync_playwright
 from pytest_django.live_server_helper import LiveServer
@@ -60,6 +61,7 @@ def browser() -> Iterator[Browser]:
     # Playwright's sync API leaves its event loop marked as running in this thread, so
     # Django would refuse ORM calls here as if they came from async code. Only while the
     # browser is up: every other test keeps Django's check.
+    outer = {alias: connections[alias] for alias in connections}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         with sync_playwright() as playwright:
@@ -68,6 +70,12 @@ def browser() -> Iterator[Browser]:
                 yield launched
             finally:
                 launched.close()
+                # Inside Playwright's context Django hands out new connections (they are kept
+                # per context), so a test calling drain() here opened one. Close it, or
+                # PostgreSQL refuses to drop the test database while it stays open.
+                for alias in connections:
+                    if connections[alias] is not outer[alias]:
+                        connections[alias].close()
 
 
 @pytest.fixture

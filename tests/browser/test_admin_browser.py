@@ -99,3 +99,58 @@ def test_operator_follows_a_deferred_run_to_the_parent_that_deferred_it(
     # And the inline's link goes to the deferred run again.
     defers.first.locator("td.field-deferred_run_link a").click()
     expect(page).to_have_url(re.compile(rf"/functionrun/{order_runs.refund.pk}/change/$"))
+
+
+@pytest.fixture
+def waiting_run(client, drain):
+    """Return a run waiting for its user's activation event, for up to an hour."""
+
+    @client.create_function(
+        fn_id="onboard", trigger=inngest.TriggerEvent(event="app/user.signed-up")
+    )
+    def onboard(ctx):
+        ctx.step.wait_for_event(
+            "wait-activation", event="app/user.activated", timeout="1h", match="data.user_id"
+        )
+
+    client.send(inngest.Event(name="app/user.signed-up", data={"user_id": 7}))
+    drain()
+    return FunctionRun.objects.get(function_id="test-onboard", status="WAITING")
+
+
+def test_operator_cancels_a_waiting_run_from_its_page(
+    waiting_run, admin_user, live_server, page: Page, drain
+):
+    log_in(page, live_server.url)
+    page.get_by_role("link", name="Function runs").click()
+    row = page.locator("#result_list tbody tr", has_text=waiting_run.pk)
+    expect(row.locator("td.field-status_badge")).to_contain_text(
+        "waiting for app/user.activated until"
+    )
+    row.locator("th.field-id a").click()
+
+    waits = page.locator("#waits-group tbody tr.has_original")
+    expect(waits).to_have_count(1)
+    expect(waits.locator("td.field-event_name")).to_have_text("app/user.activated")
+    expect(waits.locator("td.field-match")).to_have_text("data.user_id = 7")
+    expect(waits.locator("td.field-outcome_badge")).to_have_text("Pending")
+
+    page.get_by_role("button", name="Cancel run").click()
+    expect(page).to_have_url(re.compile(rf"/functionrun/{waiting_run.pk}/change/$"))
+    expect(page.locator(".messagelist .success")).to_have_text(
+        "1 run was asked to stop; a worker cancels it at its next step."
+    )
+    status = page.locator(".field-status_badge .readonly")
+    expect(status).to_contain_text("asked to stop")
+    expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+
+    # A worker round makes it so; the page shows it once reloaded.
+    drain()
+    page.reload()
+    expect(status).to_have_text("Cancelled")
+    expect(page.locator(".field-cancel_requested_at .readonly")).not_to_have_text("-")
+    expect(page.locator(".field-cancel_reason_text .readonly")).to_have_text(
+        "admin: cancelled by admin"
+    )
+    expect(waits.locator("td.field-outcome_badge")).to_have_text("Run ended first")
+    expect(page.locator(".messagelist")).to_have_count(0)

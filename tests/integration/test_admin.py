@@ -1,4 +1,4 @@
-"""The read-only admin shows real runs, steps, events and defers, and filters and searches them."""
+"""The admin shows real runs, steps, waits, events and defers, filters them, and cancels runs."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ from types import SimpleNamespace
 from unittest import mock
 
 import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Permission
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.html import strip_tags
 from pydantic import BaseModel
 
 import inngest_django as inngest
+from inngest_django.enums import WaitKind
 from inngest_django.models import (
     CronSchedule,
     DeferIntent,
@@ -23,6 +27,7 @@ from inngest_django.models import (
     FunctionRun,
     IdempotencyKey,
     OutboxMessage,
+    Wait,
 )
 
 pytestmark = pytest.mark.django_db
@@ -54,6 +59,13 @@ def raw_cells(page: str, field: str) -> list[str]:
 def cells(page: str, field: str) -> list[str]:
     """Return the text of each table cell for `field` (list rows or inline rows), in order."""
     return [" ".join(html.unescape(strip_tags(cell)).split()) for cell in raw_cells(page, field)]
+
+
+def inline(page: str, related_name: str) -> str:
+    """Return the part of a change page that holds one inline's table (e.g. "waits")."""
+    start = page.index(f'id="{related_name}-group"')
+    end = page.find('-group"', start + len(related_name) + 10)
+    return page[start : end if end != -1 else len(page)]
 
 
 def readonly_value(page: str, field: str) -> str:
@@ -392,7 +404,7 @@ def test_deferred_run_page_says_which_defer_of_which_parent_started_it(admin_cli
     # The parent lists the deferred run among its child runs, too.
     parent_page = admin_client.get(run_url(defers.parent)).content.decode()
     assert readonly_value(parent_page, "child_runs") == (
-        f"{defers.refund_run.pk} test-refund-payment Completed"
+        f"{defers.refund_run.pk} test-refund-payment Completed (defer refund-if-failed)"
     )
 
 
@@ -540,6 +552,467 @@ def test_outbox_list_shows_each_row_its_run_and_relay_state(admin_client, defers
     found = admin_client.get(OUTBOX_URL, {"q": "refund-if-failed"}).content.decode()
     assert cells(found, "run_link") == [defers.parent.pk]
     assert cells(admin_client.get(OUTBOX_URL, {"q": "receipt"}).content.decode(), "id") == []
+
+
+# -- waits ------------------------------------------------------------------------------
+
+
+def until_text(moment) -> str:
+    """Return a datetime as the admin prints it (the test settings' time zone, localized)."""
+    return formats.localize(timezone.template_localtime(moment))
+
+
+def status_notes(page: str) -> dict[str, str]:
+    """Return the run list's status cell text by run id."""
+    return dict(zip(cells(page, "id"), cells(page, "status_badge"), strict=True))
+
+
+@pytest.fixture
+def waiting(client, drain):
+    """Return onboarding runs: one waits for activation, one got it and waits for an order.
+
+    Both also listen for a cancel rule's event, matched on the user id.
+    """
+
+    @client.create_function(
+        fn_id="onboard",
+        trigger=inngest.TriggerEvent(event="app/user.signed-up"),
+        cancel=[
+            inngest.Cancel(
+                event="app/user.deleted", if_exp="event.data.user_id == async.data.user_id"
+            )
+        ],
+    )
+    def onboard(ctx):
+        activated = ctx.step.wait_for_event(
+            "wait-activation", event="app/user.activated", timeout="1h", match="data.user_id"
+        )
+        if activated is None:
+            return "never activated"
+        ctx.step.wait_for_event(
+            "wait-big-order",
+            event="shop/order.placed",
+            timeout="7d",
+            if_exp="async.data.user_id == event.data.user_id && async.data.total > 100",
+        )
+        return "onboarded"
+
+    client.send(
+        [
+            inngest.Event(name="app/user.signed-up", data={"user_id": 1}),
+            inngest.Event(name="app/user.signed-up", data={"user_id": 2}),
+        ]
+    )
+    drain()
+    client.send(inngest.Event(name="app/user.activated", data={"user_id": 2}))
+    drain()
+    by_user = {
+        run.event.data["user_id"]: run
+        for run in FunctionRun.objects.filter(function_id="test-onboard")
+    }
+    return SimpleNamespace(
+        inactive=by_user[1],
+        active=by_user[2],
+        activation=Event.objects.get(name="app/user.activated"),
+    )
+
+
+def test_fixture_waiting_runs_reached_the_expected_states(waiting):
+    assert waiting.inactive.status == "WAITING"
+    assert waiting.active.status == "WAITING"
+    assert waiting.active.waits.get(step_key="wait-activation").event == waiting.activation
+
+
+def test_waiting_run_page_shows_what_it_waits_for_and_until_when(admin_client, waiting):
+    page = admin_client.get(run_url(waiting.inactive)).content.decode()
+    assert cells(page, "kind") == ["Cancel rule", "Wait for event"]
+    assert cells(inline(page, "waits"), "step_key") == ["-", "wait-activation"]
+    assert cells(page, "event_name") == ["app/user.deleted", "app/user.activated"]
+    assert cells(page, "match") == [
+        "data.user_id = 1 if event.data.user_id == async.data.user_id",
+        "data.user_id = 1",
+    ]
+    activation = waiting.inactive.waits.get(step_key="wait-activation")
+    assert cells(page, "expires_at") == ["-", until_text(activation.expires_at)]
+    assert cells(page, "resolved_at") == ["-", "-"]
+    assert cells(page, "outcome_badge") == ["Pending", "Pending"]
+    assert cells(page, "event_link") == ["-", "-"]
+    assert cells(page, "child_run_link") == ["-", "-"]
+    # The steps inline shows the same wait as a step that wakes at the timeout.
+    assert cells(page, "op") == ["Wait for event"]
+    assert cells(page, "wake_at") == [until_text(activation.expires_at)]
+
+
+def test_resolved_wait_shows_its_outcome_and_the_event_it_matched(admin_client, waiting):
+    page = admin_client.get(run_url(waiting.active)).content.decode()
+    # Pending waits first, then the resolved one.
+    assert cells(inline(page, "waits"), "step_key") == ["-", "wait-big-order", "wait-activation"]
+    assert cells(page, "outcome_badge") == ["Pending", "Pending", "Event arrived"]
+    assert cells(page, "resolved_at")[:2] == ["-", "-"]
+    assert cells(page, "resolved_at")[2] != "-"
+    assert cells(page, "match")[1] == (
+        "if async.data.user_id == event.data.user_id && async.data.total > 100"
+    )
+    assert "&amp;&amp;" in raw_cells(page, "match")[1]
+    assert cells(page, "event_link") == ["-", "-", waiting.activation.pk]
+    assert f'<a href="{event_url(waiting.activation)}">' in raw_cells(page, "event_link")[2]
+
+
+def test_run_list_notes_what_waiting_runs_wait_for(admin_client, runs, waiting):
+    page = admin_client.get(RUNS_URL).content.decode()
+    notes = status_notes(page)
+    activation = waiting.inactive.waits.get(step_key="wait-activation")
+    big_order = waiting.active.waits.get(step_key="wait-big-order")
+    assert notes[waiting.inactive.pk] == (
+        f"Waiting waiting for app/user.activated until {until_text(activation.expires_at)}"
+    )
+    assert notes[waiting.active.pk] == (
+        f"Waiting waiting for shop/order.placed until {until_text(big_order.expires_at)}"
+    )
+    # Runs that do not wait get the badge alone.
+    assert notes[runs.sleeping.pk] == "Sleeping"
+    assert notes[runs.completed.pk] == "Completed"
+
+
+def test_run_list_names_a_few_of_many_waits_then_counts_the_rest(admin_client, waiting):
+    activation = waiting.inactive.waits.get(step_key="wait-activation")
+    Wait.objects.bulk_create(
+        Wait(
+            run=waiting.inactive,
+            kind=WaitKind.EVENT,
+            step_key=f"extra-{n}",
+            event_name=f"app/extra-{n}",
+            expires_at=activation.expires_at,
+        )
+        for n in range(3)
+    )
+    page = admin_client.get(RUNS_URL).content.decode()
+    until = until_text(activation.expires_at)
+    assert status_notes(page)[waiting.inactive.pk] == (
+        f"Waiting waiting for app/user.activated until {until} "
+        f"waiting for app/extra-0 until {until} waiting for app/extra-1 until {until} "
+        "and 1 more"
+    )
+
+
+def test_wait_on_a_field_the_trigger_lacks_says_it_matches_nothing(admin_client, drain, waiting):
+    inngest.send(inngest.Event(name="app/user.signed-up", data={"email": "no-id@example.com"}))
+    drain()
+    run = FunctionRun.objects.get(
+        function_id="test-onboard", event__data__email="no-id@example.com"
+    )
+    page = admin_client.get(run_url(run)).content.decode()
+    assert cells(page, "match") == [
+        "data.user_id is missing from the trigger event: nothing matches "
+        "if event.data.user_id == async.data.user_id",
+        "data.user_id is missing from the trigger event: nothing matches",
+    ]
+
+
+def test_waiting_notes_make_no_query_per_run(admin_client, client, drain, waiting):
+    two = page_queries(admin_client, RUNS_URL, {"status__exact": "WAITING"})
+    client.send([inngest.Event(name="app/user.signed-up", data={"user_id": n}) for n in (3, 4, 5)])
+    drain()
+    page = admin_client.get(RUNS_URL, {"status__exact": "WAITING"}).content.decode()
+    assert len(cells(page, "id")) == 5
+    assert page_queries(admin_client, RUNS_URL, {"status__exact": "WAITING"}) == two
+
+
+def test_cancelled_run_page_shows_the_cancel_reason(admin_client, client, drain, waiting):
+    client.send(inngest.Event(name="app/user.deleted", data={"user_id": 1}))
+    drain()
+    waiting.inactive.refresh_from_db()
+    assert waiting.inactive.status == "CANCELLED"
+    page = admin_client.get(run_url(waiting.inactive)).content.decode()
+    assert "<h2" in page and ">Cancellation</h2>" in page
+    reason = readonly_value(page, "cancel_reason_text")
+    assert reason.startswith("cancel rule: event app/user.deleted (")
+    assert readonly_value(page, "cancel_requested_at") == until_text(
+        waiting.inactive.cancel_requested_at
+    )
+    # Every wait ended with the run: the rule's own by its event, the other as run ended.
+    assert cells(page, "outcome_badge") == ["Event arrived", "Run ended first"]
+    # Runs never cancelled show no such section.
+    assert ">Cancellation</h2>" not in admin_client.get(run_url(waiting.active)).content.decode()
+
+
+# -- invoke -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def invokes(client, drain):
+    """Return a caller waiting on a sleeping invoked run, and a caller whose invoke finished."""
+
+    @client.create_function(fn_id="slow-child", trigger=inngest.TriggerEvent(event="t/unused"))
+    def slow_child(ctx):
+        ctx.step.sleep("nap", "1h")
+
+    @client.create_function(fn_id="quick-child", trigger=inngest.TriggerEvent(event="t/unused2"))
+    def quick_child(ctx):
+        return ctx.event.data["n"] * 2
+
+    @client.create_function(fn_id="call-slow", trigger=inngest.TriggerEvent(event="t/call-slow"))
+    def call_slow(ctx):
+        return ctx.step.invoke("call-child", function=slow_child, data={"n": 1})
+
+    @client.create_function(fn_id="call-quick", trigger=inngest.TriggerEvent(event="t/call-quick"))
+    def call_quick(ctx):
+        return ctx.step.invoke("double-it", function=quick_child, data={"n": 21})
+
+    client.send([inngest.Event(name="t/call-slow"), inngest.Event(name="t/call-quick")])
+    drain()
+    return SimpleNamespace(
+        waiting=FunctionRun.objects.get(function_id="test-call-slow"),
+        slow=FunctionRun.objects.get(function_id="test-slow-child"),
+        finished=FunctionRun.objects.get(function_id="test-call-quick"),
+        quick=FunctionRun.objects.get(function_id="test-quick-child"),
+    )
+
+
+def test_fixture_invokes_reached_the_expected_states(invokes):
+    assert (invokes.waiting.status, invokes.slow.status) == ("WAITING", "SLEEPING")
+    assert (invokes.finished.status, invokes.finished.output) == ("COMPLETED", 42)
+    assert invokes.slow.parent_run == invokes.waiting
+    assert invokes.slow.event.name == "inngest/function.invoked"
+
+
+def test_caller_page_links_the_run_it_invoked(admin_client, invokes):
+    page = admin_client.get(run_url(invokes.waiting)).content.decode()
+    assert cells(page, "kind") == ["Invoked run"]
+    assert cells(inline(page, "waits"), "step_key") == ["call-child"]
+    assert cells(page, "event_name") == ["-"]
+    assert cells(page, "outcome_badge") == ["Pending"]
+    assert cells(page, "child_run_link") == [f"{invokes.slow.pk} test-slow-child Sleeping"]
+    link = f'<a href="{run_url(invokes.slow)}">{invokes.slow.pk}</a>'
+    assert link in raw_cells(page, "child_run_link")[0]
+    assert readonly_value(page, "child_runs") == (
+        f"{invokes.slow.pk} test-slow-child Sleeping (invoked at step call-child)"
+    )
+    assert (
+        readonly_value(page, "status_badge") == f"Waiting waiting for invoked run {invokes.slow.pk}"
+    )
+
+
+def test_finished_invoke_shows_its_outcome(admin_client, invokes):
+    page = admin_client.get(run_url(invokes.finished)).content.decode()
+    assert cells(page, "outcome_badge") == ["Invoked run finished"]
+    assert cells(page, "child_run_link") == [f"{invokes.quick.pk} test-quick-child Completed"]
+    assert cells(page, "op") == ["Invoke"]
+    assert cells(page, "output_or_error") == ["42"]
+
+
+def test_invoked_run_page_says_which_run_invoked_it_at_which_step(admin_client, invokes):
+    page = admin_client.get(run_url(invokes.slow)).content.decode()
+    assert (
+        readonly_value(page, "started_by") == f"invoked by {invokes.waiting.pk} at step call-child"
+    )
+    link = f'<a href="{run_url(invokes.waiting)}">{invokes.waiting.pk}</a>'
+    assert link in page
+    assert readonly_value(page, "parent_run_link") == invokes.waiting.pk
+
+
+def test_run_list_notes_the_invoked_run_a_caller_waits_for(admin_client, invokes):
+    page = admin_client.get(RUNS_URL).content.decode()
+    assert status_notes(page)[invokes.waiting.pk] == (
+        f"Waiting waiting for invoked run {invokes.slow.pk}"
+    )
+    rows = dict(zip(cells(page, "id"), raw_cells(page, "status_badge"), strict=True))
+    assert f'<a href="{run_url(invokes.slow)}">' in rows[invokes.waiting.pk]
+    started_by = dict(zip(cells(page, "id"), cells(page, "started_by"), strict=True))
+    assert started_by[invokes.slow.pk] == f"invoked by {invokes.waiting.pk} at step call-child"
+    assert started_by[invokes.quick.pk] == f"invoked by {invokes.finished.pk} at step double-it"
+    assert started_by[invokes.waiting.pk] == "event t/call-slow"
+
+
+def test_started_by_filter_offers_invoke(admin_client, invokes):
+    page = admin_client.get(RUNS_URL).content.decode()
+    assert "?started_by=invoke" in page
+    invoked = admin_client.get(RUNS_URL, {"started_by": "invoke"}).content.decode()
+    assert sorted(cells(invoked, "function_id")) == ["test-quick-child", "test-slow-child"]
+    by_event = admin_client.get(RUNS_URL, {"started_by": "event"}).content.decode()
+    assert sorted(cells(by_event, "function_id")) == ["test-call-quick", "test-call-slow"]
+
+
+def test_invoke_columns_make_no_query_per_run(admin_client, client, drain, invokes):
+    one = page_queries(admin_client, RUNS_URL, {"started_by": "invoke"})
+    client.send([inngest.Event(name="t/call-slow") for _ in range(3)])
+    drain()
+    many = admin_client.get(RUNS_URL, {"started_by": "invoke"}).content.decode()
+    assert len(cells(many, "id")) == 5
+    assert page_queries(admin_client, RUNS_URL, {"started_by": "invoke"}) == one
+    assert page_queries(admin_client, RUNS_URL, {"status__exact": "WAITING"}) == one
+
+
+# -- cancelling -------------------------------------------------------------------------
+
+
+def cancel_url(run: FunctionRun) -> str:
+    return reverse("admin:inngest_django_functionrun_cancel", args=[run.pk])
+
+
+def shown_messages(page: str) -> list[tuple[str, str]]:
+    """Return the (level, text) of each message the admin shows on a page."""
+    found = re.search(r'<ul class="messagelist">(.*?)</ul>', page, flags=re.S)
+    if not found:
+        return []
+    items = re.findall(r'<li class="([^"]*)">(.*?)</li>', found.group(1), flags=re.S)
+    return [(level, html.unescape(strip_tags(text)).strip()) for level, text in items]
+
+
+def staff_client(django_user_model, username: str, *codenames: str) -> Client:
+    """Return a client logged in as a staff user with these inngest_django permissions."""
+    user = django_user_model.objects.create_user(username, password="pw", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="inngest_django", codename__in=codenames)
+    )
+    logged_in = Client()
+    logged_in.force_login(user)
+    return logged_in
+
+
+def test_cancel_permission_exists_with_its_name():
+    permission = Permission.objects.get(codename="cancel_functionrun")
+    assert permission.name == "Can cancel function runs"
+    assert permission.content_type.model_class() is FunctionRun
+
+
+def test_cancel_action_asks_sleeping_runs_to_stop_and_skips_finished_ones(
+    admin_client, admin_user, runs, drain
+):
+    page = admin_client.get(RUNS_URL).content.decode()
+    assert '<option value="cancel_runs">Cancel selected runs</option>' in page
+    response = admin_client.post(
+        RUNS_URL,
+        {"action": "cancel_runs", "_selected_action": [runs.sleeping.pk, runs.completed.pk]},
+        follow=True,
+    )
+    assert shown_messages(response.content.decode()) == [
+        ("success", "1 run was asked to stop; a worker cancels it at its next step."),
+        ("warning", "1 run had already finished."),
+    ]
+    runs.sleeping.refresh_from_db()
+    assert runs.sleeping.status == "SLEEPING" and runs.sleeping.cancel_requested_at is not None
+    # Until a worker gets to it, the list says it was asked, and its page offers no button.
+    assert status_notes(response.content.decode())[runs.sleeping.pk] == "Sleeping asked to stop"
+    page = admin_client.get(run_url(runs.sleeping)).content.decode()
+    assert cancel_url(runs.sleeping) not in page
+    assert readonly_value(page, "cancel_reason_text") == "admin: cancelled by admin"
+    # Who asked is in the run's admin history.
+    entry = LogEntry.objects.get(object_id=runs.sleeping.pk)
+    assert entry.user == admin_user and entry.get_change_message() == "Asked the run to stop."
+
+    again = admin_client.post(
+        RUNS_URL, {"action": "cancel_runs", "_selected_action": [runs.sleeping.pk]}, follow=True
+    )
+    assert shown_messages(again.content.decode()) == [
+        ("warning", "1 run had already been asked to stop.")
+    ]
+
+    drain()
+    runs.sleeping.refresh_from_db()
+    assert runs.sleeping.status == "CANCELLED"
+    page = admin_client.get(run_url(runs.sleeping)).content.decode()
+    assert readonly_value(page, "status_badge") == "Cancelled"
+    assert readonly_value(page, "cancel_requested_at") == until_text(
+        runs.sleeping.cancel_requested_at
+    )
+    assert Event.objects.filter(name="inngest/function.cancelled").count() == 1
+
+
+def test_cancel_action_reports_several_runs_in_the_plural(admin_client, client, drain, waiting):
+    response = admin_client.post(
+        RUNS_URL,
+        {"action": "cancel_runs", "_selected_action": [waiting.inactive.pk, waiting.active.pk]},
+        follow=True,
+    )
+    assert shown_messages(response.content.decode()) == [
+        ("success", "2 runs were asked to stop; workers cancel them at their next step.")
+    ]
+    drain()
+    statuses = FunctionRun.objects.filter(function_id="test-onboard").values_list(
+        "status", flat=True
+    )
+    assert list(statuses) == ["CANCELLED", "CANCELLED"]
+
+
+def test_cancel_button_asks_the_run_to_stop(admin_client, waiting, drain):
+    page = admin_client.get(run_url(waiting.inactive)).content.decode()
+    action = re.escape(cancel_url(waiting.inactive))
+    form = re.search(
+        rf'<form class="cancel-run" method="post" action="{action}">(.*?)</form>',
+        page,
+        flags=re.S,
+    )
+    assert form and 'name="csrfmiddlewaretoken"' in form.group(1)
+    assert ">Cancel run</button>" in form.group(1)
+
+    response = admin_client.post(cancel_url(waiting.inactive))
+    assert response.status_code == 302 and response.url == run_url(waiting.inactive)
+    page = admin_client.get(response.url).content.decode()
+    assert shown_messages(page) == [
+        ("success", "1 run was asked to stop; a worker cancels it at its next step.")
+    ]
+    assert cancel_url(waiting.inactive) not in page
+    assert readonly_value(page, "status_badge").endswith("asked to stop")
+    drain()
+    page = admin_client.get(run_url(waiting.inactive)).content.decode()
+    assert readonly_value(page, "status_badge") == "Cancelled"
+    assert cells(page, "outcome_badge") == ["Run ended first", "Run ended first"]
+
+
+def test_cancel_button_needs_a_post_with_a_csrf_token(admin_user, waiting):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(admin_user)
+    page = browser.get(run_url(waiting.inactive)).content.decode()
+    assert browser.get(cancel_url(waiting.inactive)).status_code == 405
+    assert browser.post(cancel_url(waiting.inactive)).status_code == 403
+    waiting.inactive.refresh_from_db()
+    assert waiting.inactive.cancel_requested_at is None
+
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    response = browser.post(cancel_url(waiting.inactive), {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    waiting.inactive.refresh_from_db()
+    assert waiting.inactive.cancel_requested_at is not None
+
+
+def test_finished_run_page_offers_no_cancel_button(admin_client, runs):
+    page = admin_client.get(run_url(runs.completed)).content.decode()
+    assert cancel_url(runs.completed) not in page and "Cancel run" not in page
+    response = admin_client.post(cancel_url(runs.completed), follow=True)
+    assert shown_messages(response.content.decode()) == [("warning", "1 run had already finished.")]
+    missing = reverse("admin:inngest_django_functionrun_cancel", args=["01NOSUCHRUN"])
+    assert admin_client.post(missing).status_code == 404
+
+
+def test_without_the_permission_there_is_no_action_no_button_and_a_403(django_user_model, runs):
+    viewer = staff_client(
+        django_user_model, "viewer", "view_functionrun", "view_steprun", "view_wait"
+    )
+    page = viewer.get(RUNS_URL).content.decode()
+    assert run_url(runs.sleeping) in page
+    assert "cancel_runs" not in page and "action-checkbox" not in page
+    page = viewer.get(run_url(runs.sleeping)).content.decode()
+    assert cancel_url(runs.sleeping) not in page and "Cancel run" not in page
+    assert viewer.post(cancel_url(runs.sleeping)).status_code == 403
+    viewer.post(RUNS_URL, {"action": "cancel_runs", "_selected_action": [runs.sleeping.pk]})
+    runs.sleeping.refresh_from_db()
+    assert runs.sleeping.cancel_requested_at is None
+
+
+def test_the_cancel_permission_alone_lets_staff_cancel(django_user_model, runs, drain):
+    operator = staff_client(django_user_model, "operator", "view_functionrun", "cancel_functionrun")
+    page = operator.get(run_url(runs.sleeping)).content.decode()
+    assert f'action="{cancel_url(runs.sleeping)}"' in page
+    assert "cancel_runs" in operator.get(RUNS_URL).content.decode()
+    response = operator.post(
+        RUNS_URL, {"action": "cancel_runs", "_selected_action": [runs.sleeping.pk]}, follow=True
+    )
+    assert shown_messages(response.content.decode())[0][0] == "success"
+    drain()
+    runs.sleeping.refresh_from_db()
+    assert runs.sleeping.status == "CANCELLED"
+    assert runs.sleeping.cancel_reason == "admin: cancelled by operator"
 
 
 # -- events -------------------------------------------------------------------------------

@@ -126,3 +126,19 @@ def defer_cleanup(ctx: inngest.Context) -> dict:
     ctx.step.run("c", write, "c")
     drop.cancel()
     return {"steps": 3}
+
+
+@client.create_function(
+    fn_id="limited",
+    trigger=inngest.TriggerEvent(event="testapp/limited"),
+    concurrency=[inngest.Concurrency(limit=2)],
+)
+def limited(ctx: inngest.Context) -> None:
+    """One step that journals when it starts and ends; at most two runs execute at once."""
+
+    def work() -> None:
+        _journal(ctx.run_id, "work", "start")
+        time.sleep(float(ctx.event.data.get("pause_s", 0.2)))
+        _journal(ctx.run_id, "work", "end")
+
+    ctx.step.run("work", work)

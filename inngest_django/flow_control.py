@@ -1,0 +1,275 @@
+"""Admission of new runs: idempotency, rate limit, singleton, debounce, throttle, priority, keys.
+
+Every decision is made in the database transaction that creates the runs, so it holds however
+many workers dispatch at once: pacing state rows are locked (FOR UPDATE on PostgreSQL; SQLite has
+one writer), and lookups of active runs use partial indexes. Concurrency is enforced when runs are
+claimed (`FunctionRunQuerySet.claim`); here each run only gets its keys and limits.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from .enums import CLAIMABLE_STATUSES, RunStatus
+from .flow_options import IDEMPOTENCY_PERIOD, PRIORITY_CLAMP_SECONDS
+from .functions import Function
+from .models import FlowState, FunctionRun, IdempotencyKey
+from .registry import FunctionRegistry
+from .waits import encode_value
+
+logger = logging.getLogger(__name__)
+
+
+def admit(runs: list[FunctionRun], registry: FunctionRegistry, now: datetime) -> list[FunctionRun]:
+    """Apply flow control to new, unsaved runs (their `event` set); return the runs to insert.
+
+    Skipped runs are returned with status SKIPPED and the reason in `flow_note`; a debounced
+    event that joined a pending run returns nothing.
+    """
+    batch = _Batch()
+    admitted = []
+    for run in runs:
+        function = registry.get(run.function_id) if run.function_id in registry else None
+        if (
+            function is None
+            or not function.flow.active
+            or _Admission(function, run, now, batch).apply()
+        ):
+            admitted.append(run)
+    return admitted
+
+
+class _Batch:
+    """Runs admitted earlier in the same call, not inserted yet, by singleton and debounce key."""
+
+    def __init__(self) -> None:
+        self.singletons: dict[tuple[str, str], FunctionRun] = {}
+        self.debounced: dict[tuple[str, str], FunctionRun] = {}
+
+
+class _Admission:
+    def __init__(self, function: Function, run: FunctionRun, now: datetime, batch: _Batch):
+        self.function, self.flow, self.run, self.now, self.batch = (
+            function,
+            function.flow,
+            run,
+            now,
+            batch,
+        )
+        self.variables = {"event": run.event.to_json()}
+        self.notes: list[str] = []
+
+    def key(self, name: str) -> str:
+        """Return the encoded value of a key expression ("" when the option has no key)."""
+        expression = self.flow.expressions.get(name)
+        if expression is None:
+            return ""
+        try:
+            value = expression.evaluate(self.variables)
+        except ValueError as exc:
+            # A key that cannot be computed groups the run with the others that could not.
+            logger.warning(
+                "Flow-control key failed; using the empty key function_id=%s option=%s: %s",
+                self.function.id,
+                name,
+                exc,
+                extra={"function_id": self.function.id, "action": "flow_key_failed"},
+            )
+            return ""
+        return value if isinstance(value, str) and len(value) <= 200 else encode_value(value)
+
+    def skip(self, reason: str) -> bool:
+        self.run.status = RunStatus.SKIPPED
+        self.run.finished_at = self.now
+        self.run.flow_note = reason[:255]
+        logger.info(
+            "Run skipped run_id=%s function_id=%s reason=%s",
+            self.run.pk,
+            self.function.id,
+            reason,
+            extra={"run_id": self.run.pk, "function_id": self.function.id, "action": "run_skipped"},
+        )
+        return True
+
+    def apply(self) -> bool:
+        """Decide the run's fate; return False if it joined a pending debounced run."""
+        flow = self.flow
+        if flow.idempotency and not self._idempotent():
+            return self.skip(f"idempotency: key {self.key('idempotency')!r} used within 24h")
+        if flow.rate_limit and not self._within_rate_limit():
+            return self.skip(
+                f"rate limit: over {flow.rate_limit.limit} per {flow.periods['rate_limit']}"
+            )
+        if flow.singleton and not self._singleton():
+            return True
+        if flow.debounce and self._debounced():
+            return False
+        if flow.throttle:
+            self._throttle()
+        if flow.priority:
+            self._prioritise()
+        self._concurrency_keys()
+        self.run.flow_note = "; ".join(self.notes)[:255]
+        return True
+
+    # -- the options -------------------------------------------------------------------------
+
+    def _idempotent(self) -> bool:
+        key = f"idempotency:{self.key('idempotency')}"[:255]
+        return IdempotencyKey.acquire(
+            self.function.id, key, now=self.now, expires_at=self.now + IDEMPOTENCY_PERIOD
+        )
+
+    def _within_rate_limit(self) -> bool:
+        limit = self.flow.rate_limit
+        assert limit is not None
+        period = self.flow.periods["rate_limit"]
+        interval = period / limit.limit
+        state = _locked_state(self.function.id, "rate_limit", self.key("rate_limit"), self.now)
+        # GCRA: a start conforms while the theoretical arrival time is within the window.
+        if state.tat - self.now > period - interval:
+            return False
+        state.tat = max(state.tat, self.now) + interval
+        state.save(update_fields=["tat"])
+        return True
+
+    def _singleton(self) -> bool:
+        singleton = self.flow.singleton
+        assert singleton is not None
+        key = self.key("singleton")
+        self.run.singleton_key = key or "-"
+        pending = self.batch.singletons.get((self.function.id, self.run.singleton_key))
+        active = list(
+            FunctionRun.objects.filter(
+                function_id=self.function.id,
+                singleton_key=self.run.singleton_key,
+                status__in=CLAIMABLE_STATUSES,
+            ).values_list("pk", flat=True)
+        )
+        if singleton.mode == "skip":
+            if pending is not None or active:
+                self.skip(f"singleton: run {pending.pk if pending else active[0]} is active")
+                return False
+        else:
+            if pending is not None:
+                pending.status, pending.finished_at = RunStatus.SKIPPED, self.now
+                pending.flow_note = f"singleton: replaced by run {self.run.pk}"
+            for run_id in active:
+                FunctionRun.request_cancel(
+                    run_id, now=self.now, reason=f"singleton: replaced by run {self.run.pk}"
+                )
+        self.batch.singletons[(self.function.id, self.run.singleton_key)] = self.run
+        return True
+
+    def _debounced(self) -> bool:
+        """Fold the event into a pending debounced run; return True if it did."""
+        debounce = self.flow.debounce
+        assert debounce is not None
+        key = self.key("debounce") or "-"
+        period = self.flow.periods["debounce"]
+        start = self.now + period
+        pending = self.batch.debounced.get((self.function.id, key))
+        if pending is not None:
+            pending.available_at = _capped(start, pending.debounce_deadline)
+            if self.run.event.ts >= pending.event.ts:
+                pending.event = self.run.event
+            return True
+        found = (
+            FunctionRun.objects.filter(
+                function_id=self.function.id, debounce_key=key, status=RunStatus.QUEUED
+            )
+            .select_related("event")
+            .first()
+        )
+        if found is not None:
+            update: dict[str, Any] = {
+                "available_at": _capped(start, found.debounce_deadline),
+                "flow_note": f"debounced: last event {self.run.event.pk}",
+            }
+            # Events older than the one the run holds do not replace it.
+            if self.run.event.ts >= found.event.ts:
+                update["event"] = self.run.event
+            # Compare-and-set: a run a worker claimed meanwhile is no longer pending.
+            if FunctionRun.objects.filter(
+                pk=found.pk, status=RunStatus.QUEUED, lease_token=""
+            ).update(**update):
+                return True
+        timeout = self.flow.periods.get("debounce.timeout")
+        self.run.debounce_key = key
+        self.run.debounce_deadline = self.now + timeout if timeout else None
+        self.run.available_at = start
+        self.notes.append(f"debounced for {period}")
+        self.batch.debounced[(self.function.id, key)] = self.run
+        return False
+
+    def _throttle(self) -> None:
+        throttle = self.flow.throttle
+        assert throttle is not None
+        interval = self.flow.periods["throttle"] / throttle.limit
+        burst = timedelta(0) if not throttle.burst else interval * (throttle.burst - 1)
+        state = _locked_state(self.function.id, "throttle", self.key("throttle"), self.now)
+        start = max(self.run.available_at, state.tat - burst)
+        state.tat = max(state.tat, start) + interval
+        state.save(update_fields=["tat"])
+        if start > self.run.available_at:
+            self.run.available_at = start
+            self.notes.append(f"throttled until {start.isoformat()}")
+
+    def _prioritise(self) -> None:
+        expression = self.flow.expressions["priority"]
+        try:
+            value = expression.evaluate(self.variables)
+        except ValueError:
+            value = 0
+        seconds = value if isinstance(value, int) and not isinstance(value, bool) else 0
+        seconds = max(-PRIORITY_CLAMP_SECONDS, min(PRIORITY_CLAMP_SECONDS, seconds))
+        if seconds:
+            # Queued as if it had been sent `seconds` earlier (or later, when negative).
+            self.run.available_at -= timedelta(seconds=seconds)
+            self.notes.append(f"priority {seconds:+d}s")
+
+    def _concurrency_keys(self) -> None:
+        slots = []
+        for index, limit in enumerate(self.flow.concurrency):
+            value = self.key(f"concurrency[{index}]")
+            scope = limit.scope or "fn"
+            owner = self.function.id if scope == "fn" else scope
+            slots.append((f"{owner}:{value}"[:255], limit.limit))
+        if self.flow.singleton is not None and self.flow.singleton.mode == "cancel":
+            # A replaced run may still be finishing its step: the new one waits for it.
+            slots.append((f"singleton:{self.function.id}:{self.run.singleton_key}"[:255], 1))
+        if len(slots) > 2:
+            slots = slots[:2]
+        if slots:
+            self.run.concurrency_key, self.run.concurrency_limit = slots[0]
+        if len(slots) > 1:
+            self.run.concurrency_key_2, self.run.concurrency_limit_2 = slots[1]
+
+
+def _capped(start: datetime, deadline: datetime | None) -> datetime:
+    return min(start, deadline) if deadline else start
+
+
+def _locked_state(function_id: str, kind: str, key: str, now: datetime) -> FlowState:
+    """Return the pacing row for a key, locked until the transaction ends."""
+    rows = FlowState.objects.select_for_update().filter(
+        function_id=function_id, kind=kind, key=key[:255]
+    )
+    state = rows.first()
+    if state is not None:
+        return state
+    try:
+        with transaction.atomic():
+            FlowState.objects.create(function_id=function_id, kind=kind, key=key[:255], tat=now)
+    except IntegrityError:
+        pass  # another worker created it first
+    return rows.get()
+
+
+def flow_active(registry: FunctionRegistry) -> bool:
+    """Return True if some function needs the concurrency-aware claim."""
+    return any(fn.flow.concurrency or fn.flow.singleton for fn in registry)
