@@ -152,13 +152,19 @@ class FunctionRunQuerySet(models.QuerySet):
         table = connection.ops.quote_name(self.model._meta.db_table)
         on_postgres = connection.vendor == "postgresql"
         lock = " FOR UPDATE OF c SKIP LOCKED" if on_postgres else ""
-        live = f"r.status = '{RunStatus.RUNNING.value}' AND r.locked_until > %s AND r.id <> c.id"
+
+        def holders(column: str, key: str) -> str:
+            # Worded as the partial index's condition, so both databases count from it.
+            return (
+                f"(SELECT COUNT(*) FROM {table} r WHERE NOT (r.{column} = '') "
+                f"AND r.status = '{RunStatus.RUNNING.value}' AND r.{column} = c.{key} "
+                "AND r.locked_until > %s AND r.id <> c.id)"
+            )
 
         def room(key: str, cap: str) -> str:
             return (
-                f"(c.{key} = '' OR (SELECT COUNT(*) FROM {table} r WHERE "
-                f"(r.concurrency_key = c.{key} OR r.concurrency_key_2 = c.{key}) AND {live}) "
-                f"< c.{cap})"
+                f"(c.{key} = '' OR {holders('concurrency_key', key)} "
+                f"+ {holders('concurrency_key_2', key)} < c.{cap})"
             )
 
         sql = (
@@ -170,7 +176,7 @@ class FunctionRunQuerySet(models.QuerySet):
         )
         stamp = _adapt(now)
         with connection.cursor() as cursor:
-            cursor.execute(sql, [stamp, stamp, stamp, limit * 4])
+            cursor.execute(sql, [stamp, stamp, stamp, stamp, stamp, limit * 4])
             candidates = cursor.fetchall()
             keys = sorted({k for row in candidates for k in (row[1], row[3]) if k})
             running = self._running_per_key(cursor, table, keys, [r[0] for r in candidates], now)
@@ -209,12 +215,13 @@ class FunctionRunQuerySet(models.QuerySet):
         marks = ", ".join(["%s"] * len(keys))
         skip = ", ".join(["%s"] * len(excluded)) or "''"
         stamp = _adapt(now)
+        running = f"status = '{RunStatus.RUNNING.value}' AND locked_until > %s"
         sql = (
             f"SELECT k, COUNT(*) FROM (SELECT concurrency_key AS k FROM {table} "
-            f"WHERE status = '{RunStatus.RUNNING.value}' AND locked_until > %s "
+            f"WHERE NOT (concurrency_key = '') AND {running} "
             f"AND concurrency_key IN ({marks}) AND id NOT IN ({skip}) "
             f"UNION ALL SELECT concurrency_key_2 AS k FROM {table} "
-            f"WHERE status = '{RunStatus.RUNNING.value}' AND locked_until > %s "
+            f"WHERE NOT (concurrency_key_2 = '') AND {running} "
             f"AND concurrency_key_2 IN ({marks}) AND id NOT IN ({skip})) counted GROUP BY k"
         )
         cursor.execute(sql, [stamp, *keys, *excluded, stamp, *keys, *excluded])
@@ -303,12 +310,10 @@ class FunctionRun(models.Model):
         default="",
         help_text=_("Why flow control skipped, delayed or reordered the run."),
     )
-    concurrency_key = models.CharField(
-        _("concurrency key"), max_length=255, blank=True, default="", db_index=True
-    )
+    concurrency_key = models.CharField(_("concurrency key"), max_length=255, blank=True, default="")
     concurrency_limit = models.PositiveIntegerField(_("concurrency limit"), default=0)
     concurrency_key_2 = models.CharField(
-        _("second concurrency key"), max_length=255, blank=True, default="", db_index=True
+        _("second concurrency key"), max_length=255, blank=True, default=""
     )
     concurrency_limit_2 = models.PositiveIntegerField(_("second concurrency limit"), default=0)
     singleton_key = models.CharField(_("singleton key"), max_length=255, blank=True, default="")
@@ -349,6 +354,17 @@ class FunctionRun(models.Model):
             models.Index(fields=["function_id", "-created_at"], name="inngest_run_function"),
             models.Index(fields=["status", "-created_at"], name="inngest_run_status"),
             models.Index(fields=["lease_token"], name="inngest_run_lease"),
+            # Counting a key's executing runs reads only those, never the key's history.
+            models.Index(
+                fields=["concurrency_key"],
+                condition=~Q(concurrency_key="") & Q(status=RunStatus.RUNNING),
+                name="inngest_run_concurrency",
+            ),
+            models.Index(
+                fields=["concurrency_key_2"],
+                condition=~Q(concurrency_key_2="") & Q(status=RunStatus.RUNNING),
+                name="inngest_run_concurrency_2",
+            ),
             models.Index(
                 fields=["function_id", "singleton_key"],
                 condition=~Q(singleton_key="") & Q(status__in=CLAIMABLE_STATUSES),

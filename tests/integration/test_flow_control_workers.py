@@ -43,4 +43,3 @@ def test_limit_2_holds_across_two_workers_with_four_threads(workers):
     if connection.vendor == "postgresql":
         # SQLite runs one step transaction at a time anyway; PostgreSQL fills both slots.
         assert peak == 2
-    assert len({e["pid"] for e in entries}) == 2  # both workers took part
