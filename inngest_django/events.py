@@ -20,7 +20,7 @@ from .exceptions import InvalidEventError
 from .flow_control import admit
 from .functions import Function
 from .ids import new_id
-from .models import Event, FunctionRun, IdempotencyKey
+from .models import Event, FunctionRun, IdempotencyKey, RunEvent
 from .registry import FunctionRegistry, default_registry
 from .schemas.events import Event as EventIn
 from .waits import WaitResolver, cancel_rule_waits, save_waits
@@ -172,6 +172,13 @@ def save_runs(
     """
     runs = admit(runs, registry, clock.now())
     FunctionRun.objects.bulk_create(runs)
+    batched = [
+        RunEvent(run=run, event=event, position=position)
+        for run in runs
+        for position, event in enumerate(getattr(run, "events_to_batch", ()))
+    ]
+    if batched:
+        RunEvent.objects.bulk_create(batched)
     waits = cancel_rule_waits(
         (run, registry.get(run.function_id), run.event)
         for run in runs

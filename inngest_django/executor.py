@@ -38,7 +38,7 @@ from .functions import (
     DeferredFunction,
     Function,
 )
-from .models import DeferIntent, FunctionRun, StepRun
+from .models import DeferIntent, FunctionRun, RunEvent, StepRun
 from .registry import FunctionRegistry, default_registry
 from .retries import backoff_delay, retry_after_at
 from .schemas.events import Event
@@ -471,8 +471,14 @@ class RunPass:
                 self._finish(RunStatus.FAILED, error=error_to_json(exc))
                 return
             event, parents = event.model_copy(update={"data": data}), [parent]
+        events = [event]
+        if run.batch_size:
+            rows = RunEvent.objects.filter(run_id=run.pk).select_related("event")
+            events = [Event.model_validate(row.event.to_json()) for row in rows]
+            event = events[0]
         self.ctx = Context(
             event=event,
+            events=events,
             run_id=run.pk,
             step=step,
             logger=ReplayAwareLogger(user_logger, run.pk, step),
@@ -632,7 +638,7 @@ class RunPass:
             "function_id": run.function_id,
             "run_id": run.pk,
             "event": trigger,
-            "events": [trigger],
+            "events": [e.to_json() for e in self.ctx.events] if self.ctx else [trigger],
             "_inngest": {"status": status.value},
         }
         if status == RunStatus.COMPLETED:

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from .enums import CLAIMABLE_STATUSES, RunStatus
 from .flow_options import IDEMPOTENCY_PERIOD, PRIORITY_CLAMP_SECONDS
 from .functions import Function
-from .models import FlowState, FunctionRun, IdempotencyKey
+from .models import FlowState, FunctionRun, IdempotencyKey, RunEvent
 from .registry import FunctionRegistry
 from .waits import encode_value
 
@@ -30,7 +30,7 @@ def admit(runs: list[FunctionRun], registry: FunctionRegistry, now: datetime) ->
     Skipped runs are returned with status SKIPPED and the reason in `flow_note`; a debounced
     event that joined a pending run returns nothing.
     """
-    batch = _Batch()
+    batch = _Pending()
     admitted = []
     for run in runs:
         function = registry.get(run.function_id) if run.function_id in registry else None
@@ -43,16 +43,18 @@ def admit(runs: list[FunctionRun], registry: FunctionRegistry, now: datetime) ->
     return admitted
 
 
-class _Batch:
-    """Runs admitted earlier in the same call, not inserted yet, by singleton and debounce key."""
+class _Pending:
+    """Runs admitted earlier in the same call, not inserted yet, by singleton, debounce or
+    batch key."""
 
     def __init__(self) -> None:
         self.singletons: dict[tuple[str, str], FunctionRun] = {}
         self.debounced: dict[tuple[str, str], FunctionRun] = {}
+        self.batches: dict[tuple[str, str], FunctionRun] = {}
 
 
 class _Admission:
-    def __init__(self, function: Function, run: FunctionRun, now: datetime, batch: _Batch):
+    def __init__(self, function: Function, run: FunctionRun, now: datetime, batch: _Pending):
         self.function, self.flow, self.run, self.now, self.batch = (
             function,
             function.flow,
@@ -98,6 +100,8 @@ class _Admission:
     def apply(self) -> bool:
         """Decide the run's fate; return False if it joined a pending debounced run."""
         flow = self.flow
+        if flow.batch and self._batched():
+            return False
         if flow.idempotency and not self._idempotent():
             return self.skip(f"idempotency: key {self.key('idempotency')!r} used within 24h")
         if flow.rate_limit and not self._within_rate_limit():
@@ -204,6 +208,53 @@ class _Admission:
         self.run.available_at = start
         self.notes.append(f"debounced for {period}")
         self.batch.debounced[(self.function.id, key)] = self.run
+        return False
+
+    def _batched(self) -> bool:
+        """Add the event to its key's open batch; return True if it joined one."""
+        batch = self.flow.batch
+        assert batch is not None
+        condition = self.flow.expressions.get("batch.if")
+        if condition is not None and not condition.matches(self.variables):
+            self.notes.append("not batched: batch_events.if_exp is not true")
+            return False
+        key = self.key("batch") or "-"
+        pending = self.batch.batches.get((self.function.id, key))
+        if pending is not None:
+            pending.events_to_batch.append(self.run.event)
+            pending.batch_size += 1
+            pending.flow_note = f"batch of {pending.batch_size}"
+            if pending.batch_size >= batch.max_size:
+                pending.batch_key, pending.available_at = "", self.now
+                del self.batch.batches[(self.function.id, key)]
+            return True
+        # Locked, so a worker's claim (which skips locked rows) cannot start it half-filled.
+        found = (
+            FunctionRun.objects.select_for_update()
+            .filter(
+                function_id=self.function.id,
+                batch_key=key,
+                status=RunStatus.QUEUED,
+                lease_token="",
+            )
+            .only("pk", "batch_size")
+            .first()
+        )
+        if found is not None:
+            RunEvent.objects.create(
+                run_id=found.pk, event=self.run.event, position=found.batch_size
+            )
+            size = found.batch_size + 1
+            update: dict[str, Any] = {"batch_size": size, "flow_note": f"batch of {size}"}
+            if size >= batch.max_size:
+                update.update(batch_key="", available_at=self.now)
+            FunctionRun.objects.filter(pk=found.pk).update(**update)
+            return True
+        self.run.batch_key, self.run.batch_size = key, 1
+        self.run.events_to_batch = [self.run.event]
+        self.run.available_at = self.now + self.flow.periods["batch"]
+        self.notes.append("batch of 1")
+        self.batch.batches[(self.function.id, key)] = self.run
         return False
 
     def _throttle(self) -> None:

@@ -8,7 +8,15 @@ from typing import Any
 
 from .durations import parse_duration
 from .expressions import Expression, InvalidExpressionError
-from .schemas.config import Concurrency, Debounce, Priority, RateLimit, Singleton, Throttle
+from .schemas.config import (
+    Batch,
+    Concurrency,
+    Debounce,
+    Priority,
+    RateLimit,
+    Singleton,
+    Throttle,
+)
 
 MAX_CONCURRENCY_LIMITS = 2
 PRIORITY_CLAMP_SECONDS = 600
@@ -16,6 +24,11 @@ MIN_PERIOD = timedelta(seconds=1)
 MAX_THROTTLE_PERIOD = timedelta(days=7)
 MAX_RATE_LIMIT_PERIOD = timedelta(hours=24)
 IDEMPOTENCY_PERIOD = timedelta(hours=24)
+MAX_BATCH_SIZE = 1000
+MAX_BATCH_TIMEOUT = timedelta(hours=1)
+# What batching cannot be combined with (SEMANTICS.md 5): each decides per event, a batch
+# starts one run for many.
+BATCH_CONFLICTS = ("idempotency", "rate_limit", "priority", "debounce", "singleton")
 
 
 class FlowConfigError(ValueError):
@@ -52,6 +65,7 @@ class FlowOptions:
     priority: Priority | None = None
     singleton: Singleton | None = None
     idempotency: str | None = None
+    batch: Batch | None = None
     expressions: dict[str, Expression] = field(default_factory=dict)
     periods: dict[str, timedelta] = field(default_factory=dict)
 
@@ -66,6 +80,7 @@ class FlowOptions:
             priority=_as_one(options.get("priority"), Priority, "priority"),
             singleton=_as_one(options.get("singleton"), Singleton, "singleton"),
             idempotency=options.get("idempotency"),
+            batch=_as_one(options.get("batch_events"), Batch, "batch_events"),
         )
         flow._check()
         return flow
@@ -81,6 +96,7 @@ class FlowOptions:
             or self.priority
             or self.singleton
             or self.idempotency
+            or self.batch
         )
 
     def _key(self, name: str, source: str | None) -> None:
@@ -131,6 +147,26 @@ class FlowOptions:
             self._key("singleton", self.singleton.key)
         if self.idempotency is not None:
             self.expressions["idempotency"] = _compile(self.idempotency, "idempotency")
+        if self.batch is not None:
+            self._check_batch(self.batch)
+
+    def _check_batch(self, batch: Batch) -> None:
+        if not 2 <= batch.max_size <= MAX_BATCH_SIZE:
+            raise FlowConfigError(f"batch_events.max_size must be from 2 to {MAX_BATCH_SIZE}")
+        if batch.timeout is None:
+            raise FlowConfigError("batch_events needs a timeout: how long a batch waits to fill")
+        self.periods["batch"] = _period(
+            batch.timeout, "batch_events.timeout", most=MAX_BATCH_TIMEOUT
+        )
+        conflicts = [name for name in BATCH_CONFLICTS if getattr(self, name)]
+        if conflicts:
+            raise FlowConfigError(
+                f"batch_events cannot be combined with {', '.join(conflicts)}: they decide per "
+                "event, and a batch starts one run for many events"
+            )
+        self._key("batch", batch.key)
+        if batch.if_exp is not None:
+            self.expressions["batch.if"] = _compile(batch.if_exp, "batch_events.if_exp")
 
 
 def _as_list(value: Any, kind: type, option: str) -> list[Any]:

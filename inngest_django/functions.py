@@ -29,11 +29,6 @@ DEFERRED_EVENT = "inngest/deferred.schedule"
 # only by ctx.defer, one call at a time, and its failures never reach an on_failure handler.
 _NOT_FOR_DEFER = ("trigger", "on_failure", "batch_events")
 
-# Options named by API.md whose behaviour arrives with a later issue; accepting them silently
-# would drop a user's flow control, so they fail loudly until then.
-_NOT_YET_SUPPORTED = {
-    "batch_events": 5,
-}
 FLOW_OPTIONS = (
     "concurrency",
     "throttle",
@@ -42,6 +37,7 @@ FLOW_OPTIONS = (
     "priority",
     "singleton",
     "idempotency",
+    "batch_events",
 )
 
 
@@ -82,6 +78,8 @@ class Function:
             self.flow = FlowOptions.build(flow or {})
         except FlowConfigError as exc:
             raise self._fail(str(exc)) from None
+        if self.flow.batch is not None and self.cancel:
+            raise self._fail("batch_events cannot be combined with cancel rules")
         self.event_triggers = [t for t in self.triggers if isinstance(t, TriggerEvent)]
         self.cron_triggers = [t for t in self.triggers if isinstance(t, TriggerCron)]
         self._expressions = {
@@ -239,12 +237,6 @@ def build_deferred_function(
 
 
 def _check_options(fn_id: str, options: dict[str, Any]) -> None:
-    unsupported = sorted(k for k, v in options.items() if k in _NOT_YET_SUPPORTED and v)
-    if unsupported:
-        names = ", ".join(f"{k} (issue #{_NOT_YET_SUPPORTED[k]})" for k in unsupported)
-        raise InvalidFunctionConfigError(
-            f"Function {fn_id!r}: option(s) {names} are not supported by this version yet"
-        )
     known = {
         "name",
         "retries",
@@ -253,7 +245,6 @@ def _check_options(fn_id: str, options: dict[str, Any]) -> None:
         "cancel",
         "timeouts",
         *FLOW_OPTIONS,
-        *_NOT_YET_SUPPORTED,
     }
     unknown = sorted(set(options) - known)
     if unknown:

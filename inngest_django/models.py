@@ -318,6 +318,16 @@ class FunctionRun(models.Model):
     concurrency_limit_2 = models.PositiveIntegerField(_("second concurrency limit"), default=0)
     singleton_key = models.CharField(_("singleton key"), max_length=255, blank=True, default="")
     debounce_key = models.CharField(_("debounce key"), max_length=255, blank=True, default="")
+    batch_key = models.CharField(
+        _("open batch key"),
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("Set while the run's batch still takes events."),
+    )
+    batch_size = models.PositiveIntegerField(
+        _("batch size"), default=0, help_text=_("Events in the run's batch; 0 for no batch.")
+    )
     debounce_deadline = models.DateTimeField(
         _("debounce deadline"),
         null=True,
@@ -369,6 +379,11 @@ class FunctionRun(models.Model):
                 fields=["function_id", "singleton_key"],
                 condition=~Q(singleton_key="") & Q(status__in=CLAIMABLE_STATUSES),
                 name="inngest_run_singleton",
+            ),
+            models.Index(
+                fields=["function_id", "batch_key"],
+                condition=~Q(batch_key="") & Q(status=RunStatus.QUEUED),
+                name="inngest_run_open_batch",
             ),
             models.Index(
                 fields=["function_id", "debounce_key"],
@@ -686,6 +701,29 @@ class OutboxMessage(models.Model):
         with connection.cursor() as cursor:
             cursor.execute(sql, [_adapt(now), limit])
             return sorted(row[0] for row in cursor.fetchall())
+
+
+class RunEvent(models.Model):
+    """One event of a batched run, in the order the batch received them."""
+
+    run = models.ForeignKey(
+        FunctionRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="batch_events"
+    )
+    event = models.ForeignKey(
+        Event, verbose_name=_("event"), on_delete=models.CASCADE, related_name="+"
+    )
+    position = models.PositiveIntegerField(_("position"))
+
+    class Meta:
+        verbose_name = _("batched event")
+        verbose_name_plural = _("batched events")
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="inngest_run_event_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}[{self.position}]"
 
 
 class FlowState(models.Model):

@@ -253,7 +253,8 @@ def test_env_scope_shares_capacity_across_functions_and_sleepers_hold_none(clien
         ({"priority": inngest.Priority(run="event.data.")}, "priority.run"),
         ({"idempotency": "event.data.id =="}, "idempotency"),
         ({"singleton": inngest.Singleton(key="))", mode="skip")}, "singleton.key"),
-        ({"batch_events": inngest.Batch(max_size=10, timeout="1s")}, "batch_events"),
+        ({"batch_events": inngest.Batch(max_size=10)}, "batch_events needs a timeout"),
+        ({"batch_events": inngest.Batch(max_size=1, timeout="1s")}, "max_size"),
     ],
 )
 def test_invalid_options_fail_at_declaration_naming_the_option(client, options, message):
@@ -261,3 +262,93 @@ def test_invalid_options_fail_at_declaration_naming_the_option(client, options, 
         client.create_function(fn_id="bad", trigger=inngest.TriggerEvent(event="t/x"), **options)(
             lambda ctx: None
         )
+
+
+def test_batches_flush_at_max_size_and_the_rest_at_the_timeout(client, drain):
+    seen = []
+
+    @client.create_function(
+        fn_id="batched",
+        trigger=inngest.TriggerEvent(event="t/batched"),
+        batch_events=inngest.Batch(max_size=10, timeout="1s"),
+    )
+    def batched(ctx):
+        seen.append([e.data["n"] for e in ctx.events])
+        assert ctx.event == ctx.events[0]
+        return len(ctx.events)
+
+    client.send([inngest.Event(name="t/batched", data={"n": n}) for n in range(25)])
+    dispatch_pending()
+    runs = runs_of("test-batched")
+    assert [run.batch_size for run in runs] == [10, 10, 5]
+    assert runs[2].available_at > runs[0].available_at  # the partial batch waits
+    started = time.monotonic()
+    drain(timeout=3)
+    assert seen == [list(range(10)), list(range(10, 20)), list(range(20, 25))]
+    assert time.monotonic() - started >= 0.5  # the last batch waited for its timeout
+    assert statuses("test-batched") == ["COMPLETED"] * 3
+
+
+def test_batches_split_by_key_and_if_exp_false_runs_alone(client, drain):
+    seen = []
+
+    @client.create_function(
+        fn_id="by-key",
+        trigger=inngest.TriggerEvent(event="t/by-key"),
+        batch_events=inngest.Batch(
+            max_size=2, timeout="1s", key="event.data.shop", if_exp="event.data.batch == true"
+        ),
+    )
+    def by_key(ctx):
+        seen.append(sorted(e.data["n"] for e in ctx.events))
+
+    client.send(
+        [
+            inngest.Event(name="t/by-key", data={"n": 1, "shop": "a", "batch": True}),
+            inngest.Event(name="t/by-key", data={"n": 2, "shop": "b", "batch": True}),
+            inngest.Event(name="t/by-key", data={"n": 3, "shop": "a", "batch": True}),
+            inngest.Event(name="t/by-key", data={"n": 4, "shop": "b", "batch": False}),
+            inngest.Event(name="t/by-key", data={"n": 5, "shop": "b", "batch": True}),
+        ]
+    )
+    drain(timeout=3)
+    assert sorted(seen) == [[1, 3], [2, 5], [4]]
+
+
+def test_a_batch_filled_across_dispatch_rounds_keeps_every_event(client, drain):
+    seen = []
+
+    @client.create_function(
+        fn_id="rounds",
+        trigger=inngest.TriggerEvent(event="t/rounds"),
+        batch_events=inngest.Batch(max_size=3, timeout="1s"),
+    )
+    def rounds(ctx):
+        seen.append([e.data["n"] for e in ctx.events])
+
+    for n in range(3):
+        client.send(inngest.Event(name="t/rounds", data={"n": n}))
+        dispatch_pending()
+    drain()
+    assert seen == [[0, 1, 2]]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"idempotency": "event.data.id"}, "idempotency"),
+        ({"rate_limit": inngest.RateLimit(limit=1, period="1m")}, "rate_limit"),
+        ({"priority": inngest.Priority(run="1")}, "priority"),
+        ({"debounce": inngest.Debounce(period="1m")}, "debounce"),
+        ({"singleton": inngest.Singleton(mode="skip")}, "singleton"),
+        ({"cancel": [inngest.Cancel(event="t/stop")]}, "cancel"),
+    ],
+)
+def test_batching_refuses_options_that_decide_per_event(client, options, message):
+    with pytest.raises(inngest.InvalidFunctionConfigError, match=f"batch_events.*{message}"):
+        client.create_function(
+            fn_id="bad-batch",
+            trigger=inngest.TriggerEvent(event="t/x"),
+            batch_events=inngest.Batch(max_size=5, timeout="1s"),
+            **options,
+        )(lambda ctx: None)
