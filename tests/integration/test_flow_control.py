@@ -352,3 +352,25 @@ def test_batching_refuses_options_that_decide_per_event(client, options, message
             batch_events=inngest.Batch(max_size=5, timeout="1s"),
             **options,
         )(lambda ctx: None)
+
+
+def test_deferred_functions_apply_their_own_flow_control(client, drain):
+    @inngest.create_defer(
+        client, id="notify-once", rate_limit=inngest.RateLimit(limit=1, period="1h")
+    )
+    def notify_once(ctx):
+        return ctx.event.data["n"]
+
+    @client.create_function(fn_id="notifier", trigger=inngest.TriggerEvent(event="t/notifier"))
+    def notifier(ctx):
+        ctx.defer("first", function=notify_once, data={"n": 1})
+        ctx.defer("second", function=notify_once, data={"n": 2})
+
+    client.send(inngest.Event(name="t/notifier"))
+    drain()
+    runs = runs_of("test-notify-once")
+    assert [(run.status, run.defer_intent.defer_id) for run in runs] == [
+        ("COMPLETED", "first"),
+        ("SKIPPED", "second"),
+    ]
+    assert "rate limit" in runs[1].flow_note
