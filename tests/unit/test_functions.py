@@ -97,9 +97,9 @@ def test_bad_triggers_fail_with_a_message_naming_them(make, message):
         (
             {
                 "trigger": inngest.TriggerEvent(event="x"),
-                "throttle": inngest.Throttle(limit=1, period=1000),
+                "throttle": inngest.Throttle(limit=1, period=500),
             },
-            "throttle",
+            "throttle.period must be from 1s",
         ),
     ],
 )
