@@ -31,16 +31,17 @@ def admit(runs: list[FunctionRun], registry: FunctionRegistry, now: datetime) ->
     event that joined a pending run returns nothing.
     """
     batch = _Pending()
-    admitted = []
+    admissions: list[tuple[FunctionRun, _Admission | None]] = []
     for run in runs:
         function = registry.get(run.function_id) if run.function_id in registry else None
-        if (
-            function is None
-            or not function.flow.active
-            or _Admission(function, run, now, batch).apply()
-        ):
-            admitted.append(run)
-    return admitted
+        active = function is not None and function.flow.active
+        admissions.append((run, _Admission(function, run, now, batch) if active else None))
+    # Every key's state row is locked up front and in one order, so two dispatchers
+    # deciding for the same keys wait for each other instead of deadlocking.
+    keys = sorted({key for _, admission in admissions if admission for key in admission.locks()})
+    for function_id, kind, key in keys:
+        _locked_state(function_id, kind, key, now)
+    return [run for run, admission in admissions if admission is None or admission.apply()]
 
 
 class _Pending:
@@ -83,6 +84,22 @@ class _Admission:
             )
             return ""
         return value if isinstance(value, str) and len(value) <= 200 else encode_value(value)
+
+    def locks(self) -> list[tuple[str, str, str]]:
+        """Return the (function, kind, key) state rows the decision reads or writes."""
+        flow, fn = self.flow, self.function.id
+        found = []
+        if flow.batch:
+            found.append((fn, "batch", self.key("batch") or "-"))
+        if flow.rate_limit:
+            found.append((fn, "rate_limit", self.key("rate_limit")))
+        if flow.singleton:
+            found.append((fn, "singleton", self.key("singleton") or "-"))
+        if flow.debounce:
+            found.append((fn, "debounce", self.key("debounce") or "-"))
+        if flow.throttle:
+            found.append((fn, "throttle", self.key("throttle")))
+        return found
 
     def skip(self, reason: str) -> bool:
         self.run.status = RunStatus.SKIPPED
