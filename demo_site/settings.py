@@ -84,6 +84,8 @@ DEFAULT_FROM_EMAIL = "shop@example.com"
 # emails. Durations as the step tools take them ("90s", "2m", "1h30m").
 SHOP_ACTIVATION_TIMEOUT = os.environ.get("DEMO_ACTIVATION_TIMEOUT", "2m")
 SHOP_CART_REMINDER_DELAY = os.environ.get("DEMO_CART_REMINDER_DELAY", "1m")
+# How long reindex-product waits for a burst of edits to stop (read when functions are declared).
+SHOP_DEBOUNCE_PERIOD = os.environ.get("DEMO_DEBOUNCE_PERIOD", "5s")
 
 # Every key is optional; see the settings table in the README.
 INNGEST_DJANGO = {

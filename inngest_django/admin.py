@@ -1,4 +1,4 @@
-"""Read-only admins for debugging events, runs, steps, waits and defers; runs can be cancelled."""
+"""Read-only admins: events, runs, steps, waits, defers, flow control; runs can be cancelled."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from django.http import (
 from django.urls import URLPattern, path, reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -33,6 +34,7 @@ from .models import (
     CronSchedule,
     DeferIntent,
     Event,
+    FlowState,
     FunctionRun,
     IdempotencyKey,
     OutboxMessage,
@@ -72,6 +74,13 @@ _NOTE_HTML = (
 _LINE_HTML = '<span style="display: block;">{}</span>'
 # A run waiting in a group.parallel may wait on several things; the list names a few.
 _LISTED_WAITS = 3
+# The concurrency-key filter offers at most this many of the keys executing runs hold.
+_OFFERED_KEYS = 20
+_NOT_EXECUTING = (RunStatus.QUEUED, RunStatus.SLEEPING, RunStatus.WAITING)
+# A run flow control touched has one of these set; its page then shows a "Flow control" section.
+_FLOW_FIELDS = ("flow_note", "concurrency_key", "singleton_key", "debounce_key", "batch_size")
+# FlowState kinds whose time paces starts; the other kinds' rows are only locked.
+_PACED_KINDS = ("throttle", "rate_limit")
 
 _Obj = TypeVar("_Obj")
 
@@ -191,6 +200,13 @@ def child_run_html(child: FunctionRun) -> SafeString:
     if child.via_step is not None:  # type: ignore[attr-defined]
         return format_html(gettext("{} (invoked at step {})"), line, child.via_step)  # type: ignore[attr-defined]
     return line
+
+
+def key_text(key: str) -> str | None:
+    """Return a singleton or debounce key; "-" is what a function without a key expression uses."""
+    if not key:
+        return None
+    return gettext("- (no key: one for the whole function)") if key == "-" else key
 
 
 def notes_html(notes: Sequence[Any]) -> SafeString:
@@ -464,6 +480,100 @@ class StartedByFilter(admin.SimpleListFilter):
         return queryset
 
 
+class FlowControlFilter(admin.SimpleListFilter):
+    """Split runs flow control skipped from those it delayed or reordered (noted ones)."""
+
+    title = _("flow control")
+    parameter_name = "flow"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [
+            ("skipped", _("Skipped by flow control")),
+            ("delayed", _("Delayed by flow control")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        noted = queryset.exclude(flow_note="")
+        if self.value() == "skipped":
+            return noted.filter(status=RunStatus.SKIPPED)
+        if self.value() == "delayed":
+            return noted.exclude(status=RunStatus.SKIPPED)
+        return queryset
+
+
+class ConcurrencyKeyFilter(admin.SimpleListFilter):
+    """Offer the concurrency keys executing runs hold; any key can be given in the URL."""
+
+    title = _("concurrency key")
+    parameter_name = "concurrency_key"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        keys = set(held_concurrency_keys()[:_OFFERED_KEYS])
+        if self.value():
+            keys.add(self.value())  # so a key taken from a run page stays shown as chosen
+        return [(key, key) for key in sorted(keys)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(concurrency_match(self.value()))
+        return queryset
+
+
+def concurrency_match(key: str) -> Q:
+    """Return a filter for runs that use `key` as either of their concurrency keys."""
+    return Q(concurrency_key=key) | Q(concurrency_key_2=key)
+
+
+def held_concurrency_keys() -> QuerySet:
+    """Return the distinct keys executing runs hold, read from the partial indexes only."""
+    running = FunctionRun.objects.filter(status=RunStatus.RUNNING).order_by()
+    first = running.exclude(concurrency_key="").values_list("concurrency_key", flat=True)
+    second = running.exclude(concurrency_key_2="").values_list("concurrency_key_2", flat=True)
+    return first.union(second)
+
+
+def running_on_key(key: str, now: datetime) -> int:
+    """Return how many slots of `key` executing runs hold: one count over both key indexes."""
+    # Counted as the claim counts: per key column, live leases only; each branch is worded as
+    # its partial index's condition, so it reads that index and nothing else.
+    executing = FunctionRun.objects.filter(status=RunStatus.RUNNING, locked_until__gt=now)
+    first = executing.exclude(concurrency_key="").filter(concurrency_key=key)
+    second = executing.exclude(concurrency_key_2="").filter(concurrency_key_2=key)
+    return first.order_by().values("pk").union(second.order_by().values("pk"), all=True).count()
+
+
+def concurrency_html(run: FunctionRun, now: datetime) -> SafeString | None:
+    """Return a run's concurrency keys with their limits and use; say if the run waits for one."""
+    slots = [
+        (key, limit)
+        for key, limit in (
+            (run.concurrency_key, run.concurrency_limit),
+            (run.concurrency_key_2, run.concurrency_limit_2),
+        )
+        if key
+    ]
+    if not slots:
+        return None
+    # A run that is due but not executing is claimed only once each of its keys has room.
+    due = run.status in _NOT_EXECUTING and run.available_at <= now
+    lines, full = [], []
+    url = reverse("admin:inngest_django_functionrun_changelist")
+    for key, limit in slots:
+        running = running_on_key(key, now)
+        link = format_html('<a href="{}?{}">{}</a>', url, urlencode({"concurrency_key": key}), key)
+        lines.append(format_html(gettext("{} limit {}: {} running now"), link, limit, running))
+        if due and running >= limit:
+            full.append(
+                format_html(
+                    gettext("waiting for a concurrency slot: key {} has {} of {} running"),
+                    key,
+                    running,
+                    limit,
+                )
+            )
+    return format_html_join("\n", _LINE_HTML, ((line,) for line in (*full, *lines)))
+
+
 class DeferColumnsMixin:
     """Columns a defer shows in the run page's inline and in its own admin."""
 
@@ -537,10 +647,18 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "attempt",
         "locked_by",
     )
-    list_filter = ("status", FunctionFilter, StartedByFilter)
+    list_filter = (
+        "status",
+        FunctionFilter,
+        StartedByFilter,
+        FlowControlFilter,
+        ConcurrencyKeyFilter,
+    )
     # get_search_results replaces Django's case-insensitive scans with indexed lookups.
     search_fields = ("id", "event__id")
-    search_help_text = _("A run id, or the id of the event that started runs.")
+    search_help_text = _(
+        "A run id, the id of the event that started runs, or a concurrency key (function:value)."
+    )
     show_full_result_count = False
     actions = ("cancel_runs",)
     change_form_template = "admin/inngest_django/functionrun/change_form.html"
@@ -572,8 +690,15 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         _("Cancellation"),
         {"fields": ("cancel_requested_at", "cancel_reason_text")},
     )
+    # Shown only for a run flow control touched: see get_fieldsets.
+    flow_control_fieldset = (
+        _("Flow control"),
+        {"fields": ("flow_note_text", "concurrency", "singleton_key_text", "debounce", "batch")},
+    )
     readonly_fields = tuple(
-        name for _, options in (*fieldsets, cancellation_fieldset) for name in options["fields"]
+        name
+        for _, options in (*fieldsets, cancellation_fieldset, flow_control_fieldset)
+        for name in options["fields"]
     )
     inlines = (StepRunInline, WaitInline, DeferIntentInline)
 
@@ -599,16 +724,25 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
     ) -> tuple[QuerySet, bool]:
-        term = search_term.strip().upper()
+        term = search_term.strip()
         if not term:
             return queryset, False
+        if ":" in term:
+            # Ids never hold a colon; concurrency keys are "<function or scope>:<value>".
+            return queryset.filter(concurrency_match(term)), False
+        term = term.upper()
         return queryset.filter(Q(pk=term) | Q(event_id=term)), False
 
     def get_fieldsets(self, request: HttpRequest, obj: FunctionRun | None = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
-        if obj is None or (obj.status != RunStatus.CANCELLED and obj.cancel_requested_at is None):
+        if obj is None:
             return fieldsets
-        return (fieldsets[0], self.cancellation_fieldset, *fieldsets[1:])
+        extra = []
+        if obj.status == RunStatus.CANCELLED or obj.cancel_requested_at is not None:
+            extra.append(self.cancellation_fieldset)
+        if any(getattr(obj, name) for name in _FLOW_FIELDS):
+            extra.append(self.flow_control_fieldset)
+        return (fieldsets[0], *extra, *fieldsets[1:])
 
     # -- cancelling -------------------------------------------------------------------------
 
@@ -722,6 +856,8 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             notes.extend(waiting_text(wait) for wait in waits[:_LISTED_WAITS])
             if len(waits) > _LISTED_WAITS:
                 notes.append(gettext("and %(count)d more") % {"count": len(waits) - _LISTED_WAITS})
+        if run.flow_note:
+            notes.append(run.flow_note)
         if run.cancel_requested_at is not None and run.status not in FINISHED_STATUSES:
             notes.append(gettext("asked to stop"))
         return format_html("{}\n{}", badge, notes_html(notes)) if notes else badge
@@ -783,6 +919,48 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @none_as_empty
     def cancel_reason_text(self, run: FunctionRun) -> str | None:
         return run.cancel_reason or None
+
+    @admin.display(description=_("Note"))
+    @none_as_empty
+    def flow_note_text(self, run: FunctionRun) -> str | None:
+        return run.flow_note or None
+
+    @admin.display(description=_("Concurrency"))
+    @none_as_empty
+    def concurrency(self, run: FunctionRun) -> SafeString | None:
+        return concurrency_html(run, timezone.now())
+
+    @admin.display(description=_("Singleton key"))
+    @none_as_empty
+    def singleton_key_text(self, run: FunctionRun) -> str | None:
+        return key_text(run.singleton_key)
+
+    @admin.display(description=_("Debounce"))
+    @none_as_empty
+    def debounce(self, run: FunctionRun) -> str | None:
+        if not run.debounce_key:
+            return None
+        if run.debounce_deadline is None:
+            return gettext("key %(key)s, no timeout") % {"key": key_text(run.debounce_key)}
+        return gettext("key %(key)s, starts by %(deadline)s at the latest") % {
+            "key": key_text(run.debounce_key),
+            "deadline": moment_text(run.debounce_deadline),
+        }
+
+    @admin.display(description=_("Batch"))
+    @none_as_empty
+    def batch(self, run: FunctionRun) -> str | None:
+        if not run.batch_size:
+            return None
+        size = ngettext("%(count)d event", "%(count)d events", run.batch_size) % {
+            "count": run.batch_size
+        }
+        if not run.batch_key:
+            return size
+        return gettext("%(size)s, still taking events for key %(key)s") % {
+            "size": size,
+            "key": key_text(run.batch_key),
+        }
 
     @admin.display(description=_("Output"))
     @none_as_empty
@@ -950,7 +1128,7 @@ class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         )
 
 
-# -- cron and idempotency -------------------------------------------------------------------
+# -- cron, idempotency and flow-control state ------------------------------------------------
 
 
 @admin.register(CronSchedule)
@@ -965,3 +1143,27 @@ class IdempotencyKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("function_id", "key", "expires_at")
     search_fields = ("=key", "=function_id")
     ordering = ("-expires_at",)
+
+
+@admin.register(FlowState)
+class FlowStateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Pacing rows of throttles and rate limits, and the rows other options only lock."""
+
+    list_display = ("function_id", "kind", "key", "tat", "ahead")
+    list_filter = ("kind",)
+    search_fields = ("=function_id", "=key")
+    search_help_text = _("A function slug or a key, exactly.")
+    ordering = ("function_id", "kind", "key")
+    fields = ("function_id", "kind", "key", "tat", "ahead")
+    readonly_fields = fields
+
+    @admin.display(description=_("Ahead of now"))
+    @none_as_empty
+    def ahead(self, state: FlowState) -> str | None:
+        if state.kind not in _PACED_KINDS:
+            return None  # a row locked to serialise decisions for a key; its time means nothing
+        # How far pacing runs ahead: the backlog a throttle spreads, or how full a window is.
+        now = timezone.now()
+        if state.tat <= now:
+            return gettext("idle")
+        return duration_text(now, state.tat)

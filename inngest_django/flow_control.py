@@ -127,12 +127,13 @@ class _Admission:
             )
         if flow.singleton and not self._singleton():
             return True
+        # Priority first: debounce and throttle then decide from the shifted time.
+        if flow.priority:
+            self._prioritise()
         if flow.debounce and self._debounced():
             return False
         if flow.throttle:
             self._throttle()
-        if flow.priority:
-            self._prioritise()
         self._concurrency_keys()
         self.run.flow_note = "; ".join(self.notes)[:255]
         return True
@@ -201,7 +202,10 @@ class _Admission:
             return True
         found = (
             FunctionRun.objects.filter(
-                function_id=self.function.id, debounce_key=key, status=RunStatus.QUEUED
+                function_id=self.function.id,
+                debounce_key=key,
+                status=RunStatus.QUEUED,
+                started_at__isnull=True,  # a run queued again to retry keeps its event
             )
             .select_related("event")
             .first()
@@ -216,7 +220,7 @@ class _Admission:
                 update["event"] = self.run.event
             # Compare-and-set: a run a worker claimed meanwhile is no longer pending.
             if FunctionRun.objects.filter(
-                pk=found.pk, status=RunStatus.QUEUED, lease_token=""
+                pk=found.pk, status=RunStatus.QUEUED, lease_token="", started_at__isnull=True
             ).update(**update):
                 return True
         timeout = self.flow.periods.get("debounce.timeout")
@@ -253,6 +257,7 @@ class _Admission:
                 batch_key=key,
                 status=RunStatus.QUEUED,
                 lease_token="",
+                started_at__isnull=True,
             )
             .only("pk", "batch_size")
             .first()
@@ -332,7 +337,9 @@ def _locked_state(function_id: str, kind: str, key: str, now: datetime) -> FlowS
         return state
     try:
         with transaction.atomic():
-            FlowState.objects.create(function_id=function_id, kind=kind, key=key[:255], tat=now)
+            # An idle key: its first start is due at once, whatever time the run was stamped.
+            idle = now - timedelta(days=1)
+            FlowState.objects.create(function_id=function_id, kind=kind, key=key[:255], tat=idle)
     except IntegrityError:
         pass  # another worker created it first
     return rows.get()

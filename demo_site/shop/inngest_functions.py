@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
@@ -42,6 +43,9 @@ MAX_PRICED_QUANTITY = 10
 # Used when the settings do not name them (SHOP_ACTIVATION_TIMEOUT, SHOP_CART_REMINDER_DELAY).
 DEFAULT_ACTIVATION_TIMEOUT = "2m"
 DEFAULT_CART_REMINDER_DELAY = "1m"
+DEFAULT_DEBOUNCE_PERIOD = "5s"
+# How long the flow-control examples' busy steps work, so that queues and slots show.
+FLOW_WORK_SECONDS = 1.0
 TIPS_SUBJECT = "Tips for your first week"
 NUDGE_SUBJECT = "Your account is waiting"
 
@@ -404,3 +408,101 @@ def cart_reminder(ctx: inngest.Context) -> str:
     subject = f"You left {quantity} mug{'s' if quantity != 1 else ''} in your cart"
     body = f"{subject}\n\nCart #{data['cart_id']} is still waiting for you."
     return ctx.step.run("send-reminder", deliver_email, data["email"], subject, body, ctx.run_id)
+
+
+# -- Flow control: one small function per option -------------------------------------------
+# The home page sends each a burst of events at once; the runs' statuses and notes show what
+# the option did, on the page and in the admin (Function runs, filter "flow control").
+
+
+def work(label: str) -> str:
+    """Pretend to work for a moment, holding the run's concurrency slot."""
+    time.sleep(FLOW_WORK_SECONDS)
+    return label
+
+
+@client.create_function(
+    fn_id="export-account-data",
+    trigger=inngest.TriggerEvent(event="shop/export.requested"),
+    # One export at a time per user; other users' exports run beside it.
+    concurrency=[inngest.Concurrency(limit=1, key="event.data.user_id")],
+)
+def export_account_data(ctx: inngest.Context) -> str:
+    """Build a user's data export, one per user at a time."""
+    data = ctx.event.data
+    return ctx.step.run("build-export", work, f"export {data['n']} of user {data['user_id']}")
+
+
+@client.create_function(
+    fn_id="notify-restock",
+    trigger=inngest.TriggerEvent(event="shop/stock.restocked"),
+    # At most 3 starts per 6 seconds: one every 2 s. Runs beyond that wait; none is dropped.
+    throttle=inngest.Throttle(limit=3, period="6s"),
+)
+def notify_restock(ctx: inngest.Context) -> str:
+    """Tell the subscribers of a SKU it is back, at a pace the mail provider accepts."""
+    return f"notified the subscribers of {ctx.event.data['sku']}"
+
+
+@client.create_function(
+    fn_id="send-password-reset",
+    trigger=inngest.TriggerEvent(event="shop/reset.requested"),
+    # At most 2 per minute per address; the others are skipped, not queued.
+    rate_limit=inngest.RateLimit(limit=2, period="1m", key="event.data.email"),
+)
+def send_password_reset(ctx: inngest.Context) -> str:
+    """Send a password-reset link, but not a flood of them to one address."""
+    return f"reset link for {ctx.event.data['email']}"
+
+
+def debounce_period() -> str:
+    """Return how long reindex-product waits for edits to stop (SHOP_DEBOUNCE_PERIOD)."""
+    return getattr(settings, "SHOP_DEBOUNCE_PERIOD", DEFAULT_DEBOUNCE_PERIOD)
+
+
+@client.create_function(
+    fn_id="reindex-product",
+    trigger=inngest.TriggerEvent(event="shop/product.edited"),
+    # One run per SKU once the edits have stopped for the period, with the last edit's event.
+    debounce=inngest.Debounce(period=debounce_period(), key="event.data.sku", timeout="1m"),
+)
+def reindex_product(ctx: inngest.Context) -> str:
+    """Reindex a product once a burst of edits has settled."""
+    data = ctx.event.data
+    return ctx.step.run("reindex", lambda: f"indexed {data['sku']} at revision {data['revision']}")
+
+
+@client.create_function(
+    fn_id="pack-order",
+    trigger=inngest.TriggerEvent(event="shop/order.paid"),
+    # One packer, so a queue forms; express orders are queued as if paid a minute earlier.
+    concurrency=[inngest.Concurrency(limit=1)],
+    priority=inngest.Priority(run="event.data.express ? 60 : 0"),
+)
+def pack_order(ctx: inngest.Context) -> str:
+    """Pack a paid order; express orders jump the queue."""
+    data = ctx.event.data
+    kind = "express" if data["express"] else "standard"
+    return ctx.step.run("pack", work, f"packed order {data['order']} ({kind})")
+
+
+@client.create_function(
+    fn_id="rebuild-recommendations",
+    trigger=inngest.TriggerEvent(event="shop/cart.updated"),
+    # While one rebuild of a user's recommendations is queued or running, the next is skipped.
+    singleton=inngest.Singleton(key="event.data.user_id", mode="skip"),
+)
+def rebuild_recommendations(ctx: inngest.Context) -> str:
+    """Rebuild a user's recommendations, never twice at once."""
+    return ctx.step.run("rebuild", work, f"recommendations of user {ctx.event.data['user_id']}")
+
+
+@client.create_function(
+    fn_id="capture-payment",
+    trigger=inngest.TriggerEvent(event="shop/payment.authorized"),
+    # A payment provider may deliver a webhook more than once: one capture per payment, 24 h.
+    idempotency="event.data.payment_id",
+)
+def capture_payment(ctx: inngest.Context) -> str:
+    """Capture an authorized payment exactly once however often its webhook arrives."""
+    return f"captured {ctx.event.data['payment_id']}"

@@ -17,5 +17,6 @@ urlpatterns = [
     path("carts/", views.abandon_cart, name="abandon-cart"),
     path("carts/<int:pk>/order/", views.order_cart, name="order-cart"),
     path("quotes/", views.request_quote, name="request-quote"),
+    path("flow/", views.send_flow_burst, name="flow-burst"),
     path("runs/<str:run_id>/cancel/", views.cancel_run, name="cancel-run"),
 ]

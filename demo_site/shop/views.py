@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 import inngest_django as inngest
 from inngest_django.models import FunctionRun
 
+from .flow_examples import FLOW_EXAMPLES, flow_rows
 from .forms import CartForm, OrderForm, QuoteForm
 from .inngest_functions import (
     INITIAL_STOCK,
@@ -75,6 +76,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "accounts": recent_accounts(),
             "carts": recent_carts(),
             "quotes": recent_quotes(),
+            "flow_rows": flow_rows(),
             "stock": stock.on_hand if stock else INITIAL_STOCK,
             "order_sku": ORDER_SKU,
             "activation_timeout": activation_timeout(),
@@ -242,6 +244,26 @@ def request_quote(request: HttpRequest) -> HttpResponse:
         request,
         f"Sent shop/quote.requested for quote #{quote.pk} (event {quote.event_id}); "
         "quote-order invokes price-order.",
+    )
+    return redirect("shop:home")
+
+
+# -- Flow control: a burst of events per option ------------------------------------------------
+
+
+@require_POST
+def send_flow_burst(request: HttpRequest) -> HttpResponse:
+    """Send the chosen flow-control example's burst of events, all at once."""
+    example = FLOW_EXAMPLES.get(request.POST.get("example", ""))
+    if example is None:
+        return HttpResponseBadRequest("Unknown flow-control example.")
+    events = example.burst()
+    with transaction.atomic():
+        client.send(events)
+    messages.success(
+        request,
+        f"Sent {len(events)} {events[0].name} events at once to {example.function.id}: "
+        f"{example.expect}",
     )
     return redirect("shop:home")
 

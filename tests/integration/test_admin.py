@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import timedelta
 from types import SimpleNamespace
 from unittest import mock
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -19,11 +20,14 @@ from django.utils.html import strip_tags
 from pydantic import BaseModel
 
 import inngest_django as inngest
+from inngest_django.admin import running_on_key
 from inngest_django.enums import WaitKind
+from inngest_django.events import dispatch_pending
 from inngest_django.models import (
     CronSchedule,
     DeferIntent,
     Event,
+    FlowState,
     FunctionRun,
     IdempotencyKey,
     OutboxMessage,
@@ -36,6 +40,8 @@ RUNS_URL = reverse("admin:inngest_django_functionrun_changelist")
 EVENTS_URL = reverse("admin:inngest_django_event_changelist")
 DEFERS_URL = reverse("admin:inngest_django_deferintent_changelist")
 OUTBOX_URL = reverse("admin:inngest_django_outboxmessage_changelist")
+FLOW_STATES_URL = reverse("admin:inngest_django_flowstate_changelist")
+PACED = ("throttle", "rate_limit")
 
 
 def run_url(run: FunctionRun) -> str:
@@ -1052,6 +1058,291 @@ def test_event_page_escapes_data_and_lists_the_runs_it_started(admin_client, run
     assert "test-import-images" in page and ">Completed</span>" in page
 
 
+# -- flow control ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def flow(client, drain):
+    """Return runs flow control skipped, delayed, debounced or keyed, and one it left alone.
+
+    One per-user run is claimed by a worker and holds its concurrency key, so another run of
+    that user waits for a slot while a run of another user does not.
+    """
+
+    @client.create_function(
+        fn_id="limited",
+        trigger=inngest.TriggerEvent(event="t/limited"),
+        rate_limit=inngest.RateLimit(limit=1, period="1h"),
+    )
+    def limited(ctx):
+        return "ran"
+
+    @client.create_function(
+        fn_id="paced",
+        trigger=inngest.TriggerEvent(event="t/paced"),
+        throttle=inngest.Throttle(limit=1, period="1h"),
+    )
+    def paced(ctx):
+        return "ran"
+
+    @client.create_function(
+        fn_id="settle",
+        trigger=inngest.TriggerEvent(event="t/settle"),
+        debounce=inngest.Debounce(period="1h", key="event.data.doc", timeout="2h"),
+    )
+    def settle(ctx):
+        return ctx.event.data["rev"]
+
+    @client.create_function(
+        fn_id="single",
+        trigger=inngest.TriggerEvent(event="t/single"),
+        singleton=inngest.Singleton(mode="skip"),
+    )
+    def single(ctx):
+        ctx.step.sleep("nap", "1h")
+
+    @client.create_function(
+        fn_id="per-user",
+        trigger=inngest.TriggerEvent(event="t/per-user"),
+        concurrency=[
+            inngest.Concurrency(limit=1, key="event.data.user"),
+            inngest.Concurrency(limit=5, key='"exports"', scope="env"),
+        ],
+    )
+    def per_user(ctx):
+        return None
+
+    @client.create_function(
+        fn_id="collect",
+        trigger=inngest.TriggerEvent(event="t/collect"),
+        batch_events=inngest.Batch(max_size=3, timeout="1h"),
+    )
+    def collect(ctx):
+        return len(ctx.events)
+
+    client.send(
+        [
+            *(inngest.Event(name="t/collect") for _ in range(2)),
+            *(inngest.Event(name="t/limited") for _ in range(2)),
+            *(inngest.Event(name="t/paced") for _ in range(2)),
+            *(inngest.Event(name="t/settle", data={"doc": "a", "rev": n}) for n in range(2)),
+            *(inngest.Event(name="t/single") for _ in range(2)),
+        ]
+    )
+    drain()
+    # Dispatched, then one run claimed by a worker that holds it: no drain, which would run all.
+    client.send([inngest.Event(name="t/per-user", data={"user": u}) for u in "aab"])
+    dispatch_pending()
+    now = timezone.now()
+    with transaction.atomic():
+        FunctionRun.objects.claim_limited(
+            worker_id="busy-worker",
+            lease_token="busy",
+            limit=1,
+            now=now,
+            lease_until=now + timedelta(minutes=5),
+        )
+
+    def runs_of(function_id: str) -> list[FunctionRun]:
+        return list(FunctionRun.objects.filter(function_id=function_id).order_by("created_at"))
+
+    limited_runs, paced_runs = runs_of("test-limited"), runs_of("test-paced")
+    single_runs, per_user_runs = runs_of("test-single"), runs_of("test-per-user")
+    return SimpleNamespace(
+        untouched=limited_runs[0],
+        rate_limited=limited_runs[1],
+        started=paced_runs[0],
+        throttled=paced_runs[1],
+        debounced=FunctionRun.objects.get(function_id="test-settle"),
+        batched=FunctionRun.objects.get(function_id="test-collect"),
+        singleton=single_runs[0],
+        singleton_skipped=single_runs[1],
+        holding_slot=per_user_runs[0],
+        waiting_for_slot=per_user_runs[1],
+        other_user=per_user_runs[2],
+    )
+
+
+def test_fixture_flow_runs_reached_the_expected_states(flow):
+    assert (flow.untouched.status, flow.rate_limited.status) == ("COMPLETED", "SKIPPED")
+    assert (flow.started.status, flow.throttled.status) == ("COMPLETED", "QUEUED")
+    assert flow.debounced.status == "QUEUED"
+    assert (flow.batched.status, flow.batched.batch_size) == ("QUEUED", 2)
+    assert flow.debounced.event.data["rev"] == 1
+    assert (flow.singleton.status, flow.singleton_skipped.status) == ("SLEEPING", "SKIPPED")
+    assert flow.holding_slot.status == "RUNNING"
+    assert flow.holding_slot.event.data["user"] == "a"
+    assert flow.waiting_for_slot.status == "QUEUED"
+    assert flow.waiting_for_slot.event.data["user"] == "a"
+    assert flow.other_user.status == "QUEUED"
+    assert flow.other_user.event.data["user"] == "b"
+
+
+def test_run_list_notes_why_flow_control_skipped_or_delayed_a_run(admin_client, flow):
+    notes = status_notes(admin_client.get(RUNS_URL).content.decode())
+    assert notes[flow.rate_limited.pk] == "Skipped rate limit: over 1 per 1:00:00"
+    assert notes[flow.singleton_skipped.pk] == (
+        f"Skipped singleton: run {flow.singleton.pk} is active"
+    )
+    assert notes[flow.throttled.pk] == f"Queued {flow.throttled.flow_note}"
+    assert flow.throttled.flow_note.startswith("throttled until ")
+    assert notes[flow.debounced.pk] == "Queued debounced for 1:00:00"
+    # Runs flow control let through unchanged get the badge alone.
+    assert notes[flow.untouched.pk] == "Completed"
+    assert notes[flow.waiting_for_slot.pk] == "Queued"
+
+
+def test_flow_control_filter_splits_skipped_from_delayed_runs(admin_client, flow):
+    page = admin_client.get(RUNS_URL).content.decode()
+    assert "?flow=skipped" in page and "?flow=delayed" in page
+    assert "Skipped by flow control" in page and "Delayed by flow control" in page
+    skipped = admin_client.get(RUNS_URL, {"flow": "skipped"}).content.decode()
+    assert set(cells(skipped, "id")) == {flow.rate_limited.pk, flow.singleton_skipped.pk}
+    delayed = set(cells(admin_client.get(RUNS_URL, {"flow": "delayed"}).content.decode(), "id"))
+    # The first paced run may carry a note too: admission times it a moment after dispatch.
+    expected = {flow.throttled.pk, flow.debounced.pk, flow.batched.pk}
+    assert expected <= delayed <= {*expected, flow.started.pk}
+
+
+def test_concurrency_key_filter_offers_held_keys_and_finds_runs_by_either_key(admin_client, flow):
+    page = admin_client.get(RUNS_URL).content.decode()
+    # Offered: the keys an executing run holds; user b's key is held by no one.
+    assert "?concurrency_key=test-per-user%3Aa" in page
+    assert "?concurrency_key=env%3Aexports" in page
+    assert "?concurrency_key=test-per-user%3Ab" not in page
+
+    by_user = admin_client.get(RUNS_URL, {"concurrency_key": "test-per-user:a"}).content.decode()
+    assert set(cells(by_user, "id")) == {flow.holding_slot.pk, flow.waiting_for_slot.pk}
+    # A key no executing run holds can still be asked for, and stays shown as chosen.
+    other = admin_client.get(RUNS_URL, {"concurrency_key": "test-per-user:b"}).content.decode()
+    assert cells(other, "id") == [flow.other_user.pk]
+    assert "test-per-user:b" in other
+    shared = admin_client.get(RUNS_URL, {"concurrency_key": "env:exports"}).content.decode()
+    assert len(cells(shared, "id")) == 3  # the second key, shared across functions
+
+
+def test_search_finds_runs_by_concurrency_key(admin_client, flow):
+    found = admin_client.get(RUNS_URL, {"q": "test-per-user:b"}).content.decode()
+    assert cells(found, "id") == [flow.other_user.pk]
+    shared = admin_client.get(RUNS_URL, {"q": " env:exports "}).content.decode()
+    assert len(cells(shared, "id")) == 3
+    # Ids still work as before.
+    found = admin_client.get(RUNS_URL, {"q": flow.other_user.pk.lower()}).content.decode()
+    assert cells(found, "id") == [flow.other_user.pk]
+
+
+def test_queued_run_page_says_it_waits_for_a_full_concurrency_key(admin_client, flow):
+    page = admin_client.get(run_url(flow.waiting_for_slot)).content.decode()
+    assert ">Flow control</h2>" in page
+    assert readonly_value(page, "concurrency") == (
+        "waiting for a concurrency slot: key test-per-user:a has 1 of 1 running "
+        "test-per-user:a limit 1: 1 running now env:exports limit 5: 1 running now"
+    )
+    filtered = f"{RUNS_URL}?concurrency_key=test-per-user%3Aa"
+    assert f'<a href="{filtered}">test-per-user:a</a>' in page
+    assert readonly_value(page, "flow_note_text") == "-"
+    assert readonly_value(page, "singleton_key_text") == "-"
+    assert readonly_value(page, "debounce") == "-"
+
+    # Another user's run has room; the run holding the slot is not waiting either.
+    page = admin_client.get(run_url(flow.other_user)).content.decode()
+    assert readonly_value(page, "concurrency") == (
+        "test-per-user:b limit 1: 0 running now env:exports limit 5: 1 running now"
+    )
+    page = admin_client.get(run_url(flow.holding_slot)).content.decode()
+    assert readonly_value(page, "concurrency").startswith("test-per-user:a limit 1: 1 running")
+
+
+def test_slot_count_ignores_a_dead_workers_expired_lease(admin_client, flow):
+    FunctionRun.objects.filter(pk=flow.holding_slot.pk).update(
+        locked_until=timezone.now() - timedelta(seconds=1)
+    )
+    page = admin_client.get(run_url(flow.waiting_for_slot)).content.decode()
+    assert readonly_value(page, "concurrency") == (
+        "test-per-user:a limit 1: 0 running now env:exports limit 5: 0 running now"
+    )
+
+
+def test_slot_count_reads_only_the_concurrency_key_indexes(flow):
+    with CaptureQueriesContext(connection) as queries:
+        assert running_on_key("test-per-user:a", timezone.now()) == 1
+    [query] = queries.captured_queries
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL's plan depends on its statistics; SQLite's does not")
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN QUERY PLAN " + query["sql"])
+        plan = [row[-1] for row in cursor.fetchall() if "inngest_django_functionrun" in row[-1]]
+    assert plan == [
+        "SEARCH inngest_django_functionrun USING INDEX inngest_run_concurrency (concurrency_key=?)",
+        "SEARCH inngest_django_functionrun USING INDEX inngest_run_concurrency_2 "
+        "(concurrency_key_2=?)",
+    ]
+
+
+def test_run_pages_show_the_flow_note_and_debounce_and_singleton_keys(admin_client, flow):
+    page = admin_client.get(run_url(flow.debounced)).content.decode()
+    assert readonly_value(page, "flow_note_text") == "debounced for 1:00:00"
+    assert readonly_value(page, "debounce") == (
+        f"key a, starts by {until_text(flow.debounced.debounce_deadline)} at the latest"
+    )
+    assert readonly_value(page, "concurrency") == "-"
+
+    page = admin_client.get(run_url(flow.singleton)).content.decode()
+    assert readonly_value(page, "singleton_key_text") == "- (no key: one for the whole function)"
+    page = admin_client.get(run_url(flow.batched)).content.decode()
+    assert readonly_value(page, "batch") == (
+        "2 events, still taking events for key - (no key: one for the whole function)"
+    )
+    assert readonly_value(page, "flow_note_text") == "batch of 2"
+    page = admin_client.get(run_url(flow.rate_limited)).content.decode()
+    assert readonly_value(page, "flow_note_text") == "rate limit: over 1 per 1:00:00"
+    # Runs flow control did not touch show no such section.
+    assert ">Flow control</h2>" not in admin_client.get(run_url(flow.untouched)).content.decode()
+
+
+def test_flow_notes_and_slot_counts_make_no_query_per_run(admin_client, client, flow):
+    skipped = page_queries(admin_client, RUNS_URL, {"flow": "skipped"})
+    by_key = page_queries(admin_client, RUNS_URL, {"concurrency_key": "env:exports"})
+    client.send([inngest.Event(name="t/limited") for _ in range(3)])
+    client.send([inngest.Event(name="t/per-user", data={"user": u}) for u in "cde"])
+    dispatch_pending()
+    page = admin_client.get(RUNS_URL, {"flow": "skipped"}).content.decode()
+    assert len(cells(page, "id")) == 5
+    assert page_queries(admin_client, RUNS_URL, {"flow": "skipped"}) == skipped
+    page = admin_client.get(RUNS_URL, {"concurrency_key": "env:exports"}).content.decode()
+    assert len(cells(page, "id")) == 6
+    assert page_queries(admin_client, RUNS_URL, {"concurrency_key": "env:exports"}) == by_key
+    # The run page counts once per key: two keys, two counts more than a run with none.
+    plain = page_queries(admin_client, run_url(flow.untouched))
+    assert page_queries(admin_client, run_url(flow.other_user)) == plain + 2
+
+
+def test_flow_state_list_shows_pacing_rows_read_only(admin_client, flow):
+    page = admin_client.get(FLOW_STATES_URL).content.decode()
+    rows = {
+        (function_id, kind): ahead
+        for function_id, kind, ahead in zip(
+            cells(page, "function_id"), cells(page, "kind"), cells(page, "ahead"), strict=True
+        )
+    }
+    # One start of one per hour: the next is about an hour away; two throttled starts: two.
+    assert rows[("test-limited", "rate_limit")] in ("0:59:59", "1:00:00")
+    assert rows[("test-paced", "throttle")] in ("1:59:59", "2:00:00")
+    # Rows that only serialise decisions (singleton, debounce) have no pace to show.
+    assert {ahead for (_, kind), ahead in rows.items() if kind not in PACED} <= {"-"}
+
+    throttle = admin_client.get(FLOW_STATES_URL, {"kind__exact": "throttle"}).content.decode()
+    assert cells(throttle, "function_id") == ["test-paced"]
+    found = admin_client.get(FLOW_STATES_URL, {"q": "test-limited"}).content.decode()
+    assert cells(found, "function_id") == ["test-limited"]
+    state = FlowState.objects.get(function_id="test-paced")
+    state_url = reverse("admin:inngest_django_flowstate_change", args=[state.pk])
+    assert 'name="_save"' not in admin_client.get(state_url).content.decode()
+    FlowState.objects.filter(pk=state.pk).update(tat=timezone.now() - timedelta(minutes=1))
+    page = admin_client.get(FLOW_STATES_URL, {"kind__exact": "throttle"}).content.decode()
+    assert cells(page, "ahead") == ["idle"]
+
+
 # -- cron schedules and idempotency keys ------------------------------------------------
 
 
@@ -1073,7 +1364,15 @@ def test_cron_schedule_and_idempotency_key_lists_show_rows(admin_client, client,
 
 @pytest.mark.parametrize(
     "model",
-    ["event", "functionrun", "deferintent", "outboxmessage", "cronschedule", "idempotencykey"],
+    [
+        "event",
+        "functionrun",
+        "deferintent",
+        "outboxmessage",
+        "cronschedule",
+        "idempotencykey",
+        "flowstate",
+    ],
 )
 def test_add_is_forbidden_and_not_offered(admin_client, model):
     add_url = reverse(f"admin:inngest_django_{model}_add")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import secrets
@@ -130,16 +131,28 @@ def demo(tmp_path: Path) -> Iterator[Any]:
         script = f"FAIL_SHIPMENT = {fail_shipment!r}\n{PLACE_ORDER_AND_DRAIN}"
         return json.loads(manage("shell", "--no-imports", "-c", script).splitlines()[-1])
 
-    def post(path: str, form: dict[str, str] | None = None, *, expected: str) -> None:
+    def post(
+        path: str,
+        form: dict[str, str] | None = None,
+        *,
+        expected: str,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         """Post a form of the home page; the page it redirects to must show `expected`."""
         script = f"PATH = {path!r}\nFORM = {form or {}!r}\nEXPECTED = {expected!r}\n"
-        manage("shell", "--no-imports", "-c", script + POST_THROUGH_HOME_PAGE)
+        manage("shell", "--no-imports", "-c", script + POST_THROUGH_HOME_PAGE, settings=settings)
+
+    def home_page() -> str:
+        """Return the home page's HTML, unescaped."""
+        script = "from django.test import Client\nprint(Client().get('/').content.decode())"
+        return html.unescape(manage("shell", "--no-imports", "-c", script))
 
     try:
         manage("migrate", "--noinput")
         manage.query = database.query  # type: ignore[attr-defined]
         manage.place_order = place_order  # type: ignore[attr-defined]
         manage.post = post  # type: ignore[attr-defined]
+        manage.home_page = home_page  # type: ignore[attr-defined]
         yield manage
     finally:
         database.drop()
@@ -516,3 +529,100 @@ def test_order_placed_sends_one_confirmation_through_deferred_send_email(demo):
     assert demo.query("SELECT subject, run_id FROM shop_emaillog") == [
         (f"Thanks for your order #{order_id}!", email_run)
     ]
+
+
+# -- Flow control: a burst of events per option -------------------------------------------------
+
+
+def flow_runs(demo, function_id: str) -> list[tuple[str, Any, str]]:
+    """Return the status, output and flow-control note of each run of a function, oldest first."""
+    rows = demo.query(
+        "SELECT status, output, flow_note FROM inngest_django_functionrun "
+        "WHERE function_id = %s ORDER BY created_at, id",
+        function_id,
+    )
+    return [(status, as_json(output), note) for status, output, note in rows]
+
+
+def test_rate_limit_burst_sends_two_password_resets_and_skips_the_rest(demo):
+    demo.post("/flow/", {"example": "rate-limit"}, expected="two resets run, three are skipped")
+    demo("run_inngest_worker", "--until-idle")
+
+    ran = ("COMPLETED", "reset link for ada@example.com", "")
+    skipped = ("SKIPPED", None, "rate limit: over 2 per 0:01:00")
+    assert flow_runs(demo, "shop-send-password-reset") == [ran, ran, skipped, skipped, skipped]
+    # The page lists the runs with their notes; the admin lists them as skipped by flow control.
+    page = demo.home_page()
+    assert "Flow control: a burst of events per option" in page
+    assert page.count("rate limit: over 2 per 0:01:00") >= 3
+
+    # Clicked again within the minute: the address has used its two resets.
+    demo.post("/flow/", {"example": "rate-limit"}, expected="two resets run, three are skipped")
+    demo("run_inngest_worker", "--until-idle")
+    assert flow_runs(demo, "shop-send-password-reset")[5:] == [skipped] * 5
+    assert demo.query(
+        "SELECT kind, key FROM inngest_django_flowstate WHERE function_id = %s",
+        "shop-send-password-reset",
+    ) == [("rate_limit", "ada@example.com")]
+
+
+def test_debounce_burst_reindexes_once_with_the_last_edit(demo):
+    quick = {"DEMO_DEBOUNCE_PERIOD": "1s"}
+    demo.post("/flow/", {"example": "debounce"}, expected="five edits, one run", settings=quick)
+    demo("run_inngest_worker", "--until-idle", settings=quick)
+    # Dispatched into one queued run, due once the edits have been quiet for a second.
+    [(status, _, note)] = flow_runs(demo, "shop-reindex-product")
+    assert (status, note) == ("QUEUED", "debounced for 0:00:01")
+
+    time.sleep(1.5)
+    demo("run_inngest_worker", "--until-idle", settings=quick)
+
+    [(status, output, _)] = flow_runs(demo, "shop-reindex-product")
+    [(sku,)] = demo.query("SELECT DISTINCT debounce_key FROM inngest_django_functionrun")
+    assert (status, output) == ("COMPLETED", f"indexed {sku} at revision 5")
+    assert demo.query(
+        "SELECT COUNT(*) FROM inngest_django_event WHERE name = 'shop/product.edited'"
+    ) == [(5,)]
+    [(data,)] = demo.query(
+        "SELECT e.data FROM inngest_django_functionrun r "
+        "JOIN inngest_django_event e ON e.id = r.event_id"
+    )
+    assert as_json(data) == {"sku": sku, "revision": 5}  # the last edit's event
+
+
+def test_idempotency_burst_captures_each_payment_once(demo):
+    demo.post("/flow/", {"example": "idempotency"}, expected="one capture, two skipped")
+    demo("run_inngest_worker", "--until-idle")
+
+    [(status, output, _), *duplicates] = flow_runs(demo, "shop-capture-payment")
+    assert status == "COMPLETED"
+    payment = output.removeprefix("captured ")
+    note = f"idempotency: key '{payment}' used within 24h"
+    assert duplicates == [("SKIPPED", None, note)] * 2
+
+    # The next click is another payment: captured once more.
+    demo.post("/flow/", {"example": "idempotency"}, expected="one capture, two skipped")
+    demo("run_inngest_worker", "--until-idle")
+    statuses = [status for status, _, _ in flow_runs(demo, "shop-capture-payment")]
+    assert statuses.count("COMPLETED") == 2 and statuses.count("SKIPPED") == 4
+
+
+def test_singleton_burst_rebuilds_once_and_skips_while_it_is_active(demo):
+    demo.post("/flow/", {"example": "singleton"}, expected="one rebuild runs")
+    demo("run_inngest_worker", "--until-idle")
+
+    [ran, *skipped] = flow_runs(demo, "shop-rebuild-recommendations")
+    assert ran == ("COMPLETED", "recommendations of user 7", "")
+    [(run_id,)] = demo.query(
+        "SELECT id FROM inngest_django_functionrun WHERE status = 'COMPLETED' "
+        "AND function_id = 'shop-rebuild-recommendations'"
+    )
+    assert skipped == [("SKIPPED", None, f"singleton: run {run_id} is active")] * 2
+
+
+def test_unknown_flow_example_is_refused(demo):
+    script = (
+        "from django.test import Client\n"
+        "print(Client().post('/flow/', {'example': 'everything'}).status_code)"
+    )
+    assert demo("shell", "--no-imports", "-c", script).split()[-1] == "400"

@@ -374,3 +374,28 @@ def test_deferred_functions_apply_their_own_flow_control(client, drain):
         ("SKIPPED", "second"),
     ]
     assert "rate limit" in runs[1].flow_note
+
+
+def test_a_debounced_run_waiting_to_retry_keeps_its_event(client, drain):
+    attempts = []
+
+    @client.create_function(
+        fn_id="settle-retry",
+        trigger=inngest.TriggerEvent(event="t/settle-retry"),
+        debounce=inngest.Debounce(period="1s"),
+    )
+    def settle_retry(ctx):
+        attempts.append(ctx.event.data["rev"])
+        if len(attempts) == 1:
+            raise inngest.RetryAfterError("later", retry_after=1500)
+        return ctx.event.data["rev"]
+
+    client.send(inngest.Event(name="t/settle-retry", data={"rev": 1}))
+    dispatch_pending()
+    FunctionRun.objects.update(available_at=FunctionRun.objects.get().created_at)
+    Worker(threads=0).run_once()  # first attempt fails; the run is queued to retry
+    client.send(inngest.Event(name="t/settle-retry", data={"rev": 2}))
+    dispatch_pending()
+    assert len(runs_of("test-settle-retry")) == 2  # a new debounced run, not a replaced event
+    drain(timeout=4)
+    assert sorted(run.output for run in runs_of("test-settle-retry")) == [1, 2]
