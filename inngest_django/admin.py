@@ -529,7 +529,7 @@ def held_concurrency_keys() -> QuerySet:
     running = FunctionRun.objects.filter(status=RunStatus.RUNNING).order_by()
     first = running.exclude(concurrency_key="").values_list("concurrency_key", flat=True)
     second = running.exclude(concurrency_key_2="").values_list("concurrency_key_2", flat=True)
-    return first.union(second)
+    return first.union(second).order_by()
 
 
 def running_on_key(key: str, now: datetime) -> int:
