@@ -23,6 +23,9 @@ from .enums import (
 )
 
 _CLAIMABLE_SQL = ", ".join(f"'{status.value}'" for status in CLAIMABLE_STATUSES)
+# Without statistics (no ANALYZE) SQLite may pick the status index and sort every queued run;
+# the claim index yields the oldest due runs first, so a claim reads only what it takes.
+_SQLITE_CLAIM_INDEX = "INDEXED BY inngest_run_claimable "
 
 
 def _adapt(value: datetime) -> Any:
@@ -133,7 +136,7 @@ class FunctionRunQuerySet(models.QuerySet):
             # SQLite has one writer at a time: this single UPDATE is the serialised claim.
             sql = (
                 f"UPDATE {table} SET {assignments} WHERE id IN (SELECT id FROM {table} "
-                f"WHERE {due} ORDER BY available_at, id LIMIT %s) RETURNING id"
+                f"{_SQLITE_CLAIM_INDEX}WHERE {due} ORDER BY available_at, id LIMIT %s) RETURNING id"
             )
             params = [*params, _adapt(now), limit]
         with connection.cursor() as cursor:
@@ -152,6 +155,7 @@ class FunctionRunQuerySet(models.QuerySet):
         table = connection.ops.quote_name(self.model._meta.db_table)
         on_postgres = connection.vendor == "postgresql"
         lock = " FOR UPDATE OF c SKIP LOCKED" if on_postgres else ""
+        hint = "" if on_postgres else _SQLITE_CLAIM_INDEX
 
         def holders(column: str, key: str) -> str:
             # Worded as the partial index's condition, so both databases count from it.
@@ -169,7 +173,7 @@ class FunctionRunQuerySet(models.QuerySet):
 
         sql = (
             "SELECT c.id, c.concurrency_key, c.concurrency_limit, c.concurrency_key_2, "
-            f"c.concurrency_limit_2 FROM {table} c WHERE c.status IN ({_CLAIMABLE_SQL}) "
+            f"c.concurrency_limit_2 FROM {table} c {hint}WHERE c.status IN ({_CLAIMABLE_SQL}) "
             f"AND c.available_at <= %s AND {room('concurrency_key', 'concurrency_limit')} "
             f"AND {room('concurrency_key_2', 'concurrency_limit_2')} "
             f"ORDER BY c.available_at, c.id LIMIT %s{lock}"
@@ -356,8 +360,9 @@ class FunctionRun(models.Model):
         ordering = ["-created_at"]
         permissions = [("cancel_functionrun", "Can cancel function runs")]
         indexes = [
+            # (available_at, id): the claim's ORDER BY, so it reads the first rows and stops.
             models.Index(
-                fields=["available_at"],
+                fields=["available_at", "id"],
                 condition=Q(status__in=CLAIMABLE_STATUSES),
                 name="inngest_run_claimable",
             ),
