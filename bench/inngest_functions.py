@@ -1,8 +1,9 @@
-"""The functions the benchmarks run: no-op steps, and a parent that defers to a no-op."""
+"""The functions the benchmarks run: no-op steps, a parent that defers, and claim targets."""
 
 from __future__ import annotations
 
 import inngest_django as inngest
+from inngest_django.registry import FunctionRegistry
 
 client = inngest.Inngest(app_id="bench")
 
@@ -49,3 +50,27 @@ def defer_parent(ctx: inngest.Context) -> dict[str, int]:
     if not before:
         make_defers()
     return {"defers": defers}
+
+
+# The claim-depth bench's functions live in a registry of their own: a function with
+# concurrency in the default registry would switch the other benchmarks' workers to the
+# concurrency-aware claim.
+claim_registry = FunctionRegistry()
+claim_client = inngest.Inngest(app_id="bench", registry=claim_registry)
+
+CLAIM_EVENT = "bench/claim.queued"
+CLAIM_CONCURRENCY_LIMIT = 2
+
+
+@claim_client.create_function(
+    fn_id="claim-keyed",
+    trigger=inngest.TriggerEvent(event=CLAIM_EVENT),
+    concurrency=[inngest.Concurrency(limit=CLAIM_CONCURRENCY_LIMIT, key="event.data.k")],
+)
+def claim_keyed(ctx: inngest.Context) -> None:
+    """Never executed: the claim-depth bench only claims its queued runs and releases them."""
+
+
+@claim_client.create_function(fn_id="claim-plain", trigger=inngest.TriggerEvent(event=CLAIM_EVENT))
+def claim_plain(ctx: inngest.Context) -> None:
+    """Never executed: the same, for the plain claim of a function without flow control."""

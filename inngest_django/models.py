@@ -105,6 +105,18 @@ class Event(models.Model):
 
 
 class FunctionRunQuerySet(models.QuerySet):
+    def any_claimable(self, now: datetime) -> bool:
+        """Return True if some run is due; a read through the claim index, not a queue scan."""
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        hint = "" if connection.vendor == "postgresql" else _SQLITE_CLAIM_INDEX
+        sql = (
+            f"SELECT 1 FROM {table} {hint}WHERE status IN ({_CLAIMABLE_SQL}) "
+            "AND available_at <= %s LIMIT 1"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [_adapt(now)])
+            return cursor.fetchone() is not None
+
     def claimable(self, now: datetime) -> FunctionRunQuerySet:
         return self.filter(status__in=CLAIMABLE_STATUSES, available_at__lte=now)
 

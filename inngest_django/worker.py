@@ -85,7 +85,7 @@ class Worker:
         if free <= 0:
             return 0
         # A read first, so an idle worker does not take SQLite's write lock on every loop.
-        if not FunctionRun.objects.claimable(clock.now()).exists():
+        if not FunctionRun.objects.any_claimable(clock.now()):
             return 0
         token = new_token()
         with transaction.atomic():
