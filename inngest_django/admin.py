@@ -254,21 +254,30 @@ class EventNamePrefixFilter(admin.SimpleListFilter):
         return queryset
 
 
-class DispatchedFilter(admin.SimpleListFilter):
+class TimestampSetFilter(admin.SimpleListFilter):
+    """Split rows whose `field` timestamp is set (done) from those still waiting."""
+
+    field = ""
+    done_label = _("Done")
+    waiting_label = _("Not yet")
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("yes", self.done_label), ("no", self.waiting_label)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(**{f"{self.field}__isnull": self.value() == "no"})
+        return queryset
+
+
+class DispatchedFilter(TimestampSetFilter):
     """Split events the dispatcher has matched to triggers from those still waiting."""
 
     title = _("dispatched")
     parameter_name = "dispatched"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return [("yes", _("Dispatched")), ("no", _("Not dispatched yet"))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() == "yes":
-            return queryset.filter(dispatched_at__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(dispatched_at__isnull=True)
-        return queryset
+    field = "dispatched_at"
+    done_label = _("Dispatched")
+    waiting_label = _("Not dispatched yet")
 
 
 class EventRunInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -1053,21 +1062,14 @@ class DeferIntentAdmin(DeferColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         return format_html('<a href="{}">{}</a>', url, gettext("relayed"))
 
 
-class RelayedFilter(admin.SimpleListFilter):
+class RelayedFilter(TimestampSetFilter):
     """Split outbox rows the relay has turned into runs from those still waiting."""
 
     title = _("relayed")
     parameter_name = "relayed"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return [("yes", _("Relayed")), ("no", _("Not relayed yet"))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() == "yes":
-            return queryset.filter(relayed_at__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(relayed_at__isnull=True)
-        return queryset
+    field = "relayed_at"
+    done_label = _("Relayed")
+    waiting_label = _("Not relayed yet")
 
 
 @admin.register(OutboxMessage)
