@@ -832,27 +832,39 @@ class FunctionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     finished += 1
                 else:
                     already_asked += 1
-        if asked:
-            message = ngettext(
-                "%(count)d run was asked to stop; a worker cancels it at its next step.",
-                "%(count)d runs were asked to stop; workers cancel them at their next step.",
+        # Literal ngettext calls, so makemessages still finds the strings.
+        outcomes = (
+            (
                 asked,
-            )
-            self.message_user(request, message % {"count": asked}, messages.SUCCESS)
-        if already_asked:
-            message = ngettext(
-                "%(count)d run had already been asked to stop.",
-                "%(count)d runs had already been asked to stop.",
+                messages.SUCCESS,
+                ngettext(
+                    "%(count)d run was asked to stop; a worker cancels it at its next step.",
+                    "%(count)d runs were asked to stop; workers cancel them at their next step.",
+                    asked,
+                ),
+            ),
+            (
                 already_asked,
-            )
-            self.message_user(request, message % {"count": already_asked}, messages.WARNING)
-        if finished:
-            message = ngettext(
-                "%(count)d run had already finished.",
-                "%(count)d runs had already finished.",
+                messages.WARNING,
+                ngettext(
+                    "%(count)d run had already been asked to stop.",
+                    "%(count)d runs had already been asked to stop.",
+                    already_asked,
+                ),
+            ),
+            (
                 finished,
-            )
-            self.message_user(request, message % {"count": finished}, messages.WARNING)
+                messages.WARNING,
+                ngettext(
+                    "%(count)d run had already finished.",
+                    "%(count)d runs had already finished.",
+                    finished,
+                ),
+            ),
+        )
+        for count, level, message in outcomes:
+            if count:
+                self.message_user(request, message % {"count": count}, level)
 
     # -- columns and fields -----------------------------------------------------------------
 

@@ -32,27 +32,35 @@ def _adapt(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 
+def _stamp_oldest_unset(
+    model: type[models.Model], column: str, returning: str, *, limit: int, now: datetime
+) -> list[Any]:
+    """Set `column` to `now` on up to `limit` oldest rows where it is NULL; return `returning`.
+
+    One statement, so on SQLite the transaction starts with a write and holds the lock; on
+    PostgreSQL rows another worker is taking are skipped, not waited for.
+    """
+    table = connection.ops.quote_name(model._meta.db_table)
+    lock = (
+        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    )
+    sql = (
+        f"UPDATE {table} SET {column} = %s WHERE id IN ("
+        f"SELECT id FROM {table} WHERE {column} IS NULL ORDER BY id LIMIT %s{lock}) "
+        f"RETURNING {returning}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_adapt(now), limit])
+        return sorted(row[0] for row in cursor.fetchall())
+
+
 class EventQuerySet(models.QuerySet):
     def undispatched(self) -> EventQuerySet:
         return self.filter(dispatched_at__isnull=True)
 
     def claim_undispatched(self, *, limit: int, now: datetime) -> list[str]:
         """Mark up to `limit` new events dispatched and return their ids; call inside atomic()."""
-        table = connection.ops.quote_name(self.model._meta.db_table)
-        lock = (
-            " FOR UPDATE SKIP LOCKED"
-            if connection.features.has_select_for_update_skip_locked
-            else ""
-        )
-        # One statement, so on SQLite the transaction starts with a write and holds the lock.
-        sql = (
-            f"UPDATE {table} SET dispatched_at = %s WHERE id IN ("
-            f"SELECT id FROM {table} WHERE dispatched_at IS NULL ORDER BY id LIMIT %s{lock}) "
-            "RETURNING id"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [_adapt(now), limit])
-            return sorted(row[0] for row in cursor.fetchall())
+        return _stamp_oldest_unset(self.model, "dispatched_at", "id", limit=limit, now=now)
 
 
 class Event(models.Model):
@@ -704,20 +712,7 @@ class OutboxMessage(models.Model):
     @classmethod
     def claim_unrelayed(cls, *, limit: int, now: datetime) -> list[int]:
         """Mark up to `limit` rows relayed and return their intent ids; call inside atomic()."""
-        table = connection.ops.quote_name(cls._meta.db_table)
-        lock = (
-            " FOR UPDATE SKIP LOCKED"
-            if connection.features.has_select_for_update_skip_locked
-            else ""
-        )
-        sql = (
-            f"UPDATE {table} SET relayed_at = %s WHERE id IN ("
-            f"SELECT id FROM {table} WHERE relayed_at IS NULL ORDER BY id LIMIT %s{lock}) "
-            "RETURNING intent_id"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [_adapt(now), limit])
-            return sorted(row[0] for row in cursor.fetchall())
+        return _stamp_oldest_unset(cls, "relayed_at", "intent_id", limit=limit, now=now)
 
 
 class RunEvent(models.Model):
