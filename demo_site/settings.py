@@ -23,6 +23,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "inngest_django",
     "demo_site.shop",
 ]
@@ -93,3 +96,5 @@ INNGEST_DJANGO = {
     # "LEASE_SECONDS": 60,
     "POLL_INTERVAL_SECONDS": 0.5,
 }
+
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}

@@ -1,4 +1,4 @@
-"""Demo URLs: the admin and the shop's pages."""
+"""Demo URLs: the admin, the Event API, the REST API and the shop's pages."""
 
 from __future__ import annotations
 
@@ -7,5 +7,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/inngest/", include("inngest_django.api.urls")),
+    # The official Python client posts to /e/<key> at the host root.
+    path("", include("inngest_django.api.event_urls")),
     path("", include("demo_site.shop.urls")),
 ]

@@ -66,6 +66,8 @@ __all__ = [
     "cancel_run",
     "create_defer",
     "experiment",
+    "rerun_run",
+    "retry_run",
     "send",
 ]
 
@@ -76,10 +78,10 @@ def __getattr__(name: str) -> Any:
         from .events import send
 
         return send
-    if name == "cancel_run":
-        from .runs import cancel_run
+    if name in ("cancel_run", "rerun_run", "retry_run"):
+        from . import runs
 
-        return cancel_run
+        return getattr(runs, name)
     if name == "DeferHandle":
         from .defers import DeferHandle
 

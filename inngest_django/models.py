@@ -1,4 +1,4 @@
-"""Events, runs, step memos, event-id dedupe keys and cron state, with their hot queries."""
+"""Events, runs, step memos, dedupe keys, event keys and cron state, with their hot queries."""
 
 from __future__ import annotations
 
@@ -303,6 +303,15 @@ class FunctionRun(models.Model):
         on_delete=models.SET_NULL,
         related_name="child_runs",
     )
+    rerun_of = models.ForeignKey(
+        "self",
+        verbose_name=_("rerun of"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reruns",
+        help_text=_("The run this one repeats from the start, with the same event."),
+    )
     defer_intent = models.OneToOneField(
         "DeferIntent",
         verbose_name=_("started by defer"),
@@ -501,6 +510,25 @@ class FunctionRun(models.Model):
                 default=models.F("available_at"),
             ),
         )
+
+    @classmethod
+    def reopen_failed(cls, run_id: str, *, now: datetime) -> bool:
+        """Queue a FAILED run again, keeping its completed steps; False if it is not FAILED."""
+        reopened = cls.objects.filter(pk=run_id, status=RunStatus.FAILED).update(
+            status=RunStatus.QUEUED,
+            attempt=0,
+            output=None,
+            finished_at=None,
+            cancel_requested_at=None,
+            cancel_reason="",
+            wake_requested_at=None,
+            available_at=now,
+            **_RELEASED,
+        )
+        if reopened:
+            # The failed step's memo would replay as a StepError; without it the step runs again.
+            StepRun.objects.filter(run_id=run_id, status=StepStatus.FAILED).delete()
+        return bool(reopened)
 
     @classmethod
     def mark_finished(
@@ -905,6 +933,37 @@ class IdempotencyKey(models.Model):
                     expires_at=expires_at
                 )
             )
+
+
+class EventKey(models.Model):
+    """A credential for the Event API: only its SHA-256 digest is stored."""
+
+    name = models.CharField(
+        _("name"), max_length=255, help_text=_("Who uses the key, for example 'billing service'.")
+    )
+    prefix = models.CharField(
+        _("prefix"),
+        max_length=8,
+        db_index=True,
+        help_text=_("The key's first characters, to tell keys apart without storing them."),
+    )
+    digest = models.CharField(_("SHA-256 digest"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(
+        _("revoked at"),
+        null=True,
+        blank=True,
+        help_text=_("A revoked key is refused with 401; the row stays for the record."),
+    )
+
+    class Meta:
+        verbose_name = _("event key")
+        verbose_name_plural = _("event keys")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
 
 
 class CronSchedule(models.Model):

@@ -1,13 +1,27 @@
-"""Run control from Python: cancel_run."""
+"""Run control from Python: cancel, rerun from the start, retry from the failed step."""
 
 from __future__ import annotations
 
 import logging
 
+from django.db import transaction
+
 from . import clock
-from .models import FunctionRun
+from .enums import RunStatus
+from .ids import new_id
+from .models import FunctionRun, RunEvent
+from .registry import default_registry
+from .waits import cancel_rule_waits, save_waits
 
 logger = logging.getLogger(__name__)
+
+# Keys flow control computed for the original run; a rerun keeps them so it shares its limits.
+_KEPT_FLOW_FIELDS = (
+    "concurrency_key",
+    "concurrency_limit",
+    "concurrency_key_2",
+    "concurrency_limit_2",
+)
 
 
 def cancel_run(run_id: str, *, reason: str = "cancel_run() was called") -> bool:
@@ -26,3 +40,71 @@ def cancel_run(run_id: str, *, reason: str = "cancel_run() was called") -> bool:
             extra={"run_id": run_id, "action": "run_cancel_requested"},
         )
     return requested
+
+
+def rerun_run(run_id: str) -> str | None:
+    """Start a new run of the same function with the same event; return its id.
+
+    The new run starts from the first step with no memos, records `rerun_of`, keeps the
+    original's parent, batch and concurrency keys, and is not subject to idempotency, rate
+    limits, debounce or singleton: rerunning is an operator's explicit choice. Returns None if
+    `run_id` does not exist.
+
+    Raises:
+        FunctionNotFoundError: the run's function is no longer registered.
+    """
+    with transaction.atomic():
+        original = FunctionRun.objects.select_related("event").filter(pk=run_id).first()
+        if original is None:
+            return None
+        function = default_registry.get(original.function_id)
+        rerun = FunctionRun(
+            id=new_id(),
+            function_id=original.function_id,
+            event=original.event,
+            parent_run_id=original.parent_run_id,
+            rerun_of=original,
+            status=RunStatus.QUEUED,
+            batch_size=original.batch_size,
+            available_at=clock.now(),
+            **{field: getattr(original, field) for field in _KEPT_FLOW_FIELDS},
+        )
+        rerun.save(force_insert=True)
+        batch = RunEvent.objects.filter(run_id=original.pk).order_by("position")
+        RunEvent.objects.bulk_create(
+            [RunEvent(run=rerun, event_id=row.event_id, position=row.position) for row in batch]
+        )
+        waits = cancel_rule_waits([(rerun, function, original.event)])
+        if waits:
+            save_waits(waits)
+    logger.info(
+        "Run rerun requested run_id=%s rerun_id=%s",
+        run_id,
+        rerun.pk,
+        extra={"run_id": run_id, "rerun_id": rerun.pk, "action": "run_rerun"},
+    )
+    return rerun.pk
+
+
+def retry_run(run_id: str) -> bool:
+    """Queue a FAILED run again from its failed step; return False if it is not FAILED.
+
+    Completed steps stay memoized and are not run again; the failed step (if the failure was in
+    a step) loses its memo and runs with a fresh set of retries. Defers the failure already
+    scheduled stay scheduled, and the run's cancel rules apply again.
+    """
+    with transaction.atomic():
+        if not FunctionRun.reopen_failed(run_id, now=clock.now()):
+            return False
+        run = FunctionRun.objects.select_related("event").get(pk=run_id)
+        known = run.function_id in default_registry
+        function = default_registry.get(run.function_id) if known else None
+        waits = cancel_rule_waits([(run, function, run.event)]) if function else []
+        if waits:
+            save_waits(waits)
+    logger.info(
+        "Run retry requested run_id=%s",
+        run_id,
+        extra={"run_id": run_id, "action": "run_retry"},
+    )
+    return True

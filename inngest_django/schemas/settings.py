@@ -28,5 +28,12 @@ class AppSettingsModel(BaseModel):
     MAX_DEFER_PAYLOAD_BYTES: int = Field(default=4 * 1024 * 1024, ge=1)
     MAX_DEFER_PAYLOAD_BYTES_PER_RUN: int = Field(default=4 * 1024 * 1024, ge=1)
     CANCEL_CHECK_SECONDS: float = Field(default=0.5, ge=0)
+    EVENT_API_MAX_EVENTS: int = Field(default=5000, ge=1)
+    EVENT_API_MAX_REQUEST_BYTES: int = Field(default=16 * 1024 * 1024, ge=1)
+    API_PERMISSION_CLASSES: tuple[str, ...] = ("rest_framework.permissions.IsAdminUser",)
+    API_AUTHENTICATION_CLASSES: tuple[str, ...] = (
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    )
     SQLITE_WAL: bool = True
     SQLITE_BUSY_TIMEOUT_SECONDS: float = Field(default=30.0, ge=0)
