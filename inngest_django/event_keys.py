@@ -1,0 +1,48 @@
+"""Event API keys: issue one (shown once), check one in constant time, revoke one."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from . import clock
+from .models import EventKey
+
+PREFIX_LENGTH = 8
+
+
+def digest_of(raw_key: str) -> str:
+    """Return the SHA-256 hex digest stored for `raw_key`."""
+    # Keys are 256 random bits, so a fast hash is enough; a slow one would only cost requests.
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def issue_key(name: str) -> tuple[EventKey, str]:
+    """Create a key named `name`; return its row and the raw key, which is never stored."""
+    raw_key = secrets.token_urlsafe(32)
+    row = EventKey.objects.create(
+        name=name, prefix=raw_key[:PREFIX_LENGTH], digest=digest_of(raw_key)
+    )
+    return row, raw_key
+
+
+def authenticate(raw_key: str) -> EventKey | None:
+    """Return the live key matching `raw_key`, or None if it is unknown or revoked."""
+    if not raw_key:
+        return None
+    wanted = digest_of(raw_key)
+    # Look up by the short prefix, then compare whole digests without an early exit.
+    candidates = EventKey.objects.filter(prefix=raw_key[:PREFIX_LENGTH], revoked_at__isnull=True)
+    for row in candidates:
+        if hmac.compare_digest(row.digest, wanted):
+            EventKey.objects.filter(pk=row.pk).update(last_used_at=clock.now())
+            return row
+    return None
+
+
+def revoke(key_id: int) -> bool:
+    """Revoke a key; return False if it does not exist or was revoked already."""
+    return bool(
+        EventKey.objects.filter(pk=key_id, revoked_at__isnull=True).update(revoked_at=clock.now())
+    )
