@@ -649,8 +649,10 @@ class RunPass:
             data["error"] = error
         emit(FINISHED_EVENT, data)
         if status == RunStatus.FAILED:
-            # The run id as event id makes a second failure event for one run a duplicate.
-            emit(FAILED_EVENT, data, external_id=run.pk)
+            # The run id as event id makes a second failure event for one run a duplicate,
+            # except after a manual retry, whose failure is news to on_failure handlers.
+            failure = f"{run.pk}:retry-{run.manual_retries}" if run.manual_retries else run.pk
+            emit(FAILED_EVENT, data, external_id=failure)
         elif status == RunStatus.CANCELLED:
             emit(CANCELLED_EVENT, data, external_id=run.pk)
 

@@ -370,6 +370,11 @@ class FunctionRun(models.Model):
     attempt = models.PositiveIntegerField(
         _("attempt"), default=0, help_text=_("Failed attempts of the current step (0-based).")
     )
+    manual_retries = models.PositiveIntegerField(
+        _("manual retries"),
+        default=0,
+        help_text=_("How often someone retried this run after it failed."),
+    )
     available_at = models.DateTimeField(
         _("available at"),
         help_text=_("When the run may be claimed next; for a running run, its lease expiry."),
@@ -517,6 +522,7 @@ class FunctionRun(models.Model):
         reopened = cls.objects.filter(pk=run_id, status=RunStatus.FAILED).update(
             status=RunStatus.QUEUED,
             attempt=0,
+            manual_retries=models.F("manual_retries") + 1,
             output=None,
             finished_at=None,
             cancel_requested_at=None,

@@ -155,3 +155,26 @@ def test_rerun_of_an_unknown_run_or_function(client, drain, flaky):
         with pytest.raises(inngest.FunctionNotFoundError):
             inngest.rerun_run(run.pk)
     assert not FunctionRun.objects.filter(rerun_of=run).exists()
+
+
+def test_a_retried_run_that_fails_again_calls_on_failure_again(client, drain):
+    failures = []
+
+    @client.create_function(
+        fn_id="always-fails",
+        trigger=inngest.TriggerEvent(event="shop/doomed"),
+        retries=0,
+        on_failure=lambda ctx: failures.append(ctx.event.data["run_id"]),
+    )
+    def always_fails(ctx):
+        ctx.step.run("boom", lambda: 1 / 0)
+
+    client.send(inngest.Event(name="shop/doomed", data={}))
+    drain()
+    (run,) = FunctionRun.objects.filter(function_id="test-always-fails")
+    assert failures == [run.pk]
+    assert inngest.retry_run(run.pk)
+    drain()
+    run.refresh_from_db()
+    assert (run.status, run.manual_retries) == ("FAILED", 1)
+    assert failures == [run.pk, run.pk]
