@@ -64,7 +64,7 @@ def test_retry_runs_the_failed_step_again_and_keeps_completed_ones(client, drain
 
 
 def test_retry_refuses_runs_that_did_not_fail(client, drain, flaky):
-    calls, state = flaky
+    _, state = flaky
     state["healed"] = True
     client.send(inngest.Event(name="shop/order.placed", data={"id": 1}))
     drain()
