@@ -135,7 +135,11 @@ class FunctionRunQuerySet(models.QuerySet):
     def claim(
         self, *, worker_id: str, lease_token: str, limit: int, now: datetime, lease_until: datetime
     ) -> list[str]:
-        """Lease up to `limit` due runs to this worker and return their ids, oldest due first."""
+        """Lease up to `limit` due runs to this worker and return their ids.
+
+        The runs are the oldest due; PostgreSQL lists them oldest due first, SQLite (whose
+        RETURNING cannot see the replaced due times) in the order they were stored.
+        """
         table = connection.ops.quote_name(self.model._meta.db_table)
         assignments = (
             f"status = '{RunStatus.RUNNING.value}', locked_by = %s, lease_token = %s, "
@@ -146,10 +150,12 @@ class FunctionRunQuerySet(models.QuerySet):
         params = [worker_id, lease_token, _adapt(lease_until), _adapt(lease_until), _adapt(now)]
         if connection.features.has_select_for_update_skip_locked:
             # Rows another worker is claiming right now are skipped, not waited for.
+            # RETURNING lists rows in no set order; the picked due times restore oldest-first.
             sql = (
-                f"WITH picked AS (SELECT id FROM {table} WHERE {due} ORDER BY available_at, id "
-                f"LIMIT %s FOR UPDATE SKIP LOCKED) UPDATE {table} SET {assignments} "
-                f"FROM picked WHERE {table}.id = picked.id RETURNING {table}.id"
+                f"WITH picked AS (SELECT id, available_at FROM {table} WHERE {due} "
+                f"ORDER BY available_at, id LIMIT %s FOR UPDATE SKIP LOCKED) "
+                f"UPDATE {table} SET {assignments} FROM picked WHERE {table}.id = picked.id "
+                f"RETURNING {table}.id, picked.available_at"
             )
             params = [_adapt(now), limit, *params]
         else:
@@ -161,7 +167,10 @@ class FunctionRunQuerySet(models.QuerySet):
             params = [*params, _adapt(now), limit]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return [row[0] for row in cursor.fetchall()]
+            rows = cursor.fetchall()
+        if rows and len(rows[0]) > 1:
+            rows.sort(key=lambda row: (row[1], row[0]))
+        return [row[0] for row in rows]
 
     def claim_limited(
         self, *, worker_id: str, lease_token: str, limit: int, now: datetime, lease_until: datetime
