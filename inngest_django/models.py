@@ -77,6 +77,16 @@ class Event(models.Model):
         help_text=_("The sender's `id`; a repeat within 24 hours starts no second run."),
     )
     ts = models.BigIntegerField(_("timestamp (ms)"), help_text=_("Epoch milliseconds."))
+    seed_id = models.CharField(
+        _("seed id"),
+        max_length=26,
+        blank=True,
+        default="",
+        help_text=_(
+            "The id an Event API client's id seed gives this event; a retry with the same seed "
+            "finds this row instead of storing a copy."
+        ),
+    )
     received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
     dispatched_at = models.DateTimeField(
         _("dispatched at"),
@@ -96,6 +106,13 @@ class Event(models.Model):
                 fields=["id"],
                 condition=Q(dispatched_at__isnull=True),
                 name="inngest_event_undispatched",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["seed_id"],
+                condition=~Q(seed_id=""),
+                name="inngest_event_seed_id",
             ),
         ]
 

@@ -1,0 +1,70 @@
+"""`manage.py inngest_event_key`: create, list and revoke Event API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from inngest_django.event_keys import issue_key, revoke
+from inngest_django.management.arguments import positive_int
+from inngest_django.models import EventKey
+
+
+class Command(BaseCommand):
+    help = "Manage Event API keys: create one (shown once), list them, or revoke one."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = parser.add_subparsers(
+            dest="action", required=True, metavar="{create,list,revoke}"
+        )
+        create = actions.add_parser("create", help="Create a key and print it, once.")
+        create.add_argument("name", help="Who uses the key, for example 'billing service'")
+        actions.add_parser("list", help="List keys by id, name and prefix; never the keys.")
+        revoke_parser = actions.add_parser(
+            "revoke", help="Revoke a key: it is refused from now on."
+        )
+        revoke_parser.add_argument("key_id", type=positive_int, help="The key's id, from `list`")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        if action == "create":
+            self._create(options["name"])
+        elif action == "list":
+            self._list()
+        else:
+            self._revoke(options["key_id"])
+
+    def _create(self, name: str) -> None:
+        if not name.strip():
+            raise CommandError("The key's name must not be blank")
+        row, raw_key = issue_key(name.strip())
+        self.stderr.write(
+            f"Created event key {row.pk} {row.name!r}. It is shown only now; store it safely:"
+        )
+        # The key alone on stdout, so `KEY=$(manage.py inngest_event_key create x)` works.
+        self.stdout.write(raw_key)
+
+    def _list(self) -> None:
+        rows = list(EventKey.objects.order_by("pk"))
+        if not rows:
+            self.stdout.write("No event keys.")
+            return
+        self.stdout.write(f"{'ID':>5}  {'PREFIX':<9} {'STATUS':<26} {'LAST USED':<20} NAME")
+        for row in rows:
+            status = f"revoked {_when(row.revoked_at)}" if row.revoked_at else "live"
+            self.stdout.write(
+                f"{row.pk:>5}  {row.prefix + '…':<9} {status:<26} "
+                f"{_when(row.last_used_at) or 'never':<20} {row.name}"
+            )
+
+    def _revoke(self, key_id: int) -> None:
+        if not revoke(key_id):
+            raise CommandError(f"No live event key has id {key_id} (unknown, or revoked already)")
+        self.stdout.write(f"Revoked event key {key_id}.")
+
+
+def _when(moment: datetime | None) -> str:
+    """Return a datetime as UTC to the minute, or "" for None."""
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""

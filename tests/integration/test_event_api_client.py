@@ -1,0 +1,121 @@
+"""The official `inngest` client from PyPI sends events to the Event API of a live server."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+
+import inngest
+import pytest
+from django.test.utils import override_settings
+from inngest._internal.errors import SendEventsError
+from pytest_django.live_server_helper import LiveServer
+
+import inngest_django
+from inngest_django.event_keys import issue_key
+from inngest_django.models import Event, FunctionRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module")
+def live_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """Start pytest-django's live server as its own fixture does, but with a STATIC_URL."""
+    # tests.settings has no STATIC_URL, and Django's live server then fails every request
+    # (its static handler parses None into bytes); tests/browser/conftest.py does the same.
+    address = (
+        request.config.getvalue("liveserver")
+        or os.getenv("DJANGO_LIVE_TEST_SERVER_ADDRESS")
+        or "localhost"
+    )
+    with override_settings(STATIC_URL="/static/"):
+        server = LiveServer(address)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def raw_key() -> str:
+    return issue_key("python sdk")[1]
+
+
+def sdk_client(live_server, event_key: str) -> inngest.Inngest:
+    """Return the official client, pointed at the live server's Event API."""
+    return inngest.Inngest(
+        app_id="evapi-sdk",
+        event_key=event_key,
+        event_api_base_url=live_server.url,
+        is_production=False,
+    )
+
+
+@pytest.fixture
+def on_order(client: inngest_django.Inngest) -> inngest_django.Function:
+    @client.create_function(
+        fn_id="on-order", trigger=inngest_django.TriggerEvent(event="shop/order.placed")
+    )
+    def handler(ctx: inngest_django.Context) -> dict:
+        return {"order_id": ctx.event.data["order_id"], "event_id": ctx.event.id}
+
+    return handler
+
+
+def test_send_sync_of_one_event_stores_it_and_starts_its_run(live_server, raw_key, on_order, drain):
+    sdk = sdk_client(live_server, raw_key)
+    ids = sdk.send_sync(
+        inngest.Event(name="shop/order.placed", data={"order_id": 42}, id="order-42")
+    )
+    [event_id] = ids
+    event = Event.objects.get(pk=event_id)
+    assert (event.name, event.data, event.external_id) == (
+        "shop/order.placed",
+        {"order_id": 42},
+        "order-42",
+    )
+    assert event.ts > 0  # the client fills in "now"
+    drain()
+    run = FunctionRun.objects.get(event_id=event_id)
+    assert run.status == "COMPLETED"
+    assert run.output == {"order_id": 42, "event_id": "order-42"}
+
+
+def test_send_sync_of_a_batch_returns_the_stored_ids_in_order(
+    live_server, raw_key, on_order, drain
+):
+    sdk = sdk_client(live_server, raw_key)
+    ids = sdk.send_sync(
+        [inngest.Event(name="shop/order.placed", data={"order_id": n}) for n in range(5)]
+        + [inngest.Event(name="shop/newsletter.signup", data={"email": "a@example.com"})]
+    )
+    assert len(ids) == len(set(ids)) == 6
+    stored = {event.pk: event for event in Event.objects.filter(pk__in=ids)}
+    assert [stored[i].name for i in ids] == ["shop/order.placed"] * 5 + ["shop/newsletter.signup"]
+    assert [stored[i].data for i in ids[:5]] == [{"order_id": n} for n in range(5)]
+    assert all(stored[i].external_id == "" for i in ids)  # the client drops an empty id
+    drain()
+    runs = FunctionRun.objects.filter(function_id="test-on-order").order_by("event_id")
+    assert [(r.event_id, r.status) for r in runs] == [(i, "COMPLETED") for i in sorted(ids[:5])]
+    assert sorted(r.output["order_id"] for r in runs) == list(range(5))
+
+
+def test_wrong_key_raises_send_events_error(live_server, raw_key):
+    sdk = sdk_client(live_server, raw_key + "-wrong")
+    with pytest.raises(SendEventsError, match="Event key not found") as caught:
+        sdk.send_sync(inngest.Event(name="shop/order.placed", data={"order_id": 1}))
+    assert caught.value.ids == []
+    assert not Event.objects.exists()
+
+
+def test_bad_event_raises_send_events_error_naming_it(live_server, raw_key):
+    sdk = sdk_client(live_server, raw_key)
+    with pytest.raises(SendEventsError, match=re.escape("event 1: name 'inngest/function.failed'")):
+        sdk.send_sync(
+            [
+                inngest.Event(name="shop/order.placed", data={"order_id": 1}),
+                inngest.Event(name="inngest/function.failed"),
+            ]
+        )
+    assert not Event.objects.exists()
