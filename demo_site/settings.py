@@ -89,6 +89,9 @@ SHOP_ACTIVATION_TIMEOUT = os.environ.get("DEMO_ACTIVATION_TIMEOUT", "2m")
 SHOP_CART_REMINDER_DELAY = os.environ.get("DEMO_CART_REMINDER_DELAY", "1m")
 # How long reindex-product waits for a burst of edits to stop (read when functions are declared).
 SHOP_DEBOUNCE_PERIOD = os.environ.get("DEMO_DEBOUNCE_PERIOD", "5s")
+# The Event API key scripts/demo.sh registers, shown on the home page. Local use only: in a real
+# project keys are made with `manage.py inngest_event_key create` or in the admin.
+SHOP_EVENT_KEY = os.environ.get("DEMO_EVENT_KEY", "demo-event-key-for-local-testing-only")
 
 # Every key is optional; see the settings table in the README.
 INNGEST_DJANGO = {

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 
 from . import clock
 from .models import EventKey
 
 PREFIX_LENGTH = 8
+MIN_KEY_LENGTH = 32
+# Characters that travel in a URL path unescaped.
+_KEY_CHARACTERS = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def digest_of(raw_key: str) -> str:
@@ -18,9 +22,25 @@ def digest_of(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-def issue_key(name: str) -> tuple[EventKey, str]:
-    """Create a key named `name`; return its row and the raw key, which is never stored."""
-    raw_key = secrets.token_urlsafe(32)
+def issue_key(name: str, *, raw_key: str | None = None) -> tuple[EventKey, str]:
+    """Create a key named `name`; return its row and the raw key, which is never stored.
+
+    `raw_key` registers a key made elsewhere (a secret store, a deployment variable) instead
+    of a random one.
+
+    Raises:
+        ValueError: `raw_key` is too short, has characters a URL path would escape, or is
+            registered already.
+    """
+    if raw_key is None:
+        raw_key = secrets.token_urlsafe(32)
+    elif len(raw_key) < MIN_KEY_LENGTH or not _KEY_CHARACTERS.fullmatch(raw_key):
+        raise ValueError(
+            f"An event key needs at least {MIN_KEY_LENGTH} characters, each a letter, digit, "
+            "'-' or '_'"
+        )
+    elif EventKey.objects.filter(digest=digest_of(raw_key)).exists():
+        raise ValueError("This event key is registered already")
     row = EventKey.objects.create(
         name=name, prefix=raw_key[:PREFIX_LENGTH], digest=digest_of(raw_key)
     )

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 PORT=${PORT:-8000}
 export DJANGO_SETTINGS_MODULE=demo_site.settings
+# The demo's Event API key; local use only (demo_site/settings.py reads it as SHOP_EVENT_KEY).
+export DEMO_EVENT_KEY=${DEMO_EVENT_KEY:-demo-event-key-for-local-testing-only}
 
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
@@ -21,6 +23,14 @@ User = get_user_model()
 if not User.objects.filter(username='admin').exists():
     User.objects.create_superuser('admin', 'admin@example.com', 'admin')
     print('Created the superuser admin (password admin)')
+"
+# The demo's Event API key (DEMO_EVENT_KEY), registered once; the home page shows how to use it.
+python manage.py shell --no-imports -c "
+from django.conf import settings
+from inngest_django import event_keys
+if event_keys.authenticate(settings.SHOP_EVENT_KEY) is None:
+    event_keys.issue_key('demo', raw_key=settings.SHOP_EVENT_KEY)
+    print('Registered the demo Event API key')
 "
 
 # The worker gets its own session so Ctrl-C reaches only the web server; the trap then asks
@@ -38,4 +48,5 @@ stop_worker() {
 trap stop_worker EXIT
 
 echo "Demo: http://127.0.0.1:$PORT/   admin: http://127.0.0.1:$PORT/admin/ (admin / admin)"
+echo "Event API: POST http://127.0.0.1:$PORT/e/$DEMO_EVENT_KEY   REST API: http://127.0.0.1:$PORT/api/inngest/"
 python manage.py runserver "0.0.0.0:$PORT"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -81,6 +83,9 @@ def home(request: HttpRequest) -> HttpResponse:
             "order_sku": ORDER_SKU,
             "activation_timeout": activation_timeout(),
             "cart_reminder_delay": cart_reminder_delay(),
+            "event_api_url": request.build_absolute_uri(
+                reverse("inngest-event-api", args=[settings.SHOP_EVENT_KEY])
+            ),
             "runs": FunctionRun.objects.select_related("parent_run").order_by("-created_at")[:20],
             "images": ImageCopy.objects.select_related("product").order_by("-id")[:5],
             "emails": EmailLog.objects.order_by("-id")[:8],

@@ -631,3 +631,31 @@ def test_unknown_flow_example_is_refused(demo):
         "print(Client().post('/flow/', {'example': 'everything'}).status_code)"
     )
     assert demo("shell", "--no-imports", "-c", script).split()[-1] == "400"
+
+
+# Registers the demo key as scripts/demo.sh does, then posts the home page's curl example.
+SEND_THROUGH_EVENT_API = """
+import json, re, html
+from django.conf import settings
+from django.test import Client
+from inngest_django import event_keys
+event_keys.issue_key("demo", raw_key=settings.SHOP_EVENT_KEY)
+page = html.unescape(Client().get("/").content.decode())
+url, body = re.search(r"curl -X POST (\\S+) .*?-d '(.*?)'</pre>", page, re.S).groups()
+sent = Client().post(url, body, content_type="application/json")
+print(json.dumps(sent.json()))
+"""
+
+
+def test_home_page_curl_example_sends_through_the_event_api(demo):
+    reply = json.loads(demo("shell", "--no-imports", "-c", SEND_THROUGH_EVENT_API).splitlines()[-1])
+    [event_id] = reply["ids"]
+    assert reply["status"] == 200
+    demo("run_inngest_worker", "--until-idle")
+    [(status, output)] = demo.query(
+        "SELECT status, output FROM inngest_django_functionrun "
+        "WHERE event_id = %s AND function_id = 'shop-import-product-images'",
+        event_id,
+    )
+    assert status == "COMPLETED"
+    assert as_json(output)["copies"] == ["s3://demo-bucket/products/mug-api/front.jpg"]

@@ -113,3 +113,31 @@ def test_command_line_requires_an_action():
     )
     assert result.returncode != 0
     assert "create" in result.stderr and "revoke" in result.stderr
+
+
+def test_create_with_a_given_key_registers_it():
+    given = "deploy-secret-" + "x" * 30
+    out, _ = run("create", "from vault", "--key", given)
+    assert out.split() == [given]
+    assert authenticate(given) == EventKey.objects.get(name="from vault")
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("short", "at least 32 characters"),
+        ("has spaces and slashes/" + "x" * 30, "a letter, digit"),
+    ],
+)
+def test_create_refuses_a_weak_or_unsafe_given_key(given, problem):
+    with pytest.raises(CommandError, match=problem):
+        run("create", "weak", "--key", given)
+    assert not EventKey.objects.exists()
+
+
+def test_create_refuses_a_given_key_registered_already():
+    given = "k" * 40
+    run("create", "first", "--key", given)
+    with pytest.raises(CommandError, match="registered already"):
+        run("create", "second", "--key", given)
+    assert EventKey.objects.count() == 1

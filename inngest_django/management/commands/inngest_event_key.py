@@ -21,6 +21,12 @@ class Command(BaseCommand):
         )
         create = actions.add_parser("create", help="Create a key and print it, once.")
         create.add_argument("name", help="Who uses the key, for example 'billing service'")
+        create.add_argument(
+            "--key",
+            dest="raw_key",
+            help="Register this key (from a secret store) instead of a random one; "
+            "32 or more letters, digits, '-' or '_'",
+        )
         actions.add_parser("list", help="List keys by id, name and prefix; never the keys.")
         revoke_parser = actions.add_parser(
             "revoke", help="Revoke a key: it is refused from now on."
@@ -30,16 +36,19 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
         if action == "create":
-            self._create(options["name"])
+            self._create(options["name"], options["raw_key"])
         elif action == "list":
             self._list()
         else:
             self._revoke(options["key_id"])
 
-    def _create(self, name: str) -> None:
+    def _create(self, name: str, raw_key: str | None) -> None:
         if not name.strip():
             raise CommandError("The key's name must not be blank")
-        row, raw_key = issue_key(name.strip())
+        try:
+            row, raw_key = issue_key(name.strip(), raw_key=raw_key)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         self.stderr.write(
             f"Created event key {row.pk} {row.name!r}. It is shown only now; store it safely:"
         )
