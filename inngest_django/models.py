@@ -418,7 +418,11 @@ class FunctionRun(models.Model):
         verbose_name = _("function run")
         verbose_name_plural = _("function runs")
         ordering = ["-created_at"]
-        permissions = [("cancel_functionrun", "Can cancel function runs")]
+        permissions = [
+            ("cancel_functionrun", "Can cancel function runs"),
+            ("rerun_functionrun", "Can rerun function runs"),
+            ("retry_functionrun", "Can retry failed function runs"),
+        ]
         indexes = [
             # (available_at, id): the claim's ORDER BY, so it reads the first rows and stops.
             models.Index(
@@ -426,6 +430,8 @@ class FunctionRun(models.Model):
                 condition=Q(status__in=CLAIMABLE_STATUSES),
                 name="inngest_run_claimable",
             ),
+            # The newest-first run lists of the admin and the REST API, with no other filter.
+            models.Index(fields=["-created_at"], name="inngest_run_created"),
             models.Index(fields=["function_id", "-created_at"], name="inngest_run_function"),
             models.Index(fields=["status", "-created_at"], name="inngest_run_status"),
             models.Index(fields=["lease_token"], name="inngest_run_lease"),

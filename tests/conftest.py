@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated function registry, a client, drain, worker subprocesses."""
+"""Shared fixtures: isolated registry, client, drain, worker subprocesses, live server."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import IO, Any
 
 import pytest
 from django.db import connection
+from django.test.utils import override_settings
+from pytest_django.live_server_helper import LiveServer
 
 import inngest_django as inngest
 from inngest_django.testing import drain as _drain
@@ -44,6 +46,24 @@ def client(registry) -> inngest.Inngest:
 @pytest.fixture
 def drain():
     return _drain
+
+
+@pytest.fixture(scope="session")
+def live_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """Start pytest-django's live server as its own fixture does, but with a STATIC_URL."""
+    address = (
+        request.config.getvalue("liveserver")
+        or os.getenv("DJANGO_LIVE_TEST_SERVER_ADDRESS")
+        or "localhost"
+    )
+    # tests.settings has no STATIC_URL, and Django's live server then fails every request
+    # (its static handler parses None into bytes). The handler reads it once, at start.
+    with override_settings(STATIC_URL="/static/"):
+        server = LiveServer(address)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 class WorkerProcesses:

@@ -10,9 +10,7 @@ from typing import Any
 import pytest
 from django.contrib import admin
 from django.db import connections
-from django.test.utils import override_settings
 from playwright.sync_api import Browser, Page, Response, sync_playwright
-from pytest_django.live_server_helper import LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The admin's own CSS and JS, as collectstatic would gather them; tests.settings has neither
@@ -28,24 +26,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-@pytest.fixture(scope="session")
-def live_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
-    """Start pytest-django's live server as its own fixture does, but with a STATIC_URL."""
-    address = (
-        request.config.getvalue("liveserver")
-        or os.getenv("DJANGO_LIVE_TEST_SERVER_ADDRESS")
-        or "localhost"
-    )
-    # tests.settings has no STATIC_URL, and Django's live server then fails every request
-    # (its static handler parses None into bytes). The handler reads it once, at start.
-    with override_settings(STATIC_URL="/static/"):
-        server = LiveServer(address)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

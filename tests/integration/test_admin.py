@@ -20,7 +20,7 @@ from django.utils.html import strip_tags
 from pydantic import BaseModel
 
 import inngest_django as inngest
-from inngest_django.admin import running_on_key
+from inngest_django.admin.flow import running_on_key
 from inngest_django.enums import WaitKind
 from inngest_django.events import dispatch_pending
 from inngest_django.models import (
@@ -945,7 +945,7 @@ def test_cancel_button_asks_the_run_to_stop(admin_client, waiting, drain):
     page = admin_client.get(run_url(waiting.inactive)).content.decode()
     action = re.escape(cancel_url(waiting.inactive))
     form = re.search(
-        rf'<form class="cancel-run" method="post" action="{action}">(.*?)</form>',
+        rf'<form class="cancel-run run-tool" method="post" action="{action}">(.*?)</form>',
         page,
         flags=re.S,
     )

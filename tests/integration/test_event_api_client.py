@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 
 import inngest
 import pytest
-from django.test.utils import override_settings
 from inngest._internal.errors import SendEventsError
-from pytest_django.live_server_helper import LiveServer
 
 import inngest_django
 from inngest_django.event_keys import issue_key
 from inngest_django.models import Event, FunctionRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(scope="module")
-def live_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
-    """Start pytest-django's live server as its own fixture does, but with a STATIC_URL."""
-    # tests.settings has no STATIC_URL, and Django's live server then fails every request
-    # (its static handler parses None into bytes); tests/browser/conftest.py does the same.
-    address = (
-        request.config.getvalue("liveserver")
-        or os.getenv("DJANGO_LIVE_TEST_SERVER_ADDRESS")
-        or "localhost"
-    )
-    with override_settings(STATIC_URL="/static/"):
-        server = LiveServer(address)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

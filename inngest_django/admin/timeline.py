@@ -1,0 +1,204 @@
+"""A run's timeline: each step, sleep, wait, invoke and defer as a bar on the run's time axis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import F
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext, ngettext
+
+from ..enums import RunStatus, StepOp, StepStatus, WaitKind
+from ..models import DeferIntent, FunctionRun, StepRun, Wait
+from .display import (
+    STATUS_COLOURS,
+    duration_text,
+    event_id_link_html,
+    moment_text,
+    run_id_link_html,
+)
+
+# Bars drawn at most; the steps table below the timeline lists every step. Drawing is cheap, but
+# a page of 10,000 bars is no help to a reader, and the list scrolls past a screenful anyway.
+MAX_BARS = 500
+# A bar narrower than this would vanish; instants (a defer call, a step of 0 ms) get this width.
+_MIN_WIDTH = 0.4
+# Open-ended steps and waits are drawn up to the axis end, in the colour of their status.
+_KINDS = {
+    StepOp.RUN: "step",
+    StepOp.SLEEP: "sleep",
+    StepOp.WAIT_FOR_EVENT: "wait",
+    StepOp.INVOKE: "invoke",
+    StepOp.SEND_EVENT: "send",
+}
+
+
+@dataclass
+class Bar:
+    """One row of the timeline: what it is, when it ran, how it ended, and where it leads."""
+
+    kind: str
+    label: str
+    status: str
+    status_label: str
+    start: datetime
+    end: datetime
+    attempts: int = 1
+    error: str = ""
+    notes: list[str] = field(default_factory=list)
+    links: list[SafeString] = field(default_factory=list)
+    left: float = 0.0
+    width: float = 0.0
+
+    @property
+    def colour(self) -> str:
+        return STATUS_COLOURS.get(self.status, "#6c757d")
+
+    @property
+    def title(self) -> str:
+        """Return the tooltip: kind, label, status, times, attempts and error."""
+        parts = [f"{self.kind} {self.label}: {self.status_label}"]
+        parts.append(f"{moment_text(self.start)} → {moment_text(self.end)}")
+        duration = duration_text(self.start, self.end)
+        if duration:
+            parts.append(duration)
+        if self.attempts > 1:
+            parts.append(ngettext("%d attempt", "%d attempts", self.attempts) % self.attempts)
+        parts.extend(self.notes)
+        if self.error:
+            parts.append(self.error)
+        return "\n".join(parts)
+
+
+@dataclass
+class Timeline:
+    """The bars of one run on an axis from its creation to its end (or now), with a count."""
+
+    start: datetime
+    end: datetime
+    bars: list[Bar]
+    total: int
+
+    @property
+    def hidden(self) -> int:
+        return self.total - len(self.bars)
+
+    @property
+    def span_text(self) -> str | None:
+        return duration_text(self.start, self.end)
+
+
+def error_text(error: object) -> str:
+    """Return a stored error as "Name: message", or "" for none."""
+    if not isinstance(error, dict):
+        return "" if error is None else str(error)
+    return f"{error.get('name', 'Error')}: {error.get('message', '')}"
+
+
+def build_timeline(run: FunctionRun, *, now: datetime | None = None) -> Timeline:
+    """Return the bars of `run` (at most MAX_BARS), placed as percentages of its span."""
+    now = now or timezone.now()
+    axis_end = run.finished_at or now
+    steps = list(StepRun.objects.filter(run=run).order_by("id")[:MAX_BARS])
+    step_count = StepRun.objects.filter(run=run).count() if len(steps) == MAX_BARS else len(steps)
+    # Waits by step id: the matched event, the invoked run, the outcome. Cancel rules are no step.
+    waits = {
+        wait.step_key: wait
+        for wait in Wait.objects.filter(run=run)
+        .exclude(kind=WaitKind.CANCEL)
+        .only("step_key", "kind", "event_name", "event", "child_run", "outcome")
+    }
+    room = max(MAX_BARS - len(steps), 0)
+    intents = DeferIntent.objects.filter(run=run)
+    defers = list(
+        intents.annotate(
+            deferred_run_pk=F("deferred_run__id"),
+            deferred_run_status=F("deferred_run__status"),
+            deferred_run_finished_at=F("deferred_run__finished_at"),
+        )
+        .only("defer_id", "function_id", "status", "created_at")
+        .order_by("id")[:room]
+    )
+    defer_count = intents.count() if len(defers) == room else len(defers)
+    bars = [step_bar(step, waits.get(step.step_key), axis_end) for step in steps]
+    bars.extend(defer_bar(intent, axis_end) for intent in defers)
+    place(bars, run.created_at, axis_end)
+    return Timeline(start=run.created_at, end=axis_end, bars=bars, total=step_count + defer_count)
+
+
+def step_bar(step: StepRun, wait: Wait | None, axis_end: datetime) -> Bar:
+    """Return the bar of one step: from its first attempt to its end, or to the axis end."""
+    start = min(moment for moment in (step.created_at, step.started_at) if moment is not None)
+    open_ended = step.status in (StepStatus.SLEEPING, StepStatus.WAITING)
+    if step.op == StepOp.SLEEP:
+        end = step.finished_at or min(step.wake_at or axis_end, axis_end)
+    elif open_ended or step.finished_at is None:
+        end = axis_end
+    else:
+        end = step.finished_at
+    bar = Bar(
+        kind=_KINDS.get(step.op, "step"),
+        label=step.step_key,
+        status=step.status,
+        status_label=step.get_status_display(),
+        start=start,
+        end=max(end, start),
+        attempts=step.attempts,
+        error=error_text(step.error),
+    )
+    if step.op == StepOp.SLEEP and step.wake_at is not None:
+        bar.notes.append(gettext("wakes at %(moment)s") % {"moment": moment_text(step.wake_at)})
+    if wait is not None:
+        if wait.kind == WaitKind.EVENT:
+            bar.notes.append(gettext("for %(name)s") % {"name": wait.event_name})
+        if wait.outcome:
+            bar.notes.append(wait.get_outcome_display())
+        if wait.event_id:
+            bar.links.append(
+                format_html(gettext("matched event {}"), event_id_link_html(wait.event_id))
+            )
+        if wait.child_run_id:
+            bar.links.append(
+                format_html(gettext("invoked run {}"), run_id_link_html(wait.child_run_id))
+            )
+    return bar
+
+
+def defer_bar(intent: DeferIntent, axis_end: datetime) -> Bar:
+    """Return the bar of one defer: from the ctx.defer call to its deferred run's end."""
+    run_pk = intent.deferred_run_pk  # type: ignore[attr-defined]
+    finished = intent.deferred_run_finished_at  # type: ignore[attr-defined]
+    end = intent.created_at
+    if run_pk is not None:
+        # A deferred run starts after its parent finished; its bar is cut at the axis end.
+        end = finished or axis_end
+    bar = Bar(
+        kind="defer",
+        label=intent.defer_id,
+        status=intent.status,
+        status_label=intent.get_status_display(),
+        start=intent.created_at,
+        end=max(end, intent.created_at),
+        notes=[gettext("deferred function %(slug)s") % {"slug": intent.function_id}],
+    )
+    if run_pk is not None:
+        status = RunStatus(intent.deferred_run_status).label  # type: ignore[attr-defined]
+        bar.links.append(
+            format_html(gettext("deferred run {} {}"), run_id_link_html(run_pk), status)
+        )
+        bar.notes.append(gettext("deferred run %(status)s") % {"status": status})
+    return bar
+
+
+def place(bars: list[Bar], start: datetime, end: datetime) -> None:
+    """Set each bar's left offset and width as percentages of the axis from `start` to `end`."""
+    span = max((end - start).total_seconds(), 1e-6)
+    for bar in bars:
+        left = (bar.start - start).total_seconds() / span * 100
+        right = (bar.end - start).total_seconds() / span * 100
+        left = min(max(left, 0.0), 100.0 - _MIN_WIDTH)
+        right = min(max(right, left + _MIN_WIDTH), 100.0)
+        bar.left, bar.width = round(left, 3), round(right - left, 3)
