@@ -26,6 +26,7 @@ from .display import (
 )
 from .filters import DeferTargetFilter, RelayedFilter
 from .readonly import ReadOnlyAdminMixin
+from .search import IndexedSearchMixin
 
 
 class DeferColumnsMixin:
@@ -88,7 +89,7 @@ class DeferIntentInline(DeferColumnsMixin, ReadOnlyAdminMixin, admin.TabularInli
 
 
 @admin.register(DeferIntent)
-class DeferIntentAdmin(DeferColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeferIntentAdmin(IndexedSearchMixin, DeferColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "defer_id",
         "run_link",
@@ -98,7 +99,7 @@ class DeferIntentAdmin(DeferColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("status", DeferTargetFilter)
-    # get_search_results replaces Django's case-insensitive scans with exact lookups.
+    # search_match replaces Django's case-insensitive scans with exact lookups.
     search_fields = ("defer_id", "run__id")
     search_help_text = _("A defer id, or the id of the run that deferred.")
     show_full_result_count = False
@@ -119,13 +120,8 @@ class DeferIntentAdmin(DeferColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     readonly_fields = fields
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        return queryset.filter(Q(defer_id=term) | Q(run_id=term.upper())), False
+    def search_match(self, term: str) -> Q:
+        return Q(defer_id=term) | Q(run_id=term.upper())
 
     @admin.display(description=_("Run"), ordering="run")
     def run_link(self, intent: DeferIntent) -> SafeString:
@@ -144,10 +140,10 @@ class DeferIntentAdmin(DeferColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class OutboxMessageAdmin(IndexedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "defer_link", "run_link", "created_at", "relayed_at", "deferred_run_link")
     list_filter = (RelayedFilter,)
-    # get_search_results replaces Django's case-insensitive scans with exact lookups.
+    # search_match replaces Django's case-insensitive scans with exact lookups.
     search_fields = ("intent__defer_id", "intent__run__id")
     search_help_text = _("A defer id, or the id of the run that deferred.")
     show_full_result_count = False
@@ -170,14 +166,8 @@ class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             )
         )
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        match = Q(intent__defer_id=term) | Q(intent__run_id=term.upper())
-        return queryset.filter(match), False
+    def search_match(self, term: str) -> Q:
+        return Q(intent__defer_id=term) | Q(intent__run_id=term.upper())
 
     @admin.display(description=_("Defer"), ordering="intent")
     def defer_link(self, message: OutboxMessage) -> SafeString:

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from ..event_keys import issue_key, revoke
 from ..models import EventKey
 from .display import status_badge_html
+from .reports import report_counts
 
 logger = logging.getLogger(__name__)
 
@@ -133,17 +134,27 @@ class EventKeyAdmin(admin.ModelAdmin):
                 )
             else:
                 already += 1
-        if revoked:
-            message = ngettext(
-                "%(count)d key was revoked; requests using it are refused with 401.",
-                "%(count)d keys were revoked; requests using them are refused with 401.",
-                revoked,
-            )
-            self.message_user(request, message % {"count": revoked}, messages.SUCCESS)
-        if already:
-            message = ngettext(
-                "%(count)d key was already revoked.",
-                "%(count)d keys were already revoked.",
-                already,
-            )
-            self.message_user(request, message % {"count": already}, messages.WARNING)
+        report_counts(
+            self,
+            request,
+            (
+                (
+                    revoked,
+                    messages.SUCCESS,
+                    ngettext(
+                        "%(count)d key was revoked; requests using it are refused with 401.",
+                        "%(count)d keys were revoked; requests using them are refused with 401.",
+                        revoked,
+                    ),
+                ),
+                (
+                    already,
+                    messages.WARNING,
+                    ngettext(
+                        "%(count)d key was already revoked.",
+                        "%(count)d keys were already revoked.",
+                        already,
+                    ),
+                ),
+            ),
+        )

@@ -15,6 +15,7 @@ from ..models import Event, FunctionRun
 from .display import json_html, run_link_html, status_badge_html
 from .filters import DispatchedFilter, EventNamePrefixFilter
 from .readonly import ReadOnlyAdminMixin
+from .search import IndexedSearchMixin
 from .send_event import SEND_PERMISSION, send_event_view
 
 
@@ -37,10 +38,10 @@ class EventRunInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class EventAdmin(IndexedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("name", "id", "external_id", "received_at", "dispatched_at", "run_count")
     list_filter = (EventNamePrefixFilter, DispatchedFilter)
-    # get_search_results replaces Django's case-insensitive scans with indexed lookups.
+    # search_match replaces Django's case-insensitive scans with indexed lookups.
     search_fields = ("id", "name", "external_id")
     search_help_text = _("An event id, a producer id, or the start of an event name.")
     show_full_result_count = False
@@ -73,14 +74,8 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).annotate(run_count=Count("runs"))
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        match = Q(pk=term.upper()) | Q(external_id=term) | Q(name__startswith=term)
-        return queryset.filter(match), False
+    def search_match(self, term: str) -> Q:
+        return Q(pk=term.upper()) | Q(external_id=term) | Q(name__startswith=term)
 
     @admin.display(description=_("Runs"), ordering="run_count")
     def run_count(self, event: Event) -> int:

@@ -6,13 +6,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ..enums import RunStatus
-from ..functions import INVOKED_EVENT, SCHEDULED_EVENT, DeferredFunction
+from ..functions import INVOKED_EVENT, SCHEDULED_EVENT, DeferredFunction, Function
 from ..models import DeferIntent, Event, FunctionRun
 from ..registry import default_registry
 from .flow import concurrency_match, held_concurrency_keys
@@ -38,8 +38,8 @@ class EventNamePrefixFilter(admin.SimpleListFilter):
         return queryset
 
 
-class TimestampSetFilter(admin.SimpleListFilter):
-    """Split rows whose `field` timestamp is set (done) from those still waiting."""
+class FieldSetFilter(admin.SimpleListFilter):
+    """Split rows whose `field` is set (done) from those where it is still null (waiting)."""
 
     field = ""
     done_label = _("Done")
@@ -54,7 +54,7 @@ class TimestampSetFilter(admin.SimpleListFilter):
         return queryset
 
 
-class DispatchedFilter(TimestampSetFilter):
+class DispatchedFilter(FieldSetFilter):
     """Split events the dispatcher has matched to triggers from those still waiting."""
 
     title = _("dispatched")
@@ -64,24 +64,33 @@ class DispatchedFilter(TimestampSetFilter):
     waiting_label = _("Not dispatched yet")
 
 
-class FunctionFilter(admin.SimpleListFilter):
-    """Offer every registered function slug plus any slug that has runs in the database."""
+class FunctionSlugFilter(admin.SimpleListFilter):
+    """Offer the registered slugs `offers` accepts, plus any slug that has `model` rows stored."""
 
-    title = _("function")
-    parameter_name = "function"
+    model: type[Model]
+
+    def offers(self, function: Function) -> bool:
+        """Return True if the list offers this registered function."""
+        return True
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        slugs = {function.id for function in default_registry}
+        slugs = {function.id for function in default_registry if self.offers(function)}
         # order_by() first: the default ordering would otherwise join the DISTINCT.
-        slugs.update(
-            FunctionRun.objects.order_by().values_list("function_id", flat=True).distinct()
-        )
+        slugs.update(self.model.objects.order_by().values_list("function_id", flat=True).distinct())
         return [(slug, slug) for slug in sorted(slugs)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value():
             return queryset.filter(function_id=self.value())
         return queryset
+
+
+class FunctionFilter(FunctionSlugFilter):
+    """Offer every registered function slug plus any slug that has runs in the database."""
+
+    title = _("function")
+    parameter_name = "function"
+    model = FunctionRun
 
 
 class StartedByFilter(admin.SimpleListFilter):
@@ -150,28 +159,18 @@ class ConcurrencyKeyFilter(admin.SimpleListFilter):
         return queryset
 
 
-class DeferTargetFilter(admin.SimpleListFilter):
+class DeferTargetFilter(FunctionSlugFilter):
     """Offer every registered deferred function slug plus any slug that has defers stored."""
 
     title = _("deferred function")
     parameter_name = "target"
+    model = DeferIntent
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        slugs = {
-            function.id for function in default_registry if isinstance(function, DeferredFunction)
-        }
-        slugs.update(
-            DeferIntent.objects.order_by().values_list("function_id", flat=True).distinct()
-        )
-        return [(slug, slug) for slug in sorted(slugs)]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value():
-            return queryset.filter(function_id=self.value())
-        return queryset
+    def offers(self, function: Function) -> bool:
+        return isinstance(function, DeferredFunction)
 
 
-class RelayedFilter(TimestampSetFilter):
+class RelayedFilter(FieldSetFilter):
     """Split outbox rows the relay has turned into runs from those still waiting."""
 
     title = _("relayed")
@@ -181,19 +180,14 @@ class RelayedFilter(TimestampSetFilter):
     waiting_label = _("Not relayed yet")
 
 
-class DeferredFilter(admin.SimpleListFilter):
+class DeferredFilter(FieldSetFilter):
     """Split runs a ctx.defer started from all the others."""
 
     title = _("deferred")
     parameter_name = "deferred"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return [("yes", _("Started by a defer")), ("no", _("Not deferred"))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() in ("yes", "no"):
-            return queryset.filter(defer_intent__isnull=self.value() == "no")
-        return queryset
+    field = "defer_intent"
+    done_label = _("Started by a defer")
+    waiting_label = _("Not deferred")
 
 
 class CreatedWithinFilter(admin.SimpleListFilter):

@@ -26,6 +26,7 @@ from ..exceptions import FunctionNotFoundError
 from ..models import FunctionRun
 from ..runs import cancel_run, rerun_run, retry_run
 from .display import run_id_link_html
+from .reports import report_counts
 
 logger = logging.getLogger(__name__)
 
@@ -147,11 +148,6 @@ class RunActionsMixin:
 
     # -- doing and reporting -------------------------------------------------------------------
 
-    def _report(self, request: HttpRequest, outcomes: Iterable[tuple[int, int, str]]) -> None:
-        for count, level, message in outcomes:
-            if count:
-                self.message_user(request, message % {"count": count}, level)  # type: ignore[attr-defined]
-
     def cancel_and_report(self, request: HttpRequest, runs: Iterable[FunctionRun]) -> None:
         """Ask each unfinished run to stop through cancel_run, and say what happened."""
         asked = finished = already_asked = 0
@@ -173,7 +169,8 @@ class RunActionsMixin:
                 else:
                     already_asked += 1
         # Literal ngettext calls, so makemessages still finds the strings.
-        self._report(
+        report_counts(
+            self,  # type: ignore[arg-type]
             request,
             (
                 (
@@ -246,7 +243,8 @@ class RunActionsMixin:
                 % {"id": run.pk, "slug": run.function_id},
                 messages.ERROR,
             )
-        self._report(
+        report_counts(
+            self,  # type: ignore[arg-type]
             request,
             (
                 (
@@ -286,7 +284,8 @@ class RunActionsMixin:
                 ),
                 messages.SUCCESS,
             )
-        self._report(
+        report_counts(
+            self,  # type: ignore[arg-type]
             request,
             (
                 (

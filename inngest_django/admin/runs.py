@@ -46,6 +46,7 @@ from .functions import functions_view
 from .inlines import StepRunInline, WaitInline
 from .readonly import ReadOnlyAdminMixin
 from .run_actions import RunActionsMixin
+from .search import IndexedSearchMixin
 from .timeline import build_timeline
 
 # A run waiting in a group.parallel may wait on several things; the list names a few.
@@ -90,7 +91,7 @@ def child_run_html(child: FunctionRun) -> SafeString:
 
 
 @admin.register(FunctionRun)
-class FunctionRunAdmin(RunActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class FunctionRunAdmin(IndexedSearchMixin, RunActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "function_id",
@@ -112,7 +113,7 @@ class FunctionRunAdmin(RunActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         FlowControlFilter,
         ConcurrencyKeyFilter,
     )
-    # get_search_results replaces Django's case-insensitive scans with indexed lookups.
+    # search_match replaces Django's case-insensitive scans with indexed lookups.
     search_fields = ("id", "event__id", "event__name")
     search_help_text = _(
         "A run id, the id of the event that started runs, the start of that event's name, or a "
@@ -183,21 +184,16 @@ class FunctionRunAdmin(RunActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             .prefetch_related(Prefetch("waits", queryset=pending_waits, to_attr="pending_waits"))
         )
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        term = search_term.strip()
-        if not term:
-            return queryset, False
+    def search_match(self, term: str) -> Q:
         if ":" in term:
             # Ids never hold a colon; concurrency keys are "<function or scope>:<value>".
-            return queryset.filter(concurrency_match(term)), False
+            return concurrency_match(term)
         if _ULID.fullmatch(term):
             term = term.upper()
-            return queryset.filter(Q(pk=term) | Q(event_id=term)), False
+            return Q(pk=term) | Q(event_id=term)
         # A semi-join on the event-name index, not an OR across the join, so both stay indexed.
         events = Event.objects.filter(name__startswith=term).order_by().values("pk")
-        return queryset.filter(event_id__in=events), False
+        return Q(event_id__in=events)
 
     def get_fieldsets(self, request: HttpRequest, obj: FunctionRun | None = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)

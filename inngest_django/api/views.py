@@ -74,6 +74,24 @@ _RUN_SUMMARY_FIELDS = (
 _ID_PARAMETER = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The id.")
 
 
+def _run_action_schema(
+    code: int,
+    description: str,
+    *,
+    error_codes: tuple[int, ...] = (404, 409),
+    request: type | None = None,
+) -> Any:
+    """Describe a POST on a run that answers `code` with an ActionSerializer body."""
+    return extend_schema(
+        parameters=[_ID_PARAMETER],
+        request=request,
+        responses={
+            code: OpenApiResponse(ActionSerializer, description=description),
+            **errors(*error_codes),
+        },
+    )
+
+
 class ConflictError(APIException):
     """The run is not in a state this action applies to."""
 
@@ -190,15 +208,11 @@ class RunViewSet(
         data = ActionSerializer(body, context=self.get_serializer_context()).data
         return Response(data, status=code, headers=headers)
 
-    @extend_schema(
-        parameters=[_ID_PARAMETER],
+    @_run_action_schema(
+        202,
+        "The run stops before its next step.",
+        error_codes=(400, 404, 409),
         request=CancelRequestSerializer,
-        responses={
-            202: OpenApiResponse(
-                ActionSerializer, description="The run stops before its next step."
-            ),
-            **errors(400, 404, 409),
-        },
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
@@ -220,17 +234,7 @@ class RunViewSet(
             detail = "A cancel was already requested; the run stops before its next step."
         return self._answer("cancel", run.pk, detail, status.HTTP_202_ACCEPTED)
 
-    @extend_schema(
-        parameters=[_ID_PARAMETER],
-        request=None,
-        responses={
-            201: OpenApiResponse(
-                ActionSerializer,
-                description="The new run, queued; its URL is in the Location header too.",
-            ),
-            **errors(404, 409),
-        },
-    )
+    @_run_action_schema(201, "The new run, queued; its URL is in the Location header too.")
     @action(detail=True, methods=["post"])
     def rerun(self, request: Request, pk: str) -> Response:
         """Start a new run of the same function with the same event, from the first step."""
@@ -248,16 +252,7 @@ class RunViewSet(
         location = run_url(new_id, request)
         return self._answer("rerun", new_id, detail, status.HTTP_201_CREATED, Location=location)
 
-    @extend_schema(
-        parameters=[_ID_PARAMETER],
-        request=None,
-        responses={
-            202: OpenApiResponse(
-                ActionSerializer, description="The run is queued again from its failed step."
-            ),
-            **errors(404, 409),
-        },
-    )
+    @_run_action_schema(202, "The run is queued again from its failed step.")
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
         """Queue a FAILED run again from its failed step; any other status is a 409."""
