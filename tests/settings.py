@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "django_q",
     "inngest_django",
     "tests.testapp",
 ]
@@ -81,10 +82,22 @@ else:
 INNGEST_DJANGO = {
     # Retries wait 15 s, 30 s, ... in production; a thousandth of that here.
     "RETRY_BACKOFF_SCALE": 0.001,
-    "POLL_INTERVAL_SECONDS": 0.1,
+    "POLL_INTERVAL_SECONDS": float(os.environ.get("INNGEST_DJANGO_TEST_POLL_SECONDS", "0.1")),
     "LEASE_SECONDS": float(os.environ.get("INNGEST_DJANGO_TEST_LEASE_SECONDS", "30")),
 }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+
+# django-q2 with its ORM broker on the test database, for the django_q executor's tests.
+Q_CLUSTER = {
+    "name": "inngest-tests",
+    "orm": "default",
+    "workers": 2,
+    "timeout": 60,
+    "retry": 120,
+    "poll": 0.05,
+    "catch_up": False,
+    "sync": False,
+}
