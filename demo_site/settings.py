@@ -98,6 +98,17 @@ INNGEST_DJANGO = {
     # "DEFAULT_RETRIES": 4,
     # "LEASE_SECONDS": 60,
     "POLL_INTERVAL_SECONDS": 0.5,
+    # Execute runs in a django-q2 cluster (`manage.py qcluster`) instead of the worker's threads;
+    # needs "django_q" in INSTALLED_APPS and the Q_CLUSTER below. See docs/django-q.md.
+    # "EXECUTOR": "django_q",
 }
+
+# Q_CLUSTER = {
+#     "name": "inngest",
+#     "orm": "default",  # or "redis": {"host": "127.0.0.1", "port": 6379, "db": 0}
+#     "workers": 4,
+#     "timeout": 600,  # longer than the longest step
+#     "retry": 660,  # longer than timeout
+# }
 
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}

@@ -45,5 +45,9 @@ class LeaseLost(Interrupt):
     """Another worker holds this run now; stop without writing anything."""
 
 
+class DatabaseLost(Interrupt):
+    """The connection died mid-step; stop without writing, the lease brings the run back."""
+
+
 class RunCancelled(Interrupt):
     """Someone asked the run to stop; the executor finalizes it as cancelled."""

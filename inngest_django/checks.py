@@ -27,6 +27,29 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     return []
 
 
+@checks.register()
+def check_executor(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Report EXECUTOR="django_q" without django_q installed as inngest_django.E002."""
+    from django.apps import apps
+
+    from .conf import app_settings
+
+    try:
+        executor = app_settings.EXECUTOR
+    except ImproperlyConfigured:
+        return []  # check_settings reports it as E001
+    if executor != "django_q" or apps.is_installed("django_q"):
+        return []
+    return [
+        checks.Error(
+            "EXECUTOR is 'django_q' but django_q is not installed",
+            hint="Add 'django_q' to INSTALLED_APPS (pip install django-q2) and run "
+            "manage.py qcluster, or set INNGEST_DJANGO['EXECUTOR'] = 'worker'.",
+            id="inngest_django.E002",
+        )
+    ]
+
+
 @checks.register(checks.Tags.database)
 def check_sqlite_transaction_mode(
     app_configs: Any = None, **kwargs: Any

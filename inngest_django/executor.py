@@ -7,10 +7,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from . import clock, signals
 from ._interrupts import (
+    DatabaseLost,
     Interrupt,
     LeaseLost,
     RetryScheduled,
@@ -73,6 +74,13 @@ def _sqlite_immediate() -> bool:
     return str(options.get("transaction_mode", "")).upper() == "IMMEDIATE"
 
 
+def _database_lost(raw_connection: Any) -> bool:
+    """Return True if the connection a step began on died, as opposed to a statement failing."""
+    # atomic() drops a connection whose rollback failed (and a new one may be open by now);
+    # a connection that is still the same is asked (one SELECT 1).
+    return connection.connection is not raw_connection or not connection.is_usable()
+
+
 def _lease_until() -> datetime:
     return clock.now() + timedelta(seconds=app_settings.LEASE_SECONDS)
 
@@ -129,6 +137,8 @@ class RunPass:
         started = clock.now()
         # Defers made inside the callable belong to its transaction: gone if it rolls back.
         checkpoint = self.defers.checkpoint()
+        connection.ensure_connection()
+        raw_connection = connection.connection
         try:
             with transaction.atomic():
                 if self._touch_first:
@@ -141,6 +151,9 @@ class RunPass:
             raise
         except Exception as exc:
             self.defers.restore(checkpoint)
+            if isinstance(exc, DatabaseError) and _database_lost(raw_connection):
+                # An outage is not the step's failure: counting it would spend a retry.
+                raise DatabaseLost() from exc
             self._step_failed(step_key, exc, started, op)
         if self.ctx is not None:
             self.ctx.attempt = 0
@@ -493,6 +506,14 @@ class RunPass:
             result = self.function.handler(self.ctx)
         except LeaseLost:
             _log(logging.WARNING, "Lease lost; another worker has the run", run, "lease_lost")
+            return
+        except DatabaseLost:
+            _log(
+                logging.WARNING,
+                "Database connection lost in a step; the run resumes after its lease",
+                run,
+                "database_lost",
+            )
             return
         except RunCancelled:
             self._finish(RunStatus.CANCELLED)

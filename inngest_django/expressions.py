@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import cel
-
 
 class InvalidExpressionError(ValueError):
     """A CEL expression does not parse."""
@@ -15,6 +13,10 @@ class Expression:
     """A compiled CEL expression."""
 
     def __init__(self, source: str) -> None:
+        # Imported on first use: the package loads its CLI (prompt_toolkit) too, about 0.3 s
+        # that a worker or command without expressions need not spend at start.
+        import cel
+
         try:
             self._program = cel.compile(source)
         except ValueError as exc:

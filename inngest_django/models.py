@@ -476,6 +476,28 @@ class FunctionRun(models.Model):
         )
 
     @classmethod
+    def take_over(
+        cls,
+        run_id: str,
+        handed_token: str,
+        *,
+        lease_token: str,
+        locked_by: str,
+        lease_until: datetime,
+    ) -> bool:
+        """Swap a running run's lease for a new holder's; False if `handed_token` lost it."""
+        return bool(
+            cls.objects.held(run_id, handed_token)
+            .filter(status=RunStatus.RUNNING)
+            .update(
+                lease_token=lease_token,
+                locked_by=locked_by,
+                locked_until=lease_until,
+                available_at=lease_until,
+            )
+        )
+
+    @classmethod
     def request_cancel(cls, run_id: str, *, now: datetime, reason: str = "") -> bool:
         """Ask an unfinished run to stop; a run not executing now becomes due at once."""
         not_running = Q(status__in=[RunStatus.QUEUED, RunStatus.SLEEPING, RunStatus.WAITING])

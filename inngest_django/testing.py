@@ -33,7 +33,8 @@ def drain(timeout: float = 10.0, *, registry: FunctionRegistry = default_registr
     Sleeps only for runs that become due (sleeps, retries) before the deadline, and never
     longer than `timeout` in total. Cron ticks are fired when due but never waited for.
     """
-    worker = Worker(threads=0, worker_id="drain", registry=registry)
+    # Executed here whatever EXECUTOR says: drain() is for tests and scripts, not a cluster.
+    worker = Worker(threads=0, worker_id="drain", registry=registry, executor="worker")
     deadline = clock.monotonic() + timeout
     while True:
         if worker.run_once():

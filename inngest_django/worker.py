@@ -9,16 +9,19 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db.models import Min
 
 from . import clock
+from .backends import load_backend
 from .conf import app_settings
 from .enums import CLAIMABLE_STATUSES
 from .events import dispatch_pending
 from .executor import execute_run
 from .flow_control import flow_active
 from .ids import new_token
-from .models import Event, FunctionRun
+from .models import CronSchedule, Event, FunctionRun
+from .notify import Backoff, Listener, listen_enabled
 from .outbox import has_unrelayed, relay_pending
 from .registry import FunctionRegistry, default_registry
 from .scheduler import CronScheduler
@@ -41,6 +44,8 @@ class Worker:
         worker_id: Name recorded as `locked_by` on claimed runs.
         until_idle: Return from `run()` once nothing is due now; a database error then
             propagates instead of being retried.
+        executor: "worker" executes claimed runs in this worker's threads, "django_q" hands
+            them to a django-q2 cluster; None follows the EXECUTOR setting.
     """
 
     def __init__(
@@ -50,6 +55,7 @@ class Worker:
         worker_id: str | None = None,
         until_idle: bool = False,
         registry: FunctionRegistry = default_registry,
+        executor: str | None = None,
     ) -> None:
         if threads < 0:
             raise ValueError("threads must be 0 or more")
@@ -64,6 +70,8 @@ class Worker:
         self._in_flight: dict[str, str] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._heartbeat_stop = threading.Event()
+        self.executor = executor or app_settings.EXECUTOR
+        self.backend = load_backend(self.executor)
 
     # -- one iteration ---------------------------------------------------------------------
 
@@ -81,17 +89,23 @@ class Worker:
             return max(self.threads, 1) - len(self._in_flight)
 
     def _claim_and_execute(self) -> int:
-        free = self._free_slots()
-        if free <= 0:
+        backend = self.backend
+        if backend is None and self._free_slots() <= 0:
             return 0
         # A read first, so an idle worker does not take SQLite's write lock on every loop.
         if not FunctionRun.objects.any_claimable(clock.now()):
             return 0
+        free = self._free_slots() if backend is None else backend.capacity(clock.now())
+        if free <= 0:
+            return 0
+        # Runs waiting for a django-q task say so in the admin until a task takes them over.
+        locked_by = self.worker_id if backend is None else f"{self.worker_id} → {backend.name}"
         token = new_token()
         with transaction.atomic():
             # Timed once the transaction holds the write lock (SQLite waits for it in BEGIN
             # IMMEDIATE, maybe for a whole step): a lease timed before that wait may be over.
             now = clock.now()
+            lease_until = now + timedelta(seconds=app_settings.LEASE_SECONDS)
             # The concurrency-aware claim costs a few statements more; only when needed.
             claim = (
                 FunctionRun.objects.claim_limited
@@ -99,12 +113,14 @@ class Worker:
                 else FunctionRun.objects.claim
             )
             ids = claim(
-                worker_id=self.worker_id,
-                lease_token=token,
-                limit=free,
-                now=now,
-                lease_until=now + timedelta(seconds=app_settings.LEASE_SECONDS),
+                worker_id=locked_by, lease_token=token, limit=free, now=now, lease_until=lease_until
             )
+        if backend is not None:
+            # Enqueued after commit, so a task never looks for a claim it cannot see yet. The
+            # worker does not beat for these leases: a run no task starts is claimed again.
+            if ids:
+                backend.dispatch(ids, lease_token=token, lease_until=lease_until)
+            return len(ids)
         for run_id in ids:
             with self._lock:
                 self._in_flight[run_id] = token
@@ -119,6 +135,15 @@ class Worker:
             close_old_connections()
         try:
             execute_run(run_id, lease_token=token, registry=self.registry)
+        except DatabaseError as exc:
+            # The database went away mid-pass: nothing half-done was committed, and the run
+            # resumes when its lease ends. The loop's backoff logs the outage itself.
+            logger.warning(
+                "Run pass lost the database run_id=%s error=%s; it resumes after its lease",
+                run_id,
+                exc.__class__.__name__,
+                extra={"run_id": run_id, "action": "run_pass_lost_database"},
+            )
         except Exception:
             # The lease expires and another pass retries the run; the worker carries on.
             logger.exception("Run pass crashed run_id=%s", run_id, extra={"run_id": run_id})
@@ -134,8 +159,9 @@ class Worker:
     def run(self) -> None:
         """Loop until stopped (or, with `until_idle`, until nothing is due)."""
         logger.info(
-            "Worker started worker_id=%s threads=%d functions=%d",
+            "Worker started worker_id=%s executor=%s threads=%d functions=%d",
             self.worker_id,
+            self.executor,
             self.threads,
             len(self.registry),
             extra={"action": "worker_started", "worker_id": self.worker_id},
@@ -144,33 +170,55 @@ class Worker:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="inngest-run")
         heartbeat = threading.Thread(target=self._heartbeat, name="inngest-heartbeat", daemon=True)
         heartbeat.start()
+        # A worker that exits once idle has no idle waits to cut short.
+        listener = Listener(self._wake) if not self.until_idle and listen_enabled() else None
+        if listener is not None:
+            listener.start()
+        backoff = Backoff("Worker loop", log=logger)
         idle_seconds = MIN_POLL_SECONDS
         try:
             while not self._stopping.is_set():
                 # A run finishing during this round may have left work (its finish event, a
                 # queued run it made room for) that the round looked for too early.
                 busy = self._in_flight_count()
+                # Cleared before looking: work committed earlier is seen by this round, and a
+                # wake-up from now on cuts the wait after it short.
+                self._wake.clear()
+                looked_at = clock.now()
                 try:
                     close_old_connections()
                     work = self.run_once()
-                except DatabaseError:
+                    due = None if work else self._next_due(looked_at)
+                except DatabaseError as exc:
                     if self.until_idle:
                         # A round that could not look is not idle: fail instead of exiting 0.
                         raise
-                    logger.exception("Worker loop database error; retrying")
-                    work = 0
-                    idle_seconds = app_settings.POLL_INTERVAL_SECONDS
+                    # Drop the connection even if Django did not mark it broken, so the next
+                    # round connects afresh instead of failing on a dead socket.
+                    connection.close()
+                    self._pause(backoff.failed(exc), listener)
+                    idle_seconds = MIN_POLL_SECONDS
+                    continue
+                backoff.recovered()
                 if work:
                     idle_seconds = MIN_POLL_SECONDS
                     continue
                 if self.until_idle and not busy:
                     break
-                self._wake.wait(idle_seconds)
-                self._wake.clear()
+                # Committed work wakes a listening worker; polling is then only the fallback.
+                listening = listener is not None and listener.listening
+                wait = app_settings.POLL_INTERVAL_SECONDS if listening else idle_seconds
+                if due is not None:
+                    # Sleeps, retries and cron ticks ending before the wait would are not late.
+                    until_due = (due - clock.now()).total_seconds()
+                    wait = min(wait, max(until_due, MIN_POLL_SECONDS))
+                self._wake.wait(wait)
                 # Back off while idle, up to the poll interval; any work resets it.
                 idle_seconds = min(idle_seconds * 2, app_settings.POLL_INTERVAL_SECONDS)
         finally:
             self._stopping.set()
+            if listener is not None:
+                listener.stop()
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
             self._heartbeat_stop.set()
@@ -180,6 +228,42 @@ class Worker:
                 self.worker_id,
                 extra={"action": "worker_stopped", "worker_id": self.worker_id},
             )
+
+    def _next_due(self, looked_at: datetime) -> datetime | None:
+        """Return when work becomes due after `looked_at`, to end an idle wait then; or None."""
+        if self._free_slots() <= 0:
+            # Nothing more can start before a run ends, and an ending run sets _wake.
+            return None
+        now = clock.now()
+        moments = [next_due_at(now)]
+        keys = [
+            f"{function.id}|{trigger.cron}"
+            for function in self.registry.with_cron()
+            for trigger in function.cron_triggers
+        ]
+        if keys:
+            moments.append(
+                CronSchedule.objects.filter(key__in=keys).aggregate(Min("next_tick_at"))[
+                    "next_tick_at__min"
+                ]
+            )
+        # Due before this round looked and still there: held back by flow control or taken by
+        # another worker a moment ago. Waking for it at once would spin; the usual wait stands.
+        return min((m for m in moments if m is not None and m > looked_at), default=None)
+
+    def _pause(self, seconds: float, listener: Listener | None) -> None:
+        """Wait `seconds` after a failed round, less if stopped or the listener is back."""
+        deadline = clock.monotonic() + seconds
+        while not self._stopping.is_set():
+            remaining = deadline - clock.monotonic()
+            if remaining <= 0:
+                return
+            self._wake.wait(remaining)
+            self._wake.clear()
+            # Passes failing with the database wake the loop too; only a listener that has
+            # reconnected shows the database is back.
+            if listener is not None and listener.listening:
+                return
 
     def _in_flight_count(self) -> int:
         with self._lock:
@@ -192,6 +276,7 @@ class Worker:
 
     def _heartbeat(self) -> None:
         interval = app_settings.LEASE_SECONDS / 3
+        backoff = Backoff("Heartbeat", log=logger)
         # Beats go on while stopping, until the last in-flight run has finished.
         while not self._heartbeat_stop.wait(interval):
             with self._lock:
@@ -204,8 +289,12 @@ class Worker:
                     FunctionRun.objects.extend_leases(
                         tokens, clock.now() + timedelta(seconds=app_settings.LEASE_SECONDS)
                     )
-            except DatabaseError:
-                logger.exception("Heartbeat failed; retrying at the next beat")
+            except DatabaseError as exc:
+                # Beats keep their interval; the backoff only keeps an outage to one log line.
+                backoff.failed(exc)
+                connection.close()
+            else:
+                backoff.recovered()
             finally:
                 close_old_connections()
 

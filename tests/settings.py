@@ -80,6 +80,8 @@ else:
     }
 
 INNGEST_DJANGO = {
+    # Worker and qcluster subprocesses of the django_q executor tests set "django_q".
+    "EXECUTOR": os.environ.get("INNGEST_DJANGO_TEST_EXECUTOR", "worker"),
     # Retries wait 15 s, 30 s, ... in production; a thousandth of that here.
     "RETRY_BACKOFF_SCALE": 0.001,
     "POLL_INTERVAL_SECONDS": float(os.environ.get("INNGEST_DJANGO_TEST_POLL_SECONDS", "0.1")),

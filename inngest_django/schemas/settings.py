@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,7 +12,7 @@ class AppSettingsModel(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    EXECUTOR: Literal["worker"] = "worker"
+    EXECUTOR: Literal["worker", "django_q"] = "worker"
     DEFAULT_RETRIES: int = Field(default=4, ge=0, le=20)
     LEASE_SECONDS: float = Field(default=60.0, gt=0)
     POLL_INTERVAL_SECONDS: float = Field(default=1.0, gt=0)
@@ -35,5 +35,10 @@ class AppSettingsModel(BaseModel):
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     )
+    LISTEN_NOTIFY: bool = True
     SQLITE_WAL: bool = True
     SQLITE_BUSY_TIMEOUT_SECONDS: float = Field(default=30.0, ge=0)
+    # EXECUTOR="django_q": runs handed out and not yet started by a task, per worker
+    # (None: twice the Q_CLUSTER workers), and q_options for async_task.
+    DJANGO_Q_MAX_QUEUED: int | None = Field(default=None, ge=1)
+    DJANGO_Q_OPTIONS: dict[str, Any] = Field(default_factory=dict)

@@ -142,3 +142,7 @@ def limited(ctx: inngest.Context) -> None:
         _journal(ctx.run_id, "work", "end")
 
     ctx.step.run("work", work)
+
+
+# Registered with the rest: the chaos suite's and the django_q executor tests' functions.
+from . import chaos_functions, django_q_functions  # noqa: E402, F401

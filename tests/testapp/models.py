@@ -30,3 +30,14 @@ class Call(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}:{self.name}"
+
+
+class ChaosRow(models.Model):
+    """A row a chaos-suite step writes; no unique key, so a step committed twice shows twice."""
+
+    run_id = models.CharField("run id", max_length=26, db_index=True)
+    step_key = models.CharField("step key", max_length=100)
+    pid = models.IntegerField("pid", default=0)
+
+    def __str__(self) -> str:
+        return f"{self.run_id}:{self.step_key}"
