@@ -10,11 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Min
 
 from . import clock
 from .backends import load_backend
 from .conf import app_settings
+from .connections import close_for_ended_threads, open_connections, refresh_connections
 from .enums import CLAIMABLE_STATUSES
 from .events import dispatch_pending
 from .executor import execute_run
@@ -70,6 +72,7 @@ class Worker:
         self._in_flight: dict[str, str] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._heartbeat_stop = threading.Event()
+        self._pool_connections: set[BaseDatabaseWrapper] = set()
         self.executor = executor or app_settings.EXECUTOR
         self.backend = load_backend(self.executor)
 
@@ -132,7 +135,9 @@ class Worker:
 
     def _execute(self, run_id: str, token: str) -> None:
         if self._pool is not None:
-            close_old_connections()
+            # Kept between passes (a new connection costs more than a short pass), and closed
+            # once the pool's threads have ended.
+            refresh_connections()
         try:
             execute_run(run_id, lease_token=token, registry=self.registry)
         except DatabaseError as exc:
@@ -150,8 +155,8 @@ class Worker:
         finally:
             with self._lock:
                 self._in_flight.pop(run_id, None)
-            if self._pool is not None:
-                close_old_connections()
+                if self._pool is not None:
+                    self._pool_connections.update(open_connections())
             self._wake.set()
 
     # -- the loop --------------------------------------------------------------------------
@@ -186,7 +191,7 @@ class Worker:
                 self._wake.clear()
                 looked_at = clock.now()
                 try:
-                    close_old_connections()
+                    refresh_connections()
                     work = self.run_once()
                     due = None if work else self._next_due(looked_at)
                 except DatabaseError as exc:
@@ -221,6 +226,7 @@ class Worker:
                 listener.stop()
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
+                close_for_ended_threads(self._pool_connections)
             self._heartbeat_stop.set()
             heartbeat.join(timeout=5)
             logger.info(

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 
-from django.db import DatabaseError, close_old_connections, connections, transaction
+from django.db import DatabaseError, connections, transaction
 
 from .. import clock
 from ..conf import app_settings
+from ..connections import refresh_connections
 from ..executor import execute_run
 from ..ids import new_token
 from ..models import FunctionRun
@@ -117,9 +118,10 @@ def _take_over(run_id: str, handed_token: str, token: str, locked_by: str) -> bo
 
 
 def _close_old_connections() -> None:
-    # Inside an atomic block (a sync task in a test transaction) closing would break the caller.
-    if not any(conn.in_atomic_block for conn in connections.all(initialized_only=True)):
-        close_old_connections()
+    # A cluster worker runs task after task: its healthy connection is kept between them.
+    # refresh_connections() leaves a connection inside an atomic block (a sync task in a test
+    # transaction) alone.
+    refresh_connections()
 
 
 class _Heartbeat:
