@@ -1,0 +1,419 @@
+"""One command, one table: inngest_django beside django-q2, procrastinate and the ORM's limit.
+
+Run from the repository root, with the app's venv active and PostgreSQL on 127.0.0.1:5432:
+
+    python -m bench.suite --quick            # 1,000 jobs per sample: a few minutes
+    python -m bench.suite                    # 10,000 jobs per sample, as issue 8 asks
+    python -m bench.suite --only runs,peers  # some rows only
+
+Every row is measured in this one invocation, each a median of `--repeats` samples. The rows
+that already had a script are measured by that script (`step_throughput`, `wake_latency`,
+`defer_cost`, `claim_depth`, each in its own child process with its own throwaway database
+named `bench8_*`); run throughput and worker memory by `runs_child` below; the peers by
+`bench/peers/*` with the Python of bench/.peers-venv, created here if missing from
+bench/peers_requirements.txt, so neither peer leaks into the app's requirements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS_VENV = ROOT / "bench" / ".peers-venv"
+PEERS_REQUIREMENTS = ROOT / "bench" / "peers_requirements.txt"
+ROWS = ("limit", "runs", "peers", "latency", "defers", "depth")
+WORKERS = 2
+SEND_BATCH = 500
+
+
+def ensure_peers_venv() -> Path:
+    """Return the peers' Python, creating bench/.peers-venv first if it is missing."""
+    python = PEERS_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {PEERS_VENV} from {PEERS_REQUIREMENTS.name}", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q", "-r", str(PEERS_REQUIREMENTS)]
+        subprocess.run(pip, check=True)
+    return python
+
+
+# -- run throughput and worker memory: the child ---------------------------------------------
+
+
+def _peak_rss_mib(pid: int) -> float:
+    """The process's peak resident set (VmHWM) in MiB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _send_and_drain(fleet: Any, runs: int) -> dict[str, float]:
+    """Send `runs` events of a one-step function to the running fleet; time send to finish."""
+    from django.db.models import Max, Min
+    from django.utils import timezone
+
+    from bench.fleet_throughput import clear
+    from bench.inngest_functions import STEPS_EVENT
+    from inngest_django import send
+    from inngest_django.enums import RunStatus
+    from inngest_django.models import FunctionRun, StepRun
+
+    clear()
+    sent_at = timezone.now()
+    for start in range(0, runs, SEND_BATCH):
+        batch = min(SEND_BATCH, runs - start)
+        send([{"name": STEPS_EVENT, "data": {"steps": 1}} for _ in range(batch)])
+    sent = timezone.now()
+    deadline = time.monotonic() + max(600.0, runs / 2)
+    runs_of = FunctionRun.objects.filter(function_id="bench-noop-steps")
+    while runs_of.filter(status=RunStatus.COMPLETED).count() < runs:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"runs left at the deadline\n{fleet.output()}")
+        if any(process.poll() is not None for process in fleet.processes):
+            raise RuntimeError(f"a worker exited mid-sample:\n{fleet.output()}")
+        time.sleep(0.1)
+    if runs_of.count() != runs or StepRun.objects.count() != runs:
+        raise RuntimeError(f"{runs_of.count()} runs, {StepRun.objects.count()} steps for {runs}")
+    span = runs_of.aggregate(first=Min("started_at"), last=Max("finished_at"))
+    end_to_end = (span["last"] - sent_at).total_seconds()
+    drain = (span["last"] - span["first"]).total_seconds()
+    return {
+        "send_seconds": (sent - sent_at).total_seconds(),
+        "end_to_end_seconds": end_to_end,
+        "runs_per_second": runs / end_to_end,
+        "drain_runs_per_second": runs / drain,
+        "peak_rss_mib": [_peak_rss_mib(process.pid) for process in fleet.processes],
+    }
+
+
+def runs_child(args: argparse.Namespace) -> None:
+    """2 workers stay up for every sample, so their peak RSS shows growth with run count."""
+    from bench.fleet_throughput import Fleet
+    from bench.step_throughput import _server_version, _setup_django
+
+    with tempfile.TemporaryDirectory(prefix="inngest_suite_") as workdir:
+        _setup_django(args.db, Path(workdir))
+        fleet = Fleet(WORKERS, args.threads, Path(workdir))
+        try:
+            fleet.wait_until_up()
+            warm = _send_and_drain(fleet, min(args.jobs, 200))
+            samples = []
+            for repeat in range(args.repeats):
+                samples.append(_send_and_drain(fleet, args.jobs))
+                print(
+                    f"[runs {args.db}] repeat {repeat + 1}/{args.repeats}: "
+                    f"{samples[-1]['runs_per_second']:,.1f} runs/s end to end, "
+                    f"peak RSS {samples[-1]['peak_rss_mib']} MiB",
+                    flush=True,
+                )
+        finally:
+            fleet.stop()
+        result = {"db": args.db, "vendor": _server_version(), "threads": args.threads}
+        result.update(warm=warm, samples=samples)
+    Path(args.result_file).write_text(json.dumps(result))
+
+
+# -- the parent: every row in its own child, then one table -----------------------------------
+
+
+def _env(database: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "INNGEST_DJANGO_BENCH_PG_NAME": database}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    return env
+
+
+def _run(command: list[str], database: str, log: Path) -> None:
+    """Run one child with its output in `log` (its own tables are there in full)."""
+    print(f"$ {' '.join(command[1:])}  > {log}", flush=True)
+    with log.open("w") as out:
+        done = subprocess.run(command, cwd=ROOT, env=_env(database), stdout=out, stderr=out)
+    if done.returncode:
+        raise SystemExit(
+            f"failed ({done.returncode}); last lines of {log}:\n" + log.read_text()[-3000:]
+        )
+
+
+def _module(name: str, *options: Any) -> list[str]:
+    return [sys.executable, "-m", name, *map(str, options)]
+
+
+def measure(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    """Measure the requested rows; return their raw results by row."""
+    results: dict[str, Any] = {}
+    repeats, jobs = args.repeats, args.jobs
+    if "limit" in args.only:
+        out = logs / "step_throughput.json"
+        _run(
+            _module("bench.step_throughput", "--db", "both", "--repeats", repeats, "--json", out),
+            "bench8_steps",
+            logs / "step_throughput.log",
+        )
+        results["limit"] = json.loads(out.read_text())
+    if "runs" in args.only:
+        results["runs"] = []
+        for db in args.dbs:
+            out = logs / f"runs-{db}.json"
+            command = _module("bench.suite", "--runs-child", "--db", db, "--jobs", jobs)
+            command += ["--repeats", str(repeats), "--result-file", str(out)]
+            command += ["--threads", str(args.threads)]
+            _run(command, "bench8_runs", logs / f"runs-{db}.log")
+            results["runs"].append(json.loads(out.read_text()))
+    if "peers" in args.only:
+        python = str(ensure_peers_venv())
+        results["peers"] = []
+        for peer in ("djangoq_drain", "procrastinate_drain"):
+            out = logs / f"{peer}.json"
+            command = [python, "-m", f"bench.peers.{peer}", "--jobs", str(jobs)]
+            command += ["--repeats", str(repeats), "--workers", str(WORKERS), "--json", str(out)]
+            _run(command, "", logs / f"{peer}.log")
+            results["peers"].append(json.loads(out.read_text()))
+    if "latency" in args.only:
+        out = logs / "wake_latency.json"
+        _run(
+            _module(
+                "bench.wake_latency",
+                "--db",
+                "both",
+                "--samples",
+                args.latency_samples,
+                "--idle-seconds",
+                0.2,
+                "--json",
+                out,
+            ),
+            "bench8_latency",
+            logs / "wake_latency.log",
+        )
+        results["latency"] = json.loads(out.read_text())
+    if "defers" in args.only:
+        out = logs / "defer_cost.json"
+        _run(
+            _module(
+                "bench.defer_cost",
+                "--db",
+                "both",
+                "--counts",
+                20,
+                "--placement",
+                "after",
+                "--repeats",
+                repeats,
+                "--json",
+                out,
+            ),
+            "bench8_defers",
+            logs / "defer_cost.log",
+        )
+        results["defers"] = json.loads(out.read_text())
+    if "depth" in args.only:
+        out = logs / "claim_depth.json"
+        _run(
+            _module(
+                "bench.claim_depth",
+                "--db",
+                "both",
+                "--large",
+                args.depth,
+                "--repeats",
+                repeats,
+                "--json",
+                out,
+            ),
+            "bench8_depth",
+            logs / "claim_depth.log",
+        )
+        results["depth"] = json.loads(out.read_text())
+    return results
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _name(db: str) -> str:
+    return {"postgres": "PostgreSQL", "sqlite": "SQLite"}.get(db, db)
+
+
+def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(row, database, median, note) for every measured row."""
+    rows: list[tuple[str, str, str, str]] = []
+    commits: dict[str, float] = {}
+    for r in results.get("limit", []):
+        commits[r["db"]] = _median(r["samples"]["atomic"])
+        rows.append(
+            (
+                "ORM commits/s (atomic, 1 row)",
+                _name(r["db"]),
+                f"{commits[r['db']]:,.0f}",
+                "the limit",
+            )
+        )
+    for r in results.get("limit", []):
+        steps = _median(r["samples"]["steps"])
+        ratio = steps / commits[r["db"]]
+        verdict = "met" if ratio >= 0.5 else "MISSED"
+        note = f"{ratio:.2f} of the limit (target 0.5: {verdict})"
+        rows.append(
+            (f"steps/s (1 run of {r['steps']:,} steps)", _name(r["db"]), f"{steps:,.0f}", note)
+        )
+    runs_pg = None
+    for r in results.get("runs", []):
+        rate = _median([s["runs_per_second"] for s in r["samples"]])
+        drain = _median([s["drain_runs_per_second"] for s in r["samples"]])
+        if r["db"] == "postgres":
+            runs_pg = rate
+        jobs = r.get("jobs", "")
+        rows.append(
+            (
+                f"runs/s, send to finished, {WORKERS} workers x {r.get('threads', 1)} threads",
+                _name(r["db"]),
+                f"{rate:,.1f}",
+                f"first claim to last finish {drain:,.1f}/s {jobs}".rstrip(),
+            )
+        )
+    for peer in results.get("peers", []):
+        rate = _median([s["jobs_per_second"] for s in peer["samples"]])
+        note = f"{peer['jobs']:,} jobs, first pick-up to last finish, v{peer.get('version', '?')}"
+        if runs_pg:
+            factor = runs_pg / rate
+            target = 3.0 if peer["peer"] == "django-q2" else 1.0
+            verdict = "met" if factor >= target else "MISSED"
+            note += f"; ours {factor:.2f}x (target {target:g}x: {verdict})"
+        rows.append(
+            (
+                f"{peer['peer']} jobs/s, {peer['workers']} workers",
+                "PostgreSQL",
+                f"{rate:,.1f}",
+                note,
+            )
+        )
+    for r in results.get("latency", []):
+        age = "None" if r["conn_max_age"] is None else r["conn_max_age"]
+        rows.append(
+            (
+                "send to first step p50 / p99 ms",
+                _name(r["db"]),
+                f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f}",
+                f"{r['wake']}, CONN_MAX_AGE {age}, {r['samples']} samples",
+            )
+        )
+    for r in results.get("defers", []):
+        relay = r["samples"]["relay"]
+        relay_rate = _median([s["relay"] for s in relay])
+        rows.append(
+            (
+                "deferred runs/s (20 defers per parent)",
+                _name(r["db"]),
+                f"{_median([s['end_to_end'] for s in relay]):,.0f}",
+                f"outbox row to completed run; relay {relay_rate:,.0f} rows/s",
+            )
+        )
+    for r in results.get("depth", []):
+        for kind in ("plain", "keyed", "saturated"):
+            small = _median([s["4"]["total"] for s in r["samples"][f"{kind}/{r['small']}"]])
+            large = _median([s["4"]["total"] for s in r["samples"][f"{kind}/{r['large']}"]])
+            ratio = large / small
+            verdict = "met" if ratio < 2 else "MISSED"
+            rows.append(
+                (
+                    f"claim ms, {kind}, {r['large']:,} vs {r['small']:,} queued",
+                    _name(r["db"]),
+                    f"{large:.2f} / {small:.2f}",
+                    f"{ratio:.1f}x (target < 2x: {verdict})",
+                )
+            )
+    for r in results.get("runs", []):
+        first = r["warm"]["peak_rss_mib"]
+        last = r["samples"][-1]["peak_rss_mib"]
+        growth = max(b - a for a, b in zip(first, last, strict=True))
+        rows.append(
+            (
+                "worker peak RSS MiB (after warm-up -> last)",
+                _name(r["db"]),
+                " ".join(f"{a:.0f}->{b:.0f}" for a, b in zip(first, last, strict=True)),
+                f"growth {growth:+.1f} MiB over {len(r['samples'])} more samples",
+            )
+        )
+    return rows
+
+
+def print_table(rows: list[tuple[str, str, str, str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    print()
+    print(f"| {'row':<{widths[0]}} | {'database':<{widths[1]}} | {'median':>{widths[2]}} | note |")
+    print(f"|{'-' * (widths[0] + 2)}|{'-' * (widths[1] + 2)}|{'-' * (widths[2] + 1)}:|------|")
+    for row, db, value, note in rows:
+        print(f"| {row:<{widths[0]}} | {db:<{widths[1]}} | {value:>{widths[2]}} | {note} |")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1,000 jobs, 3 repeats, 20 latency samples, depth 10,000",
+    )
+    parser.add_argument("--jobs", type=int, help="events, runs or peer jobs per sample (10,000)")
+    parser.add_argument("--repeats", type=int, help="samples per row (default 3)")
+    parser.add_argument("--latency-samples", type=int, help="events sent to an idle worker (100)")
+    parser.add_argument("--depth", type=int, help="queued runs of the deep claim sample (100,000)")
+    parser.add_argument("--only", default=",".join(ROWS), help=f"rows, of {','.join(ROWS)}")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="--threads of each of our 2 workers (default 1)"
+    )
+    parser.add_argument("--dbs", default="postgres,sqlite", help="databases of the runs row")
+    parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--logs", help="keep the children's logs here (default: a temp dir)")
+    parser.add_argument("--runs-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--result-file", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.jobs = args.jobs or (1000 if quick else 10000)
+    args.repeats = args.repeats or 3
+    args.latency_samples = args.latency_samples or (20 if quick else 100)
+    args.depth = args.depth or (10000 if quick else 100000)
+    args.only = [row for row in args.only.split(",") if row]
+    args.dbs = [db for db in args.dbs.split(",") if db]
+    unknown = set(args.only) - set(ROWS)
+    if unknown:
+        parser.error(f"unknown rows {sorted(unknown)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    if args.runs_child:
+        runs_child(args)
+        return
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="inngest_suite_logs_") as tmp:
+        logs = Path(args.logs or tmp)
+        logs.mkdir(parents=True, exist_ok=True)
+        results = measure(args, logs)
+    for r in results.get("runs", []):
+        r["jobs"] = f"({args.jobs:,} events)"
+    print_table(table_rows(results))
+    print(
+        f"\n{os.cpu_count()} CPUs; {args.repeats} repeats; "
+        f"{time.monotonic() - started:,.0f} s in all."
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    main()
