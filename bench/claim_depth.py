@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,8 +23,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-DATABASES = ("sqlite", "postgres")
+if not __package__:
+    # `python bench/claim_depth.py` puts bench/, not the root, on the path.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness
+
 # plain: `claim` over runs without keys; keyed: `claim_limited` with every key free;
 # saturated: `claim_limited` with every key full but one, whose only queued run is the newest.
 KINDS = ("plain", "keyed", "saturated")
@@ -395,6 +396,9 @@ def _plain_select(sql: str, params: list[Any]) -> tuple[str, list[Any]]:
     if _on_postgres():
         # WITH picked AS (SELECT ... FOR UPDATE SKIP LOCKED) UPDATE ...
         inner = sql.split("WITH picked AS (", 1)[-1].split(" FOR UPDATE SKIP LOCKED)", 1)[0]
+        # The claim also returns each row's old due time, to list runs oldest first; the scan
+        # is the same, and the alternative shapes are built on `SELECT id FROM`.
+        inner = inner.replace("SELECT id, available_at FROM", "SELECT id FROM", 1)
         return inner, params[:2]
     # UPDATE ... WHERE id IN (SELECT ...) RETURNING id
     inner = sql.split(" WHERE id IN (", 1)[-1].rsplit(") RETURNING id", 1)[0]
@@ -499,7 +503,7 @@ def time_shapes(
                 if round_:  # the first round is a warm-up
                     spent[name].append(elapsed * 1e3)
     _check_depth(dataset)
-    return {name: _median(times) for name, times in spent.items()}
+    return {name: harness.median(times) for name, times in spent.items()}
 
 
 def _park_blocked(dataset: Dataset) -> None:
@@ -549,11 +553,9 @@ def shapes_phase(args: argparse.Namespace, events: list[Any]) -> dict[str, dict[
 
 def run_child(args: argparse.Namespace) -> None:
     """Measure one database and write the samples as JSON to `--result-file`."""
-    from bench.step_throughput import _server_version, _setup_django
-
     series = _series(args)
     with tempfile.TemporaryDirectory(prefix="inngest_bench_") as workdir:
-        _setup_django(args.db, Path(workdir))
+        harness.setup_django(args.db, Path(workdir))
         from django.db import connection
 
         events = _create_events()
@@ -587,7 +589,7 @@ def run_child(args: argparse.Namespace) -> None:
         shapes = shapes_phase(args, events) if args.shapes else {}
         result = {
             "db": args.db,
-            "vendor": _server_version(),
+            "vendor": harness.server_version(),
             "small": args.small,
             "large": args.large,
             "per_key": args.per_key,
@@ -602,10 +604,6 @@ def run_child(args: argparse.Namespace) -> None:
 
 
 # -- the parent: one child per database, then the table -------------------------------------
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
@@ -633,13 +631,13 @@ def print_table(results: list[dict[str, Any]]) -> None:
                 small = samples[f"{kind}/{result['small']}"]
                 for depth in (result["small"], result["large"]):
                     values = [s[str(limit)] for s in samples[f"{kind}/{depth}"]]
-                    total = _median([v["total"] for v in values])
-                    scan = _median([v["scan"] for v in values])
+                    total = harness.median([v["total"] for v in values])
+                    scan = harness.median([v["scan"] for v in values])
                     ratio = scan_ratio = ""
                     if depth == result["large"]:
                         base = [s[str(limit)] for s in small]
-                        ratio = f"{total / _median([v['total'] for v in base]):.1f}x"
-                        scan_ratio = f"{scan / _median([v['scan'] for v in base]):.1f}x"
+                        ratio = f"{total / harness.median([v['total'] for v in base]):.1f}x"
+                        scan_ratio = f"{scan / harness.median([v['scan'] for v in base]):.1f}x"
                     keys = 0 if kind == "plain" else depth // result["per_key"]
                     spread = f"{min(v['total'] for v in values):.2f}-"
                     spread += f"{max(v['total'] for v in values):.2f}"
@@ -698,85 +696,56 @@ def print_shapes(results: list[dict[str, Any]]) -> None:
 
 def run_parent(args: argparse.Namespace) -> None:
     """Measure each requested database in a child process and print the table."""
-    databases = DATABASES if args.db == "both" else (args.db,)
-    results = []
-    with tempfile.TemporaryDirectory(prefix="inngest_bench_results_") as tmp:
-        for db in databases:
-            result_file = Path(tmp) / f"{db}.json"
-            command = [
-                sys.executable,
-                "-m",
-                "bench.claim_depth",
-                "--child",
-                "--db",
-                db,
-                "--small",
-                str(args.small),
-                "--large",
-                str(args.large),
-                "--per-key",
-                str(args.per_key),
-                "--claims",
-                str(args.claims),
-                "--warmup",
-                str(args.warmup),
-                "--repeats",
-                str(args.repeats),
-                "--result-file",
-                str(result_file),
-            ]
-            if args.shapes:
-                command.append("--shapes")
-            env = {**os.environ, "PYTHONPATH": str(ROOT)}
-            subprocess.run(command, cwd=ROOT, env=env, check=True)
-            results.append(json.loads(result_file.read_text()))
+    options = ["--small", str(args.small), "--large", str(args.large)]
+    options += ["--per-key", str(args.per_key), "--claims", str(args.claims)]
+    options += ["--warmup", str(args.warmup), "--repeats", str(args.repeats)]
+    if args.shapes:
+        options.append("--shapes")
+    databases = harness.selected_databases(args.db)
+    results = harness.run_children("bench.claim_depth", [(db, options) for db in databases])
     print_table(results)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return number
+    harness.write_json(args.json, results)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = harness.new_parser(__doc__)
+    harness.add_db_argument(parser)
     parser.add_argument(
-        "--db",
-        choices=[*DATABASES, "both"],
-        default="both",
-        help="database to measure (default: %(default)r)",
+        "--small",
+        type=harness.positive,
+        default=1000,
+        help="queued runs, shallow (default: %(default)r)",
     )
     parser.add_argument(
-        "--small", type=_positive, default=1000, help="queued runs, shallow (default: %(default)r)"
-    )
-    parser.add_argument(
-        "--large", type=_positive, default=100000, help="queued runs, deep (default: %(default)r)"
+        "--large",
+        type=harness.positive,
+        default=100000,
+        help="queued runs, deep (default: %(default)r)",
     )
     parser.add_argument(
         "--per-key",
-        type=_positive,
+        type=harness.positive,
         default=100,
         help="queued runs per concurrency key (default: %(default)r: 10 and 1,000 keys)",
     )
     parser.add_argument(
         "--claims",
-        type=_positive,
+        type=harness.positive,
         default=20,
         help="timed claims per limit per sample (default: %(default)r)",
     )
     parser.add_argument(
         "--warmup",
-        type=_positive,
+        type=harness.positive,
         default=3,
         help="untimed claims per limit after each load (default: %(default)r)",
     )
     parser.add_argument(
-        "--repeats", type=_positive, default=5, help="samples of each kind (default: %(default)r)"
+        "--repeats",
+        type=harness.positive,
+        default=5,
+        help="samples of each kind (default: %(default)r)",
     )
     parser.add_argument(
         "--shapes",
@@ -784,8 +753,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also time the candidate query in other shapes (default: %(default)r)",
     )
     parser.add_argument("--json", help="also write the raw samples here (default: %(default)r)")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--result-file", help=argparse.SUPPRESS)
+    harness.add_child_arguments(parser)
     args = parser.parse_args(argv)
     if args.large <= args.small:
         parser.error("--large must be more than --small")
@@ -796,14 +764,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark: the parent by default, one database's child with --child."""
-    args = parse_args(argv)
-    if args.child:
-        if args.db == "both" or not args.result_file:
-            raise SystemExit("--child needs --db sqlite|postgres and --result-file")
-        sys.path.insert(0, str(ROOT))
-        run_child(args)
-    else:
-        run_parent(args)
+    harness.run_main(parse_args(argv), run_child, run_parent)
 
 
 if __name__ == "__main__":

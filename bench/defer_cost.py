@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,8 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-DATABASES = ("sqlite", "postgres")
+if not __package__:
+    # `python bench/defer_cost.py` puts bench/, not the root, on the path.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness
+
 PLACEMENTS = ("after", "before")
 # The library's default MAX_DEFERS_PER_RUN, which bench.settings keeps.
 MAX_DEFERS = 20
@@ -375,11 +376,9 @@ def profile(args: argparse.Namespace, *, limit: int) -> None:
 
 def run_child(args: argparse.Namespace) -> None:
     """Measure one database and write the samples as JSON to `--result-file`."""
-    from bench.step_throughput import _server_version, _setup_django
-
     series = _series(args.counts, args.placements)
     with tempfile.TemporaryDirectory(prefix="inngest_bench_") as workdir:
-        _setup_django(args.db, Path(workdir))
+        harness.setup_django(args.db, Path(workdir))
         from django.db import connection
 
         # Warm up the connection, caches and code paths before any sample is taken.
@@ -411,7 +410,7 @@ def run_child(args: argparse.Namespace) -> None:
             profile(args, limit=args.profile_limit)
         result = {
             "db": args.db,
-            "vendor": _server_version(),
+            "vendor": harness.server_version(),
             "runs": args.runs,
             "parents": args.parents,
             "defers": args.defers,
@@ -426,10 +425,6 @@ def run_child(args: argparse.Namespace) -> None:
 
 
 # -- the parent: one child per database, then the tables ------------------------------------
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def print_tables(results: list[dict[str, Any]]) -> None:
@@ -454,14 +449,14 @@ def print_tables(results: list[dict[str, Any]]) -> None:
         base = result["series"][0] if result["series"][0].startswith("0/") else None
         for key in result["series"]:
             defers, placement = key.split("/")
-            pass_ms = _median([s["pass"] for s in samples[key]])
-            final_ms = _median([s["finalize"] for s in samples[key]])
+            pass_ms = harness.median([s["pass"] for s in samples[key]])
+            final_ms = harness.median([s["finalize"] for s in samples[key]])
             if base is None:
                 extra = ("", "")
             else:
                 extra = (
-                    f"{pass_ms - _median([s['pass'] for s in samples[base]]):+.2f}",
-                    f"{final_ms - _median([s['finalize'] for s in samples[base]]):+.2f}",
+                    f"{pass_ms - harness.median([s['pass'] for s in samples[base]]):+.2f}",
+                    f"{final_ms - harness.median([s['finalize'] for s in samples[base]]):+.2f}",
                 )
             print(
                 f"{result['db']:<10} {defers:>6} {placement:<9} {pass_ms:>8.2f} {extra[0]:>7} "
@@ -491,9 +486,9 @@ def print_tables(results: list[dict[str, Any]]) -> None:
         relay = result["samples"]["relay"]
         rates = [s["relay"] for s in relay]
         print(
-            f"{result['db']:<10} {_median(rates):>12,.0f} "
-            f"{_median([s['drain'] for s in relay]):>12,.0f} "
-            f"{_median([s['end_to_end'] for s in relay]):>12,.0f} "
+            f"{result['db']:<10} {harness.median(rates):>12,.0f} "
+            f"{harness.median([s['drain'] for s in relay]):>12,.0f} "
+            f"{harness.median([s['end_to_end'] for s in relay]):>12,.0f} "
             f"{f'{min(rates):,.0f}-{max(rates):,.0f}':>13}"
         )
     print()
@@ -517,54 +512,20 @@ def print_tables(results: list[dict[str, Any]]) -> None:
 
 def run_parent(args: argparse.Namespace) -> None:
     """Measure each requested database in a child process and print the tables."""
-    databases = DATABASES if args.db == "both" else (args.db,)
-    results = []
-    with tempfile.TemporaryDirectory(prefix="inngest_bench_results_") as tmp:
-        for db in databases:
-            result_file = Path(tmp) / f"{db}.json"
-            command = [
-                sys.executable,
-                "-m",
-                "bench.defer_cost",
-                "--child",
-                "--db",
-                db,
-                "--counts",
-                ",".join(str(count) for count in args.counts),
-                "--placement",
-                args.placement,
-                "--runs",
-                str(args.runs),
-                "--parents",
-                str(args.parents),
-                "--defers",
-                str(args.defers),
-                "--repeats",
-                str(args.repeats),
-                "--result-file",
-                str(result_file),
-                "--profile-limit",
-                str(args.profile_limit),
-            ]
-            if args.profile:
-                command.append("--profile")
-            env = {**os.environ, "PYTHONPATH": str(ROOT)}
-            subprocess.run(command, cwd=ROOT, env=env, check=True)
-            results.append(json.loads(result_file.read_text()))
+    options = ["--counts", ",".join(str(count) for count in args.counts)]
+    options += ["--placement", args.placement, "--runs", str(args.runs)]
+    options += ["--parents", str(args.parents), "--defers", str(args.defers)]
+    options += ["--repeats", str(args.repeats), "--profile-limit", str(args.profile_limit)]
+    if args.profile:
+        options.append("--profile")
+    databases = harness.selected_databases(args.db)
+    results = harness.run_children("bench.defer_cost", [(db, options) for db in databases])
     print_tables(results)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return number
+    harness.write_json(args.json, results)
 
 
 def _defer_count(value: str) -> int:
-    number = _positive(value)
+    number = harness.positive(value)
     if number > MAX_DEFERS:
         raise argparse.ArgumentTypeError(f"must be {MAX_DEFERS} or fewer (MAX_DEFERS_PER_RUN)")
     return number
@@ -582,13 +543,8 @@ def _counts(value: str) -> list[int]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--db",
-        choices=[*DATABASES, "both"],
-        default="both",
-        help="database to measure (default: %(default)r)",
-    )
+    parser = harness.new_parser(__doc__)
+    harness.add_db_argument(parser)
     parser.add_argument(
         "--counts",
         type=_counts,
@@ -603,13 +559,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--runs",
-        type=_positive,
+        type=harness.positive,
         default=50,
         help="parents per finalize sample (default: %(default)r)",
     )
     parser.add_argument(
         "--parents",
-        type=_positive,
+        type=harness.positive,
         default=50,
         help="parents per relay sample (default: %(default)r)",
     )
@@ -620,20 +576,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="defers per parent in the relay sample (default: %(default)r)",
     )
     parser.add_argument(
-        "--repeats", type=_positive, default=5, help="samples of each kind (default: %(default)r)"
+        "--repeats",
+        type=harness.positive,
+        default=5,
+        help="samples of each kind (default: %(default)r)",
     )
     parser.add_argument(
         "--profile", action="store_true", help="cProfile one extra sample (default: %(default)r)"
     )
     parser.add_argument(
         "--profile-limit",
-        type=_positive,
+        type=harness.positive,
         default=30,
         help="functions listed per profile table (default: %(default)r)",
     )
     parser.add_argument("--json", help="also write the raw samples here (default: %(default)r)")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--result-file", help=argparse.SUPPRESS)
+    harness.add_child_arguments(parser)
     args = parser.parse_args(argv)
     args.placements = list(PLACEMENTS) if args.placement == "both" else [args.placement]
     return args
@@ -641,14 +599,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark: the parent by default, one database's child with --child."""
-    args = parse_args(argv)
-    if args.child:
-        if args.db == "both" or not args.result_file:
-            raise SystemExit("--child needs --db sqlite|postgres and --result-file")
-        sys.path.insert(0, str(ROOT))
-        run_child(args)
-    else:
-        run_parent(args)
+    harness.run_main(parse_args(argv), run_child, run_parent)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,8 @@ on PostgreSQL (the default), or a temporary SQLite file with `--db sqlite`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +24,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+if not __package__:
+    # `python bench/fleet_throughput.py` puts bench/, not the root, on the path.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import ROOT, median, positive, server_version, setup_django, write_json
+
 DATABASES = ("postgres", "sqlite")
 STEPS = 3
 # Runs wait this far in the future until every worker is up, then are all released at once.
@@ -142,10 +145,8 @@ def drain_sample(size: int, *, runs: int, threads: int, workdir: Path) -> dict[s
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     """Set up the database, then sample each fleet size `--repeats` times, interleaved."""
-    from bench.step_throughput import _server_version, _setup_django
-
     with tempfile.TemporaryDirectory(prefix="inngest_fleet_") as workdir:
-        _setup_django(args.db, Path(workdir))
+        setup_django(args.db, Path(workdir))
         samples: dict[int, list[dict[str, float]]] = {size: [] for size in args.workers}
         # Untimed warm-up: the server's caches, and the files the workers import.
         drain_sample(1, runs=min(args.runs, 200), threads=args.threads, workdir=Path(workdir))
@@ -161,7 +162,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                     f"{sample['runs_per_second']:,.1f} runs/s ({sample['seconds']:.1f} s)",
                     flush=True,
                 )
-        version = _server_version()
+        version = server_version()
         clear()
     return {
         "db": args.db,
@@ -176,10 +177,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
 def print_table(result: dict[str, Any]) -> None:
     """Print the median runs/s per fleet size, and the speed-up over one worker."""
     samples = {int(size): values for size, values in result["samples"].items()}
-    rates = {
-        size: statistics.median(s["runs_per_second"] for s in values)
-        for size, values in samples.items()
-    }
+    rates = {size: median(s["runs_per_second"] for s in values) for size, values in samples.items()}
     base = rates.get(1)
     print()
     print(
@@ -197,16 +195,9 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"{size:>7} {rate:>8,.1f} {speedup:>8} {spread:>14}")
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return number
-
-
 def _sizes(value: str) -> list[int]:
     try:
-        return [_positive(part) for part in value.split(",")]
+        return [positive(part) for part in value.split(",")]
     except ValueError as exc:
         raise argparse.ArgumentTypeError("a comma-separated list of worker counts") from exc
 
@@ -224,13 +215,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="fleet sizes, comma-separated (default: 1,2,4)",
     )
     parser.add_argument(
-        "--runs", type=_positive, default=2000, help="runs per sample (default: %(default)r)"
+        "--runs", type=positive, default=2000, help="runs per sample (default: %(default)r)"
     )
     parser.add_argument(
-        "--threads", type=_positive, default=1, help="threads per worker (default: %(default)r)"
+        "--threads", type=positive, default=1, help="threads per worker (default: %(default)r)"
     )
     parser.add_argument(
-        "--repeats", type=_positive, default=3, help="samples per fleet size (default: %(default)r)"
+        "--repeats", type=positive, default=3, help="samples per fleet size (default: %(default)r)"
     )
     parser.add_argument("--json", help="also write the raw samples here (default: %(default)r)")
     return parser.parse_args(argv)
@@ -239,12 +230,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print the table."""
     args = parse_args(argv)
-    # `python bench/fleet_throughput.py` puts bench/, not the root, on the path.
-    sys.path.insert(0, str(ROOT))
     result = run_bench(args)
     print_table(result)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -54,10 +54,11 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("INNGEST_DJANGO_BENCH_PG_NAME", "bench8_profile")
-    from bench.step_throughput import _setup_django, _statement_kind
+    from bench.harness import setup_django
+    from bench.step_throughput import _statement_kind
 
     with tempfile.TemporaryDirectory(prefix="inngest_profile_") as workdir:
-        _setup_django(args.db, Path(workdir))
+        setup_django(args.db, Path(workdir))
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,45 +21,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-DATABASES = ("sqlite", "postgres")
+if not __package__:
+    # `python bench/step_throughput.py` puts bench/, not the root, on the path.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness
+
 # bench/settings.py raises MAX_STEPS_PER_RUN to this, its upper bound.
 MAX_STEPS = 10000
 
 
 # -- the child: one database, measured in this process --------------------------------------
-
-
-def _recreate_postgres_database(name: str) -> None:
-    """Drop and create the throwaway PostgreSQL database, so every bench starts empty."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(
-        host=os.environ.get("PGHOST", "127.0.0.1"),
-        port=os.environ.get("PGPORT", "5432"),
-        user=os.environ.get("PGUSER", "postgres"),
-        password=os.environ.get("PGPASSWORD", "postgres"),
-        dbname="postgres",
-        autocommit=True,
-    ) as conn:
-        database = sql.Identifier(name)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(database))
-
-
-def _setup_django(db: str, workdir: Path) -> None:
-    """Point bench.settings at a fresh database of kind `db`, then set Django up and migrate."""
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
-    os.environ["INNGEST_DJANGO_BENCH_DB"] = db
-    os.environ["INNGEST_DJANGO_BENCH_SQLITE_NAME"] = str(workdir / "bench_inngest.sqlite3")
-    if db == "postgres":
-        _recreate_postgres_database(os.environ.get("INNGEST_DJANGO_BENCH_PG_NAME", "bench_inngest"))
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 def orm_commits_per_second(commits: int, *, atomic: bool) -> float:
@@ -224,19 +193,10 @@ def profile_run(steps: int, *, limit: int) -> None:
     stats.sort_stats("cumulative").print_stats(limit)
 
 
-def _server_version() -> str:
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        major, minor = divmod(connection.pg_version, 10000)
-        return f"PostgreSQL {major}.{minor}"
-    return f"SQLite {connection.Database.sqlite_version}"
-
-
 def run_child(args: argparse.Namespace) -> None:
     """Measure one database and write the samples as JSON to `--result-file`."""
     with tempfile.TemporaryDirectory(prefix="inngest_bench_") as workdir:
-        _setup_django(args.db, Path(workdir))
+        harness.setup_django(args.db, Path(workdir))
         from django.db import connection
 
         # Warm up the connection, caches and code paths before any sample is taken.
@@ -261,7 +221,7 @@ def run_child(args: argparse.Namespace) -> None:
             profile_run(args.steps, limit=args.profile_limit)
         result = {
             "db": args.db,
-            "vendor": _server_version(),
+            "vendor": harness.server_version(),
             "steps": args.steps,
             "commits": args.commits,
             "samples": samples,
@@ -273,10 +233,6 @@ def run_child(args: argparse.Namespace) -> None:
 
 
 # -- the parent: one child per database, then the table -------------------------------------
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
@@ -295,10 +251,10 @@ def print_table(results: list[dict[str, Any]]) -> None:
     print("-" * len(header))
     for result in results:
         samples = result["samples"]
-        atomic, steps = _median(samples["atomic"]), _median(samples["steps"])
+        atomic, steps = harness.median(samples["atomic"]), harness.median(samples["steps"])
         spread = f"{min(samples['steps']):,.0f}-{max(samples['steps']):,.0f}"
         print(
-            f"{result['db']:<10} {atomic:>14,.0f} {_median(samples['autocommit']):>13,.0f} "
+            f"{result['db']:<10} {atomic:>14,.0f} {harness.median(samples['autocommit']):>13,.0f} "
             f"{steps:>9,.0f} {steps / atomic:>6.2f}  {spread:>15}"
         )
     print()
@@ -322,48 +278,18 @@ def print_table(results: list[dict[str, Any]]) -> None:
 
 def run_parent(args: argparse.Namespace) -> None:
     """Measure each requested database in a child process and print the table."""
-    databases = DATABASES if args.db == "both" else (args.db,)
-    results = []
-    with tempfile.TemporaryDirectory(prefix="inngest_bench_results_") as tmp:
-        for db in databases:
-            result_file = Path(tmp) / f"{db}.json"
-            command = [
-                sys.executable,
-                "-m",
-                "bench.step_throughput",
-                "--child",
-                "--db",
-                db,
-                "--steps",
-                str(args.steps),
-                "--commits",
-                str(args.commits),
-                "--repeats",
-                str(args.repeats),
-                "--result-file",
-                str(result_file),
-                "--profile-limit",
-                str(args.profile_limit),
-            ]
-            if args.profile:
-                command.append("--profile")
-            env = {**os.environ, "PYTHONPATH": str(ROOT)}
-            subprocess.run(command, cwd=ROOT, env=env, check=True)
-            results.append(json.loads(result_file.read_text()))
+    options = ["--steps", str(args.steps), "--commits", str(args.commits)]
+    options += ["--repeats", str(args.repeats), "--profile-limit", str(args.profile_limit)]
+    if args.profile:
+        options.append("--profile")
+    databases = harness.selected_databases(args.db)
+    results = harness.run_children("bench.step_throughput", [(db, options) for db in databases])
     print_table(results)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return number
+    harness.write_json(args.json, results)
 
 
 def _step_count(value: str) -> int:
-    number = _positive(value)
+    number = harness.positive(value)
     if number > MAX_STEPS:
         raise argparse.ArgumentTypeError(f"must be {MAX_STEPS} or fewer (MAX_STEPS_PER_RUN)")
     return number
@@ -371,50 +297,40 @@ def _step_count(value: str) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--db",
-        choices=[*DATABASES, "both"],
-        default="both",
-        help="database to measure (default: %(default)r)",
-    )
+    parser = harness.new_parser(__doc__)
+    harness.add_db_argument(parser)
     parser.add_argument(
         "--steps", type=_step_count, default=1000, help="steps in the run (default: %(default)r)"
     )
     parser.add_argument(
         "--commits",
-        type=_positive,
+        type=harness.positive,
         default=1000,
         help="ORM inserts per sample (default: %(default)r)",
     )
     parser.add_argument(
-        "--repeats", type=_positive, default=5, help="samples of each kind (default: %(default)r)"
+        "--repeats",
+        type=harness.positive,
+        default=5,
+        help="samples of each kind (default: %(default)r)",
     )
     parser.add_argument(
         "--profile", action="store_true", help="cProfile one extra run (default: %(default)r)"
     )
     parser.add_argument(
         "--profile-limit",
-        type=_positive,
+        type=harness.positive,
         default=30,
         help="functions listed per profile table (default: %(default)r)",
     )
     parser.add_argument("--json", help="also write the raw samples here (default: %(default)r)")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--result-file", help=argparse.SUPPRESS)
+    harness.add_child_arguments(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark: the parent by default, one database's child with --child."""
-    args = parse_args(argv)
-    if args.child:
-        if args.db == "both" or not args.result_file:
-            raise SystemExit("--child needs --db sqlite|postgres and --result-file")
-        sys.path.insert(0, str(ROOT))
-        run_child(args)
-    else:
-        run_parent(args)
+    harness.run_main(parse_args(argv), run_child, run_parent)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+if not __package__:
+    # `python bench/suite.py` puts bench/, not the root, on the path.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import ROOT, median, server_version, setup_django, write_json
+
 PEERS_VENV = ROOT / "bench" / ".peers-venv"
 PEERS_REQUIREMENTS = ROOT / "bench" / "peers_requirements.txt"
 ROWS = ("limit", "runs", "peers", "latency", "defers", "depth")
@@ -100,10 +104,9 @@ def _send_and_drain(fleet: Any, runs: int) -> dict[str, float]:
 def runs_child(args: argparse.Namespace) -> None:
     """2 workers stay up for every sample, so their peak RSS shows growth with run count."""
     from bench.fleet_throughput import Fleet
-    from bench.step_throughput import _server_version, _setup_django
 
     with tempfile.TemporaryDirectory(prefix="inngest_suite_") as workdir:
-        _setup_django(args.db, Path(workdir))
+        setup_django(args.db, Path(workdir))
         fleet = Fleet(WORKERS, args.threads, Path(workdir))
         try:
             fleet.wait_until_up()
@@ -119,7 +122,7 @@ def runs_child(args: argparse.Namespace) -> None:
                 )
         finally:
             fleet.stop()
-        result = {"db": args.db, "vendor": _server_version(), "threads": args.threads}
+        result = {"db": args.db, "vendor": server_version(), "threads": args.threads}
         result.update(warm=warm, samples=samples)
     Path(args.result_file).write_text(json.dumps(result))
 
@@ -148,18 +151,20 @@ def _module(name: str, *options: Any) -> list[str]:
     return [sys.executable, "-m", name, *map(str, options)]
 
 
+def _script(logs: Path, name: str, database: str, *options: Any) -> Any:
+    """Run one bench script on both databases into `logs`; return the results it wrote."""
+    out = logs / f"{name}.json"
+    command = _module(f"bench.{name}", "--db", "both", *options, "--json", out)
+    _run(command, database, logs / f"{name}.log")
+    return json.loads(out.read_text())
+
+
 def measure(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     """Measure the requested rows; return their raw results by row."""
     results: dict[str, Any] = {}
     repeats, jobs = args.repeats, args.jobs
     if "limit" in args.only:
-        out = logs / "step_throughput.json"
-        _run(
-            _module("bench.step_throughput", "--db", "both", "--repeats", repeats, "--json", out),
-            "bench8_steps",
-            logs / "step_throughput.log",
-        )
-        results["limit"] = json.loads(out.read_text())
+        results["limit"] = _script(logs, "step_throughput", "bench8_steps", "--repeats", repeats)
     if "runs" in args.only:
         results["runs"] = []
         for db in args.dbs:
@@ -179,66 +184,15 @@ def measure(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
             _run(command, "", logs / f"{peer}.log")
             results["peers"].append(json.loads(out.read_text()))
     if "latency" in args.only:
-        out = logs / "wake_latency.json"
-        _run(
-            _module(
-                "bench.wake_latency",
-                "--db",
-                "both",
-                "--samples",
-                args.latency_samples,
-                "--idle-seconds",
-                0.2,
-                "--json",
-                out,
-            ),
-            "bench8_latency",
-            logs / "wake_latency.log",
-        )
-        results["latency"] = json.loads(out.read_text())
+        options = ("--samples", args.latency_samples, "--idle-seconds", 0.2)
+        results["latency"] = _script(logs, "wake_latency", "bench8_latency", *options)
     if "defers" in args.only:
-        out = logs / "defer_cost.json"
-        _run(
-            _module(
-                "bench.defer_cost",
-                "--db",
-                "both",
-                "--counts",
-                20,
-                "--placement",
-                "after",
-                "--repeats",
-                repeats,
-                "--json",
-                out,
-            ),
-            "bench8_defers",
-            logs / "defer_cost.log",
-        )
-        results["defers"] = json.loads(out.read_text())
+        options = ("--counts", 20, "--placement", "after", "--repeats", repeats)
+        results["defers"] = _script(logs, "defer_cost", "bench8_defers", *options)
     if "depth" in args.only:
-        out = logs / "claim_depth.json"
-        _run(
-            _module(
-                "bench.claim_depth",
-                "--db",
-                "both",
-                "--large",
-                args.depth,
-                "--repeats",
-                repeats,
-                "--json",
-                out,
-            ),
-            "bench8_depth",
-            logs / "claim_depth.log",
-        )
-        results["depth"] = json.loads(out.read_text())
+        options = ("--large", args.depth, "--repeats", repeats)
+        results["depth"] = _script(logs, "claim_depth", "bench8_depth", *options)
     return results
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def _name(db: str) -> str:
@@ -250,7 +204,7 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows: list[tuple[str, str, str, str]] = []
     commits: dict[str, float] = {}
     for r in results.get("limit", []):
-        commits[r["db"]] = _median(r["samples"]["atomic"])
+        commits[r["db"]] = median(r["samples"]["atomic"])
         rows.append(
             (
                 "ORM commits/s (atomic, 1 row)",
@@ -260,7 +214,7 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             )
         )
     for r in results.get("limit", []):
-        steps = _median(r["samples"]["steps"])
+        steps = median(r["samples"]["steps"])
         ratio = steps / commits[r["db"]]
         verdict = "met" if ratio >= 0.5 else "MISSED"
         note = f"{ratio:.2f} of the limit (target 0.5: {verdict})"
@@ -269,8 +223,8 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     runs_pg = None
     for r in results.get("runs", []):
-        rate = _median([s["runs_per_second"] for s in r["samples"]])
-        drain = _median([s["drain_runs_per_second"] for s in r["samples"]])
+        rate = median([s["runs_per_second"] for s in r["samples"]])
+        drain = median([s["drain_runs_per_second"] for s in r["samples"]])
         if r["db"] == "postgres":
             runs_pg = rate
         jobs = r.get("jobs", "")
@@ -283,7 +237,7 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             )
         )
     for peer in results.get("peers", []):
-        rate = _median([s["jobs_per_second"] for s in peer["samples"]])
+        rate = median([s["jobs_per_second"] for s in peer["samples"]])
         note = f"{peer['jobs']:,} jobs, first pick-up to last finish, v{peer.get('version', '?')}"
         if runs_pg:
             factor = runs_pg / rate
@@ -310,19 +264,19 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     for r in results.get("defers", []):
         relay = r["samples"]["relay"]
-        relay_rate = _median([s["relay"] for s in relay])
+        relay_rate = median([s["relay"] for s in relay])
         rows.append(
             (
                 "deferred runs/s (20 defers per parent)",
                 _name(r["db"]),
-                f"{_median([s['end_to_end'] for s in relay]):,.0f}",
+                f"{median([s['end_to_end'] for s in relay]):,.0f}",
                 f"outbox row to completed run; relay {relay_rate:,.0f} rows/s",
             )
         )
     for r in results.get("depth", []):
         for kind in ("plain", "keyed", "saturated"):
-            small = _median([s["4"]["total"] for s in r["samples"][f"{kind}/{r['small']}"]])
-            large = _median([s["4"]["total"] for s in r["samples"][f"{kind}/{r['large']}"]])
+            small = median([s["4"]["total"] for s in r["samples"][f"{kind}/{r['small']}"]])
+            large = median([s["4"]["total"] for s in r["samples"][f"{kind}/{r['large']}"]])
             ratio = large / small
             verdict = "met" if ratio < 2 else "MISSED"
             rows.append(
@@ -410,8 +364,7 @@ def main(argv: list[str] | None = None) -> None:
         f"\n{os.cpu_count()} CPUs; {args.repeats} repeats; "
         f"{time.monotonic() - started:,.0f} s in all."
     )
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import json
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,9 +22,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-DATABASES = ("sqlite", "postgres")
+if not __package__:
+    # `python bench/wake_latency.py` puts bench/, not the root, on the path.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import harness
 
 # -- the child: one configuration, measured from this process ---------------------------------
 
@@ -46,12 +47,12 @@ def _start_worker(workdir: Path, settings_module: str, log_path: Path) -> subpro
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": settings_module,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(workdir)]),
+        "PYTHONPATH": os.pathsep.join([str(harness.ROOT), str(workdir)]),
     }
     log = log_path.open("w")
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "run_inngest_worker"],
-        cwd=ROOT,
+        [sys.executable, str(harness.ROOT / "manage.py"), "run_inngest_worker"],
+        cwd=harness.ROOT,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -121,7 +122,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "conn_max_age": args.conn_max_age,
         "poll_seconds": args.poll_seconds,
         "samples": len(latencies),
-        "p50_ms": statistics.median(latencies),
+        "p50_ms": harness.median(latencies),
         "p99_ms": latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))],
         "max_ms": latencies[-1],
         "latencies_ms": latencies,
@@ -130,12 +131,10 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def run_child(args: argparse.Namespace) -> None:
     """Measure one database and configuration in this process; write the result as JSON."""
-    from bench.step_throughput import _server_version, _setup_django
-
     with tempfile.TemporaryDirectory(prefix="inngest_bench_") as workdir:
-        _setup_django(args.db, Path(workdir))
+        harness.setup_django(args.db, Path(workdir))
         result = measure(args, Path(workdir))
-    result["server"] = _server_version()
+    result["server"] = harness.server_version()
     Path(args.result_file).write_text(json.dumps(result))
 
 
@@ -144,9 +143,8 @@ def run_child(args: argparse.Namespace) -> None:
 
 def _configurations(args: argparse.Namespace) -> list[tuple[str, int | None]]:
     """Return (database, CONN_MAX_AGE) pairs: PostgreSQL with and without persistent connections."""
-    databases = DATABASES if args.db == "both" else (args.db,)
     pairs: list[tuple[str, int | None]] = []
-    for db in databases:
+    for db in harness.selected_databases(args.db):
         pairs.append((db, 0))
         if db == "postgres":
             pairs.append((db, None))
@@ -172,41 +170,15 @@ def print_table(results: list[dict[str, Any]]) -> None:
 
 def run_parent(args: argparse.Namespace) -> None:
     """Measure each configuration in a child process and print the table."""
-    results = []
-    with tempfile.TemporaryDirectory(prefix="inngest_bench_results_") as tmp:
-        for db, conn_max_age in _configurations(args):
-            result_file = Path(tmp) / f"{db}-{conn_max_age}.json"
-            command = [
-                sys.executable,
-                "-m",
-                "bench.wake_latency",
-                "--child",
-                "--db",
-                db,
-                "--samples",
-                str(args.samples),
-                "--idle-seconds",
-                str(args.idle_seconds),
-                "--poll-seconds",
-                str(args.poll_seconds),
-                "--conn-max-age",
-                "none" if conn_max_age is None else str(conn_max_age),
-                "--result-file",
-                str(result_file),
-            ]
-            env = {**os.environ, "PYTHONPATH": str(ROOT)}
-            subprocess.run(command, cwd=ROOT, env=env, check=True)
-            results.append(json.loads(result_file.read_text()))
+    options = ["--samples", str(args.samples), "--idle-seconds", str(args.idle_seconds)]
+    options += ["--poll-seconds", str(args.poll_seconds)]
+    jobs = [
+        (db, [*options, "--conn-max-age", "none" if age is None else str(age)])
+        for db, age in _configurations(args)
+    ]
+    results = harness.run_children("bench.wake_latency", jobs)
     print_table(results)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return number
+    harness.write_json(args.json, results)
 
 
 def _seconds(value: str) -> float:
@@ -222,15 +194,10 @@ def _conn_max_age(value: str) -> int | None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = harness.new_parser(__doc__)
+    harness.add_db_argument(parser)
     parser.add_argument(
-        "--db",
-        choices=[*DATABASES, "both"],
-        default="both",
-        help="database to measure (default: %(default)r)",
-    )
-    parser.add_argument(
-        "--samples", type=_positive, default=200, help="events sent (default: %(default)r)"
+        "--samples", type=harness.positive, default=200, help="events sent (default: %(default)r)"
     )
     parser.add_argument(
         "--idle-seconds",
@@ -245,22 +212,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the worker's POLL_INTERVAL_SECONDS (default: %(default)r)",
     )
     parser.add_argument("--json", default=None, help="also write the raw samples here")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    harness.add_child_arguments(parser)
     parser.add_argument("--conn-max-age", type=_conn_max_age, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--result-file", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark: the parent by default, one configuration's child with --child."""
-    args = parse_args(argv)
-    if args.child:
-        if args.db == "both" or not args.result_file:
-            raise SystemExit("--child needs --db sqlite|postgres and --result-file")
-        sys.path.insert(0, str(ROOT))
-        run_child(args)
-    else:
-        run_parent(args)
+    harness.run_main(parse_args(argv), run_child, run_parent)
 
 
 if __name__ == "__main__":
