@@ -422,6 +422,7 @@ class FunctionRun(models.Model):
             ("cancel_functionrun", "Can cancel function runs"),
             ("rerun_functionrun", "Can rerun function runs"),
             ("retry_functionrun", "Can retry failed function runs"),
+            ("view_payloads", "Can view payloads (event data, inputs, outputs, errors)"),
         ]
         indexes = [
             # (available_at, id): the claim's ORDER BY, so it reads the first rows and stops.
@@ -1015,6 +1016,14 @@ class EventKey(models.Model):
         null=True,
         blank=True,
         help_text=_("A revoked key is refused with 401; the row stays for the record."),
+    )
+    event_prefixes = models.JSONField(
+        _("event name prefixes"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Event names this key may send must start with one of these; empty allows any name."
+        ),
     )
 
     class Meta:
