@@ -42,3 +42,11 @@ class AppSettingsModel(BaseModel):
     # (None: twice the Q_CLUSTER workers), and q_options for async_task.
     DJANGO_Q_MAX_QUEUED: int | None = Field(default=None, ge=1)
     DJANGO_Q_OPTIONS: dict[str, Any] = Field(default_factory=dict)
+    # Encryption at rest: Fernet keys (urlsafe base64, 32 bytes); the first encrypts, all
+    # decrypt, so a new key goes first and old ones stay until re-encrypted. Empty: off.
+    ENCRYPTION_KEYS: tuple[str, ...] = ()
+    # Retention: the worker deletes finished runs (and their steps and events) older than
+    # this duration ("30d"), every PRUNE_INTERVAL_SECONDS, PRUNE_BATCH_SIZE rows at a time.
+    PRUNE_OLDER_THAN: str | None = None
+    PRUNE_INTERVAL_SECONDS: float = Field(default=3600.0, gt=0)
+    PRUNE_BATCH_SIZE: int = Field(default=500, ge=1)
