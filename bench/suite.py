@@ -35,7 +35,7 @@ from bench.harness import ROOT, median, server_version, setup_django, write_json
 
 PEERS_VENV = ROOT / "bench" / ".peers-venv"
 PEERS_REQUIREMENTS = ROOT / "bench" / "peers_requirements.txt"
-ROWS = ("limit", "runs", "peers", "latency", "defers", "depth")
+ROWS = ("limit", "runs", "peers", "latency", "defers", "depth", "waits")
 WORKERS = 2
 SEND_BATCH = 500
 
@@ -192,6 +192,9 @@ def measure(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     if "depth" in args.only:
         options = ("--large", args.depth, "--repeats", repeats)
         results["depth"] = _script(logs, "claim_depth", "bench8_depth", *options)
+    if "waits" in args.only:
+        options = ("--small", 10, "--large", args.waits, "--repeats", repeats)
+        results["waits"] = _script(logs, "wait_depth", "bench8_waits", *options)
     return results
 
 
@@ -287,6 +290,23 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     f"{ratio:.1f}x (target < 2x: {verdict})",
                 )
             )
+    for r in results.get("waits", []):
+        for kind in ("match", "if", "expression"):
+            small = median(r["samples"][f"{kind}/{r['small']}"])
+            large = median(r["samples"][f"{kind}/{r['large']}"])
+            ratio = large / small
+            verdict = "met" if ratio < 2 else "MISSED"
+            note = f"{ratio:.1f}x (target < 2x: {verdict})"
+            if kind == "expression":
+                note = f"{ratio:.1f}x: no indexable equality, every wait's CEL is evaluated"
+            rows.append(
+                (
+                    f"wait match ms, {kind}, {r['large']:,} vs {r['small']:,} pending",
+                    _name(r["db"]),
+                    f"{large:.2f} / {small:.2f}",
+                    note,
+                )
+            )
     for r in results.get("runs", []):
         first = r["warm"]["peak_rss_mib"]
         last = r["samples"][-1]["peak_rss_mib"]
@@ -322,6 +342,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, help="samples per row (default 3)")
     parser.add_argument("--latency-samples", type=int, help="events sent to an idle worker (100)")
     parser.add_argument("--depth", type=int, help="queued runs of the deep claim sample (100,000)")
+    parser.add_argument("--waits", type=int, default=10000, help="pending waits, deep sample")
     parser.add_argument("--only", default=",".join(ROWS), help=f"rows, of {','.join(ROWS)}")
     parser.add_argument(
         "--threads", type=int, default=1, help="--threads of each of our 2 workers (default 1)"

@@ -9,6 +9,13 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 
+def sqlite_immediate(conn: BaseDatabaseWrapper) -> bool:
+    """Return True if `conn` is SQLite with transaction_mode IMMEDIATE (write lock at BEGIN)."""
+    options = conn.settings_dict.get("OPTIONS", {})
+    immediate = str(options.get("transaction_mode", "")).upper() == "IMMEDIATE"
+    return conn.vendor == "sqlite" and immediate
+
+
 def refresh_connections() -> None:
     """Close this thread's connections that broke or outlived CONN_MAX_AGE; keep healthy ones.
 

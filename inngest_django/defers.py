@@ -116,6 +116,13 @@ class DeferBook:
     def has_writes(self) -> bool:
         return bool(self._unsaved or self._cancels)
 
+    @property
+    def may_have_pending(self) -> bool:
+        """False only if no intent of the run can be pending: none stored earlier, none now."""
+        if self._stored is None:
+            return True
+        return any(state.status == DeferStatus.PENDING for state in self._intents.values())
+
     def flush(self) -> None:
         """Write new intents and cancels; call inside the transaction of a durable write."""
         if self._unsaved:
@@ -329,7 +336,9 @@ def _awaitables(value: Any) -> list[Any]:
 
 
 def _issues(exc: ValidationError) -> str:
-    return json.dumps(exc.errors(include_url=False, include_context=False), default=str)
+    # Without the input: it may be megabytes, or a payload that encryption keeps out of sight.
+    issues = exc.errors(include_url=False, include_context=False, include_input=False)
+    return json.dumps(issues, default=str)
 
 
 # -- the deferred run's side -------------------------------------------------------------------

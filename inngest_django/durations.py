@@ -18,7 +18,8 @@ _UNITS = {
     "d": timedelta(days=1),
     "w": timedelta(weeks=1),
 }
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+# ASCII digits only: `\d` alone also takes other scripts' digits, such as "\u0661" (Arabic-Indic 1).
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)", re.ASCII)
 
 
 def parse_duration(value: timedelta | int | str, *, what: str = "duration") -> timedelta:
@@ -28,9 +29,9 @@ def parse_duration(value: timedelta | int | str, *, what: str = "duration") -> t
     if isinstance(value, timedelta):
         result = value
     elif isinstance(value, int):
-        result = timedelta(milliseconds=value)
+        result = _milliseconds(value, what)
     elif isinstance(value, str):
-        result = _parse_string(value.strip().lower(), what)
+        result = _parse_string(value, what)
     else:
         raise ValueError(
             f"{what} must be a timedelta, int milliseconds or a string like '30s', "
@@ -41,18 +42,30 @@ def parse_duration(value: timedelta | int | str, *, what: str = "duration") -> t
     return result
 
 
-def _parse_string(text: str, what: str) -> timedelta:
+def _milliseconds(value: int, what: str) -> timedelta:
+    try:
+        return timedelta(milliseconds=value)
+    except OverflowError:
+        raise ValueError(f"{what} {value!r} ms is too large for a timedelta") from None
+
+
+def _parse_string(value: str, what: str) -> timedelta:
+    text = value.strip().lower()
     if not text:
         raise ValueError(f"{what} is an empty string")
     position, total = 0, timedelta(0)
-    for match in _PART.finditer(text):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        position = match.end()
+    try:
+        for match in _PART.finditer(text):
+            if match.start() != position:
+                break
+            total += float(match.group(1)) * _UNITS[match.group(2)]
+            position = match.end()
+    except OverflowError:
+        # float("9" * 400) is infinite, and a finite one can still pass timedelta.max.
+        raise ValueError(f"{what} {value!r} is too large for a timedelta") from None
     if position != len(text):
         raise ValueError(
-            f"{what} {text!r} is not a duration; use units ms, s, m, h, d, w as in '1h30m'"
+            f"{what} {value!r} is not a duration; use units ms, s, m, h, d, w as in '1h30m'"
         )
     return total
 
@@ -60,7 +73,11 @@ def _parse_string(text: str, what: str) -> timedelta:
 def parse_until(value: datetime | str, *, what: str = "until") -> datetime:
     """Return `value` as an aware datetime, or raise ValueError."""
     if isinstance(value, str):
-        parsed = parse_datetime(value.strip())
+        try:
+            parsed = parse_datetime(value.strip())
+        except ValueError as exc:
+            # Well-formed but impossible, such as February 30th or an offset of 99 hours.
+            raise ValueError(f"{what} {value!r} is not a valid datetime: {exc}") from None
         if parsed is None:
             raise ValueError(f"{what} {value!r} is not an ISO 8601 datetime")
         value = parsed

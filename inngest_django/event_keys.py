@@ -1,4 +1,4 @@
-"""Event API keys: issue one (shown once), check one in constant time, revoke one."""
+"""Event API keys: issue one (shown once), check one in constant time, limit names, revoke one."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Iterable
 
 from . import clock
+from .events import MAX_EVENT_NAME_LENGTH
 from .models import EventKey
 
 PREFIX_LENGTH = 8
@@ -22,16 +24,40 @@ def digest_of(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-def issue_key(name: str, *, raw_key: str | None = None) -> tuple[EventKey, str]:
+def clean_prefixes(prefixes: Iterable[str]) -> list[str]:
+    """Return event-name prefixes stripped, without blanks or repeats, in their order.
+
+    Raises:
+        ValueError: a prefix is not a string or is longer than an event name may be.
+    """
+    cleaned: list[str] = []
+    for prefix in prefixes:
+        if not isinstance(prefix, str):
+            raise ValueError(f"An event name prefix must be a string, not {prefix!r}")
+        prefix = prefix.strip()
+        if len(prefix) > MAX_EVENT_NAME_LENGTH:
+            raise ValueError(
+                f"An event name prefix is at most {MAX_EVENT_NAME_LENGTH} characters long"
+            )
+        if prefix and prefix not in cleaned:
+            cleaned.append(prefix)
+    return cleaned
+
+
+def issue_key(
+    name: str, *, raw_key: str | None = None, event_prefixes: Iterable[str] = ()
+) -> tuple[EventKey, str]:
     """Create a key named `name`; return its row and the raw key, which is never stored.
 
     `raw_key` registers a key made elsewhere (a secret store, a deployment variable) instead
-    of a random one.
+    of a random one. `event_prefixes` limits the event names the key may send: each must start
+    with one of them (none given: any name).
 
     Raises:
         ValueError: `raw_key` is too short, has characters a URL path would escape, or is
-            registered already.
+            registered already; or a prefix is not a string or too long.
     """
+    prefixes = clean_prefixes(event_prefixes)
     if raw_key is None:
         raw_key = secrets.token_urlsafe(32)
     elif len(raw_key) < MIN_KEY_LENGTH or not _KEY_CHARACTERS.fullmatch(raw_key):
@@ -42,7 +68,10 @@ def issue_key(name: str, *, raw_key: str | None = None) -> tuple[EventKey, str]:
     elif EventKey.objects.filter(digest=digest_of(raw_key)).exists():
         raise ValueError("This event key is registered already")
     row = EventKey.objects.create(
-        name=name, prefix=raw_key[:PREFIX_LENGTH], digest=digest_of(raw_key)
+        name=name,
+        prefix=raw_key[:PREFIX_LENGTH],
+        digest=digest_of(raw_key),
+        event_prefixes=prefixes,
     )
     return row, raw_key
 
@@ -59,6 +88,17 @@ def authenticate(raw_key: str) -> EventKey | None:
             EventKey.objects.filter(pk=row.pk).update(last_used_at=clock.now())
             return row
     return None
+
+
+def allows_name(key: EventKey, name: str) -> bool:
+    """Return True if `key` may send an event called `name`."""
+    prefixes = key.event_prefixes
+    if not prefixes:
+        return True
+    # A row edited by hand to hold anything but a list of strings allows nothing, not everything.
+    if not isinstance(prefixes, list):
+        return False
+    return any(isinstance(prefix, str) and name.startswith(prefix) for prefix in prefixes)
 
 
 def revoke(key_id: int) -> bool:

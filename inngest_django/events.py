@@ -16,19 +16,21 @@ from pydantic import BaseModel, ValidationError
 from . import clock
 from .conf import app_settings
 from .enums import RunStatus
-from .exceptions import InvalidEventError
+from .exceptions import DecryptionError, InvalidEventError
 from .flow_control import admit
 from .functions import Function
 from .ids import new_id
 from .models import Event, FunctionRun, IdempotencyKey, RunEvent
 from .registry import FunctionRegistry, default_registry
 from .schemas.events import Event as EventIn
+from .serialization import storable_problem
 from .waits import WaitResolver, cancel_rule_waits, save_waits
 
 logger = logging.getLogger(__name__)
 
 RESERVED_PREFIX = "inngest/"
 MAX_EVENT_NAME_LENGTH = 255
+MAX_EXTERNAL_ID_LENGTH = 255
 
 
 def send(
@@ -84,12 +86,22 @@ def build_event_row(item: Any, index: int, *, system: bool) -> Event:
     if not isinstance(data, dict):
         raise InvalidEventError(f"{where} data must be a JSON object, not {type(data).__name__}")
     ts = item.ts or int(time.time() * 1000)
+    if not -(2**63) <= ts < 2**63:
+        raise InvalidEventError(f"{where} ts {ts} does not fit in 64 bits (epoch milliseconds)")
+    if len(item.id) > MAX_EXTERNAL_ID_LENGTH:
+        raise InvalidEventError(f"{where} id is longer than {MAX_EXTERNAL_ID_LENGTH} characters")
     try:
         encoded = json.dumps(
             {"name": name, "data": data, "id": item.id, "ts": ts}, cls=DjangoJSONEncoder
         )
-    except (TypeError, ValueError) as exc:
+    # RecursionError: data nested deeper than the interpreter's recursion limit.
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidEventError(f"{where} data is not JSON-serializable: {exc}") from None
+    # Escapes only: NUL is written \u0000 and every surrogate \udXXX, so most events skip the walk.
+    if not system and ("\\u0000" in encoded or "\\ud" in encoded):
+        problem = storable_problem(json.loads(encoded))
+        if problem:
+            raise InvalidEventError(f"{where} {problem}")
     size, limit = len(encoded.encode()), app_settings.MAX_EVENT_BYTES
     # The engine's own events carry outputs and defer payloads bounded by their own limits;
     # refusing one here would fail a finalize or a relay over and over.
@@ -118,12 +130,27 @@ def dispatch_pending(
             return 0
         runs: list[FunctionRun] = []
         events = list(Event.objects.filter(pk__in=ids).order_by("id"))
+        readable = []
         for event in events:
-            runs.extend(_runs_for(event, registry, now))
+            try:
+                if not _data_is_object(event):
+                    continue
+                runs.extend(_runs_for(event, registry, now))
+            except DecryptionError as exc:
+                # Skipped, not retried: no later dispatch could read it either.
+                logger.error(
+                    "Event skipped: %s event_id=%s name=%s",
+                    exc,
+                    event.pk,
+                    event.name,
+                    extra={"event_id": event.pk, "action": "event_unreadable"},
+                )
+                continue
+            readable.append(event)
         runs = save_runs(runs, registry=registry)
         # After the new runs' cancel rules exist: a later event of this batch may cancel them.
         resolver = WaitResolver(now)
-        for event in events:
+        for event in readable:
             resolver.resolve(event)
     for run in (run for run in runs if run.status == RunStatus.QUEUED):
         logger.info(
@@ -134,6 +161,22 @@ def dispatch_pending(
             extra={"run_id": run.pk, "function_id": run.function_id, "action": "run_queued"},
         )
     return len(ids)
+
+
+def _data_is_object(event: Event) -> bool:
+    """Return True if `event` may start runs; log and skip one whose data is not an object."""
+    # send() stores objects only, so anything else was written around it (raw SQL, a bad data
+    # migration). JSON null reads as {}, as the Event schema has it.
+    if event.data is None or isinstance(event.data, dict):
+        return True
+    logger.error(
+        "Event skipped: its data is not a JSON object event_id=%s name=%s type=%s",
+        event.pk,
+        event.name,
+        type(event.data).__name__,
+        extra={"event_id": event.pk, "action": "event_skipped"},
+    )
+    return False
 
 
 def _runs_for(event: Event, registry: FunctionRegistry, now: datetime) -> list[FunctionRun]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -76,3 +77,21 @@ class LimitExceededError(NonRetriableError):
     def __init__(self, message: str, *, limit: str) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class DecryptionError(InngestDjangoError):
+    """A stored value is sealed and none of the configured ENCRYPTION_KEYS decrypts it."""
+
+    def __init__(self, where: str, *, pk: Any = None, reason: str = "") -> None:
+        row = f" (row {pk})" if pk is not None else ""
+        super().__init__(
+            f"cannot decrypt {where}{row}: "
+            + (
+                reason
+                or "none of the configured ENCRYPTION_KEYS fits (was the key it was "
+                "sealed with removed before `manage.py inngest_reencrypt` ran?), or the value "
+                "is corrupt"
+            )
+        )
+        self.where = where
+        self.pk = pk

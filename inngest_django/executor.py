@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
+from pydantic import ValidationError
 
 from . import clock, signals
 from ._interrupts import (
@@ -20,11 +23,13 @@ from ._interrupts import (
     WaitPlanned,
 )
 from .conf import app_settings
+from .connections import sqlite_immediate
 from .context import Context, ReplayAwareLogger
 from .defers import DeferBook, split_event_data, validate_received
 from .enums import RunStatus, StepOp, StepStatus, WaitKind
 from .events import emit, new_run, save_runs, send
 from .exceptions import (
+    DecryptionError,
     FunctionNotFoundError,
     InvalidEventError,
     NonRetriableError,
@@ -39,20 +44,21 @@ from .functions import (
     DeferredFunction,
     Function,
 )
-from .models import DeferIntent, FunctionRun, RunEvent, StepRun
+from .models import DeferIntent, FunctionRun, RunEvent, StepRun, WaitKey
 from .registry import FunctionRegistry, default_registry
 from .retries import backoff_delay, retry_after_at
+from .schemas.defers import Parent
 from .schemas.events import Event
 from .serialization import (
-    OutputNotSerializableError,
+    dump_run_output,
     dump_step_output,
-    dump_value,
     error_to_json,
     load_value,
 )
 from .steps import Memo, Step
 from .waits import (
     after_id,
+    catch_up,
     end_waits,
     expire,
     finish_invoked,
@@ -69,11 +75,6 @@ user_logger = logging.getLogger("inngest_django.functions")
 _SILENT_TRIGGERS = (FINISHED_EVENT, FAILED_EVENT, CANCELLED_EVENT)
 
 
-def _sqlite_immediate() -> bool:
-    options = connection.settings_dict.get("OPTIONS", {})
-    return str(options.get("transaction_mode", "")).upper() == "IMMEDIATE"
-
-
 def _database_lost(raw_connection: Any) -> bool:
     """Return True if the connection a step began on died, as opposed to a statement failing."""
     # atomic() drops a connection whose rollback failed (and a new one may be open by now);
@@ -83,6 +84,28 @@ def _database_lost(raw_connection: Any) -> bool:
 
 def _lease_until() -> datetime:
     return clock.now() + timedelta(seconds=app_settings.LEASE_SECONDS)
+
+
+def _stops_the_process(exc: BaseException) -> bool:
+    """Return True for a KeyboardInterrupt that may be a real Ctrl-C, which must stop drain()."""
+    # Python turns SIGINT into KeyboardInterrupt only in the main thread, and only while its
+    # default handler is installed: run_inngest_worker runs handlers in pool threads and handles
+    # SIGINT itself, and django-q's workers ignore it. drain() runs handlers in its caller's.
+    return (
+        isinstance(exc, KeyboardInterrupt)
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+
+
+def _readable(event: Event) -> Event:
+    """Return `event`, or raise NonRetriableError if its stored data is not a JSON object."""
+    if not isinstance(event.data, dict):
+        raise NonRetriableError(
+            f"event {event.name!r} ({event.id}) data is a {type(event.data).__name__}, not a "
+            "JSON object; was its row changed outside inngest_django?"
+        )
+    return event
 
 
 def _log(level: int, message: str, run: FunctionRun, action: str, *args: Any) -> None:
@@ -113,7 +136,7 @@ class RunPass:
         # SQLite without transaction_mode IMMEDIATE: a write first makes the step take the write
         # lock at once, instead of failing with "database is locked" when it upgrades from read
         # to write mid-step. IMMEDIATE transactions take that lock at BEGIN already.
-        self._touch_first = connection.vendor == "sqlite" and not _sqlite_immediate()
+        self._touch_first = connection.vendor == "sqlite" and not sqlite_immediate(connection)
         self._renewed_at = clock.monotonic()
         self._cancel_checked_at = clock.monotonic()
         self.memos: dict[str, Memo] = {}
@@ -149,7 +172,10 @@ class RunPass:
                 self._record_completed(step_key, started, stored, touched=self._touch_first, op=op)
         except Interrupt:
             raise
-        except Exception as exc:
+        except BaseException as exc:
+            if _stops_the_process(exc):
+                raise
+            # A step's SystemExit, GeneratorExit or own BaseException is the step's failure.
             self.defers.restore(checkpoint)
             if isinstance(exc, DatabaseError) and _database_lost(raw_connection):
                 # An outage is not the step's failure: counting it would spend a retry.
@@ -208,6 +234,7 @@ class RunPass:
             self._save_step(step_key, StepOp.WAIT_FOR_EVENT, StepStatus.WAITING, now, wake_at=until)
             save_waits([wait])
             self._release_to_wait(until)
+        catch_up(wait, now=now)
         _log(
             logging.INFO,
             "Run waiting for event %s until %s step=%s",
@@ -387,7 +414,7 @@ class RunPass:
             StepRun.objects.filter(run_id=self.run.pk, step_key=step_key).update(**fields)
         self.memos[step_key] = Memo(status=status, output=output, error=error, attempts=attempts)
 
-    def _step_failed(self, step_key: str, exc: Exception, started: datetime, op: str) -> None:
+    def _step_failed(self, step_key: str, exc: BaseException, started: datetime, op: str) -> None:
         """Record a failed attempt; raise RetryScheduled, or the error the handler should see."""
         error = error_to_json(exc)
         attempt = self._attempt
@@ -470,25 +497,12 @@ class RunPass:
             self._finish(RunStatus.CANCELLED)
             return
         step = Step(self.memos, self, max_steps=app_settings.MAX_STEPS_PER_RUN)
-        event = Event.model_validate(run.event.to_json())
-        parents = []
-        if event.name == INVOKED_EVENT and isinstance(event.data, dict):
-            data = {k: v for k, v in event.data.items() if k != "_inngest"}
-            event = event.model_copy(update={"data": data})
-        if isinstance(self.function, DeferredFunction):
-            try:
-                payload, parent = split_event_data(event.data)
-                data = validate_received(self.function, payload)
-            except NonRetriableError as exc:
-                # Retrying cannot change the data, so the run fails at once.
-                self._finish(RunStatus.FAILED, error=error_to_json(exc))
-                return
-            event, parents = event.model_copy(update={"data": data}), [parent]
-        events = [event]
-        if run.batch_size:
-            rows = RunEvent.objects.filter(run_id=run.pk).select_related("event")
-            events = [Event.model_validate(row.event.to_json()) for row in rows]
-            event = events[0]
+        try:
+            event, events, parents = self._handler_events()
+        except (NonRetriableError, ValidationError) as exc:
+            # Retrying cannot change the stored data, so the run fails at once.
+            self._finish(RunStatus.FAILED, error=error_to_json(exc))
+            return
         self.ctx = Context(
             event=event,
             events=events,
@@ -524,17 +538,40 @@ class RunPass:
             return
         except Interrupt:
             return
-        except Exception as exc:
+        except BaseException as exc:
+            if _stops_the_process(exc):
+                raise
+            # SystemExit, GeneratorExit or a user's own BaseException fail the handler like any
+            # error: escaping, they would leave the run to crash again after every lease.
             self._handler_failed(exc)
             return
         finally:
             self.defers.close()
         try:
-            output, _ = dump_value(result, self.function.output_type)
-        except OutputNotSerializableError as exc:
-            self._finish(RunStatus.FAILED, error=error_to_json(NonRetriableError(str(exc))))
+            output = dump_run_output(result, self.function.output_type)
+        except NonRetriableError as exc:
+            self._finish(RunStatus.FAILED, error=error_to_json(exc))
             return
         self._finish(RunStatus.COMPLETED, output=output)
+
+    def _handler_events(self) -> tuple[Event, list[Event], list[Parent]]:
+        """Return the trigger event, the run's events and parents, as the handler sees them."""
+        run = self.run
+        event = _readable(Event.model_validate(run.event.to_json()))
+        parents = []
+        if event.name == INVOKED_EVENT:
+            data = {k: v for k, v in event.data.items() if k != "_inngest"}
+            event = event.model_copy(update={"data": data})
+        if isinstance(self.function, DeferredFunction):
+            payload, parent = split_event_data(event.data)
+            data = validate_received(self.function, payload)
+            event, parents = event.model_copy(update={"data": data}), [parent]
+        events = [event]
+        if run.batch_size:
+            rows = RunEvent.objects.filter(run_id=run.pk).select_related("event")
+            events = [_readable(Event.model_validate(row.event.to_json())) for row in rows]
+            event = events[0]
+        return event, events, parents
 
     def _load_steps(self) -> list[StepRun]:
         return list(
@@ -579,7 +616,7 @@ class RunPass:
         for step in due:
             step.status = StepStatus.COMPLETED
 
-    def _handler_failed(self, exc: Exception) -> None:
+    def _handler_failed(self, exc: BaseException) -> None:
         attempt = self._attempt
         retry_at = self._retry_at(exc, attempt)
         error = error_to_json(exc)
@@ -621,7 +658,9 @@ class RunPass:
                 _log(logging.WARNING, "Lease lost before finishing", run, "lease_lost")
                 return
             self.defers.flush()
-            scheduled = DeferIntent.schedule_pending(run.pk, now=now)
+            # Known empty on a first pass that deferred nothing: no UPDATE to learn so.
+            pending = self.defers.may_have_pending
+            scheduled = DeferIntent.schedule_pending(run.pk, now=now) if pending else 0
             if self.function.cancel or status != RunStatus.COMPLETED or self._has_waited():
                 end_waits(run.pk, now=now)
             if run.event.name == INVOKED_EVENT:
@@ -650,6 +689,17 @@ class RunPass:
         ops = (StepStatus.WAITING,)
         return any(memo.status in ops for memo in self.memos.values())
 
+    def _unheard_at(self, name: str) -> datetime | None:
+        """Return now if no function or wait listens for `name`, so its event is born dispatched.
+
+        Each run's finish event is stored for the record, but most projects never listen
+        for it: dispatching it would cost a claim, a read and a transaction per run.
+        """
+        # Wait keys stay once written, so a project that ever waited for the name keeps paying.
+        if self.registry.listens_to(name) or WaitKey.objects.filter(event_name=name).exists():
+            return None
+        return clock.now()
+
     def _emit_finish_events(
         self, status: RunStatus, output: Any, error: dict[str, Any] | None
     ) -> None:
@@ -668,7 +718,7 @@ class RunPass:
             data["error"] = {"name": "FunctionCancelled", "message": "the run was cancelled"}
         else:
             data["error"] = error
-        emit(FINISHED_EVENT, data)
+        emit(FINISHED_EVENT, data, dispatched_at=self._unheard_at(FINISHED_EVENT))
         if status == RunStatus.FAILED:
             # The run id as event id makes a second failure event for one run a duplicate,
             # except after a manual retry, whose failure is news to on_failure handlers.
@@ -682,8 +732,11 @@ def execute_run(
     run_id: str, *, lease_token: str, registry: FunctionRegistry = default_registry
 ) -> None:
     """Execute one pass of a run this worker has claimed under `lease_token`."""
-    run = FunctionRun.objects.select_related("event").filter(pk=run_id).first()
-    if run is None or run.lease_token != lease_token:
+    try:
+        run = FunctionRun.objects.select_related("event").get(pk=run_id)
+    except FunctionRun.DoesNotExist:
+        return
+    if run.lease_token != lease_token:
         return
     try:
         function = registry.get(run.function_id)
@@ -702,4 +755,23 @@ def execute_run(
                     )
         _log(logging.ERROR, "Run failed: function not registered", run, "run_failed")
         return
-    RunPass(run, function, lease_token, registry).execute()
+    try:
+        RunPass(run, function, lease_token, registry).execute()
+    except DecryptionError as exc:
+        # No configured key opens the trigger event or a step memo: retrying cannot help.
+        _fail_unreadable(run, lease_token, exc)
+
+
+def _fail_unreadable(run: FunctionRun, lease_token: str, exc: DecryptionError) -> None:
+    """Fail a run whose stored payloads cannot be decrypted, naming the column and row."""
+    now, error = clock.now(), error_to_json(exc)
+    with transaction.atomic():
+        if not FunctionRun.mark_finished(
+            run.pk, lease_token, status=RunStatus.FAILED, now=now, error=error
+        ):
+            return
+        DeferIntent.schedule_pending(run.pk, now=now)
+        end_waits(run.pk, now=now)
+        if run.event.name == INVOKED_EVENT:
+            finish_invoked(run, status=RunStatus.FAILED, output=None, error=error)
+    _log(logging.ERROR, "Run failed: %s", run, "run_failed", exc)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+# The CEL library parses and evaluates recursively on the native stack: a chain of some 20,000
+# operators ("1+1+1...") overflows it and kills the process with a segfault, not an exception.
+# Real expressions are a few dozen characters; this bound leaves that crash far out of reach.
+MAX_EXPRESSION_LENGTH = 4096
+
 
 class InvalidExpressionError(ValueError):
     """A CEL expression does not parse."""
@@ -17,9 +22,14 @@ class Expression:
         # that a worker or command without expressions need not spend at start.
         import cel
 
+        if isinstance(source, str) and len(source) > MAX_EXPRESSION_LENGTH:
+            raise InvalidExpressionError(
+                f"invalid CEL expression {source[:40]!r}...: it is longer than "
+                f"{MAX_EXPRESSION_LENGTH} characters"
+            )
         try:
             self._program = cel.compile(source)
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             raise InvalidExpressionError(f"invalid CEL expression {source!r}: {exc}") from exc
         self.source = source
 

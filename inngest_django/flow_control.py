@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from .encryption import hash_if_enabled
 from .enums import CLAIMABLE_STATUSES, RunStatus
 from .flow_options import IDEMPOTENCY_PERIOD, PRIORITY_CLAMP_SECONDS
 from .functions import Function
@@ -83,7 +84,9 @@ class _Admission:
                 extra={"function_id": self.function.id, "action": "flow_key_failed"},
             )
             return ""
-        return value if isinstance(value, str) and len(value) <= 200 else encode_value(value)
+        text = value if isinstance(value, str) and len(value) <= 200 else encode_value(value)
+        # With encryption on, keys computed from event data are stored as keyed hashes.
+        return hash_if_enabled(text)
 
     def locks(self) -> list[tuple[str, str, str]]:
         """Return the (function, kind, key) state rows the decision reads or writes."""

@@ -139,6 +139,10 @@ class Function:
             raise self._fail(f"has {len(cancel)} cancel rules; the limit is {MAX_CANCEL_RULES}")
         return list(cancel)
 
+    def listens_to(self, name: str) -> bool:
+        """Return True if an event trigger names `name`, whatever its expression."""
+        return any(_name_matches(trigger.event, name) for trigger in self.event_triggers)
+
     def matches(self, event_json: dict[str, Any]) -> bool:
         """Return True if any event trigger matches this event, expression included."""
         variables = {"event": event_json}

@@ -11,6 +11,8 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from .connections import sqlite_immediate
+from .encryption import seal_if_enabled
 from .enums import (
     CLAIMABLE_STATUSES,
     FINISHED_STATUSES,
@@ -21,6 +23,7 @@ from .enums import (
     WaitKind,
     WaitOutcome,
 )
+from .sealed_fields import SealedJSONField, SealedTextField
 
 _CLAIMABLE_SQL = ", ".join(f"'{status.value}'" for status in CLAIMABLE_STATUSES)
 # Without statistics (no ANALYZE) SQLite may pick the status index and sort every queued run;
@@ -68,7 +71,7 @@ class Event(models.Model):
 
     id = models.CharField(_("id"), max_length=26, primary_key=True, help_text=_("Internal ULID."))
     name = models.CharField(_("name"), max_length=255, db_index=True)
-    data = models.JSONField(_("data"), default=dict, blank=True)
+    data = SealedJSONField(_("data"), default=dict, blank=True)
     external_id = models.CharField(
         _("producer id"),
         max_length=255,
@@ -175,6 +178,8 @@ class FunctionRunQuerySet(models.QuerySet):
                 f"RETURNING {table}.id, picked.available_at"
             )
             params = [_adapt(now), limit, *params]
+        elif limit > 1 and sqlite_immediate(connection):
+            return self._claim_in_order(assignments, params, due, now, limit)
         else:
             # SQLite has one writer at a time: this single UPDATE is the serialised claim.
             sql = (
@@ -188,6 +193,30 @@ class FunctionRunQuerySet(models.QuerySet):
         if rows and len(rows[0]) > 1:
             rows.sort(key=lambda row: (row[1], row[0]))
         return [row[0] for row in rows]
+
+    def _claim_in_order(
+        self, assignments: str, params: list[Any], due: str, now: datetime, limit: int
+    ) -> list[str]:
+        """SQLite claim of several runs, returned oldest due first (priority order)."""
+        # The IMMEDIATE transaction holds the write lock since BEGIN, so the rows read here
+        # cannot change before the UPDATE; SQLite's RETURNING sees only the replaced due times.
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id FROM {table} {_SQLITE_CLAIM_INDEX}WHERE {due} "
+                "ORDER BY available_at, id LIMIT %s",
+                [_adapt(now), limit],
+            )
+            picked = [row[0] for row in cursor.fetchall()]
+            if not picked:
+                return []
+            marks = ", ".join(["%s"] * len(picked))
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} WHERE id IN ({marks}) RETURNING id",
+                [*params, *picked],
+            )
+            claimed = {row[0] for row in cursor.fetchall()}
+        return [run_id for run_id in picked if run_id in claimed]
 
     def claim_limited(
         self, *, worker_id: str, lease_token: str, limit: int, now: datetime, lease_until: datetime
@@ -314,8 +343,8 @@ class FunctionRun(models.Model):
         on_delete=models.CASCADE,
         related_name="runs",
     )
-    output = models.JSONField(_("output"), null=True, blank=True)
-    error = models.JSONField(
+    output = SealedJSONField(_("output"), null=True, blank=True)
+    error = SealedJSONField(
         _("error"),
         null=True,
         blank=True,
@@ -536,6 +565,23 @@ class FunctionRun(models.Model):
         )
 
     @classmethod
+    def release_claim(
+        cls, run_id: str, lease_token: str, *, claimed_at: datetime, now: datetime
+    ) -> bool:
+        """Hand back a run claimed ahead and never started, due now for any worker."""
+        # The claim stamped started_at only if no earlier pass had: undo just that stamp.
+        started_at = models.Case(
+            models.When(started_at=claimed_at, then=models.Value(None)),
+            default=models.F("started_at"),
+            output_field=models.DateTimeField(),
+        )
+        return bool(
+            cls.objects.held(run_id, lease_token).update(
+                status=RunStatus.QUEUED, available_at=now, started_at=started_at, **_RELEASED
+            )
+        )
+
+    @classmethod
     def mark_sleeping(cls, run_id: str, lease_token: str, *, until: datetime) -> bool:
         """Release the run until `until`."""
         return bool(
@@ -629,8 +675,8 @@ class StepRun(models.Model):
     )
     op = models.CharField(_("operation"), max_length=16, choices=StepOp.choices)
     status = models.CharField(_("status"), max_length=16, choices=StepStatus.choices)
-    output = models.JSONField(_("output"), null=True, blank=True)
-    error = models.JSONField(_("error"), null=True, blank=True)
+    output = SealedJSONField(_("output"), null=True, blank=True)
+    error = SealedJSONField(_("error"), null=True, blank=True)
     attempts = models.PositiveIntegerField(_("attempts"), default=1)
     wake_at = models.DateTimeField(
         _("wakes at"), null=True, blank=True, help_text=_("For sleeps: when the run resumes.")
@@ -694,7 +740,7 @@ class StepRun(models.Model):
             step_key,
             op,
             status,
-            None if output is None else json.dumps(output),
+            None if output is None else json.dumps(seal_if_enabled(output)),
             _adapt(finished_at),
             _adapt(started_at),
             _adapt(finished_at),
@@ -716,7 +762,7 @@ class DeferIntent(models.Model):
     function_id = models.CharField(
         _("deferred function"), max_length=255, help_text=_("Slug of the function to start.")
     )
-    payload = models.JSONField(
+    payload = SealedJSONField(
         _("payload"), null=True, blank=True, help_text=_("The validated data, as JSON.")
     )
     experiment = models.JSONField(
@@ -726,7 +772,7 @@ class DeferIntent(models.Model):
         help_text=_("The experiment variant the deferred run is attributed to."),
     )
     status = models.CharField(_("status"), max_length=16, choices=DeferStatus.choices)
-    reason = models.TextField(
+    reason = SealedTextField(
         _("reason"), blank=True, default="", help_text=_("Why the call was rejected.")
     )
     size = models.PositiveIntegerField(_("payload size (bytes)"), default=0)
@@ -877,7 +923,7 @@ class Wait(models.Model):
     match_value = models.CharField(
         _("match value"), max_length=255, blank=True, default="", help_text=_("As JSON.")
     )
-    expression = models.TextField(
+    expression = SealedTextField(
         _("if expression"), blank=True, default="", help_text=_("CEL over `event` and `async`.")
     )
     after_event_id = models.CharField(
@@ -984,16 +1030,19 @@ class IdempotencyKey(models.Model):
     @classmethod
     def acquire(cls, function_id: str, key: str, *, now: datetime, expires_at: datetime) -> bool:
         """Take the key until `expires_at`; False if someone holds it unexpired."""
-        try:
-            with transaction.atomic():
-                cls.objects.create(function_id=function_id, key=key, expires_at=expires_at)
-                return True
-        except IntegrityError:
-            return bool(
-                cls.objects.filter(function_id=function_id, key=key, expires_at__lte=now).update(
-                    expires_at=expires_at
-                )
-            )
+        rows = cls.objects.filter(function_id=function_id, key=key)
+        # Twice at most: retention may delete an expired key between the insert and the update.
+        for _attempt in range(2):
+            try:
+                with transaction.atomic():
+                    cls.objects.create(function_id=function_id, key=key, expires_at=expires_at)
+                    return True
+            except IntegrityError:
+                if rows.filter(expires_at__lte=now).update(expires_at=expires_at):
+                    return True
+                if rows.exists():
+                    return False
+        return False
 
 
 class EventKey(models.Model):

@@ -12,6 +12,7 @@ from .conf import app_settings
 from .defers import event_data
 from .enums import RunStatus
 from .events import emit_row, save_runs
+from .exceptions import DecryptionError
 from .functions import DEFERRED_EVENT
 from .ids import new_id
 from .models import DeferIntent, Event, FunctionRun, OutboxMessage
@@ -44,8 +45,25 @@ def relay_pending(
             .only("defer_id", "function_id", "payload", "experiment", "run__function_id")
             .order_by("pk")
         )
-        events = [_event_for(intent, now) for intent in intents]
-        runs = [_run_for(intent, event, now) for intent, event in zip(intents, events, strict=True)]
+        _log_missing(set(intent_ids) - {intent.pk for intent in intents})
+        events, runs = [], []
+        for intent in intents:
+            try:
+                if not _payload_is_object(intent):
+                    continue
+                event = _event_for(intent, now)
+            except DecryptionError as exc:
+                # Skipped, not retried: no later relay could read the payload either.
+                logger.error(
+                    "Defer skipped: %s intent_id=%s parent_run_id=%s",
+                    exc,
+                    intent.pk,
+                    intent.run_id,
+                    extra={"run_id": intent.run_id, "action": "defer_unreadable"},
+                )
+                continue
+            events.append(event)
+            runs.append(_run_for(intent, event, now))
         Event.objects.bulk_create(events)
         try:
             with transaction.atomic():
@@ -62,6 +80,31 @@ def relay_pending(
             extra={"run_id": run.pk, "function_id": run.function_id, "action": "defer_relayed"},
         )
     return len(intent_ids)
+
+
+def _log_missing(intent_ids: set[int]) -> None:
+    # Only a database without its foreign keys keeps an outbox row whose intent is gone.
+    for intent_id in sorted(intent_ids):
+        logger.error(
+            "Outbox row skipped: its defer intent is missing intent_id=%s",
+            intent_id,
+            extra={"action": "defer_skipped"},
+        )
+
+
+def _payload_is_object(intent: DeferIntent) -> bool:
+    """Return True if the intent's payload can become event data; log and skip it if not."""
+    # ctx.defer stores objects only, so anything else was written around it.
+    if intent.payload is None or isinstance(intent.payload, dict):
+        return True
+    logger.error(
+        "Defer skipped: its payload is not a JSON object intent_id=%s parent_run_id=%s type=%s",
+        intent.pk,
+        intent.run_id,
+        type(intent.payload).__name__,
+        extra={"run_id": intent.run_id, "action": "defer_skipped"},
+    )
+    return False
 
 
 def _event_for(intent: DeferIntent, now: datetime) -> Event:

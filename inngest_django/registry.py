@@ -43,6 +43,10 @@ class FunctionRegistry:
     def __len__(self) -> int:
         return len(self._functions)
 
+    def listens_to(self, name: str) -> bool:
+        """Return True if some function has an event trigger for events named `name`."""
+        return any(fn.listens_to(name) for fn in self._functions.values())
+
     def with_cron(self) -> list[Function]:
         """Return the functions that have cron triggers."""
         return [fn for fn in self._functions.values() if fn.cron_triggers]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from . import clock
 from ._interrupts import WaitPlanned
@@ -36,6 +36,18 @@ class Memo:
     error: dict[str, Any] | None = None
     attempts: int = 0
     wake_at: datetime | None = None
+
+
+def _load_memo(key: str, memo: Memo, output_type: Any) -> Any:
+    """Return a memo's output as `output_type`; one that no longer validates fails the run."""
+    try:
+        return load_value(memo.output, output_type)
+    except ValidationError as exc:
+        # The type changed between deploys, or the row was edited: a retry reads the same row.
+        name = getattr(output_type, "__name__", repr(output_type))
+        raise NonRetriableError(
+            f"step {key!r}: its stored output does not validate as {name}: {exc}"
+        ) from exc
 
 
 class StepRunner(Protocol):
@@ -117,6 +129,13 @@ class Step:
                 f"{self._current!r}"
             )
 
+    def _new_step(self, key: str) -> None:
+        """Check the step limit before a step with no memo; reaching one ends the replay."""
+        self._check_limit(key)
+        # Memos no step reached before this new work (say a step id renamed between deploys)
+        # are never replayed; waiting for them would keep the logger quiet for good.
+        self._unvisited.clear()
+
     def _check_limit(self, key: str) -> None:
         if key not in self._memos and len(self._memos) >= self._max_steps:
             raise LimitExceededError(
@@ -150,13 +169,13 @@ class Step:
         memo = self._memos.get(key)
         self._visit(key)
         if memo is not None and memo.status == StepStatus.COMPLETED:
-            return load_value(memo.output, output_type)
+            return _load_memo(key, memo, output_type)
         if memo is not None and memo.status == StepStatus.FAILED:
-            error = memo.error or {}
+            error = memo.error if isinstance(memo.error, dict) else {}
             raise StepError(
                 error.get("message", ""), error.get("name", "Error"), error.get("stack", "")
             )
-        self._check_limit(key)
+        self._new_step(key)
         self._current = key
         try:
             result = self._runner.run_step(key, fn, args, output_type, op)
@@ -198,7 +217,7 @@ class Step:
             raise NonRetriableError(
                 f"sleep {step_id!r} until {until.isoformat()} is longer than the limit of 366 days"
             )
-        self._check_limit(key)
+        self._new_step(key)
         self._runner.plan_sleep(key, until)
         self._mark_completed(key)
 
@@ -224,7 +243,7 @@ class Step:
             self._visit(key)
             if memo.status == StepStatus.WAITING:
                 raise WaitPlanned(key, memo.wake_at, persisted=False)
-            return None if memo.output is None else Event.model_validate(memo.output)
+            return None if memo.output is None else _load_memo(key, memo, Event)
         if not isinstance(event, str) or not event.strip() or event.endswith("*"):
             raise NonRetriableError(
                 f"wait_for_event {step_id!r}: event must be an event name, got {event!r}"
@@ -243,7 +262,7 @@ class Step:
             # Required, as in Inngest; checked here so the run fails at once, not on retries.
             raise NonRetriableError(f"wait_for_event {step_id!r} needs a timeout")
         until = self._deadline(timeout, f"wait_for_event {step_id!r} timeout")
-        self._check_limit(key)
+        self._new_step(key)
         self._runner.plan_wait(key, event=event, until=until, if_exp=if_exp, match=match)
 
     def invoke(
@@ -270,7 +289,7 @@ class Step:
                 raise WaitPlanned(key, memo.wake_at, persisted=False)
             if memo.status == StepStatus.FAILED:
                 raise NonRetriableError((memo.error or {}).get("message", "invoke failed"))
-            return load_value(memo.output, output_type)
+            return _load_memo(key, memo, output_type)
         function_id = function if isinstance(function, str) else getattr(function, "id", None)
         if not isinstance(function_id, str) or not function_id:
             raise NonRetriableError(
@@ -289,7 +308,7 @@ class Step:
             until = clock.now() + DEFAULT_INVOKE_TIMEOUT
         else:
             until = self._deadline(timeout, f"invoke {step_id!r} timeout")
-        self._check_limit(key)
+        self._new_step(key)
         self._runner.plan_invoke(key, function_id=function_id, data=dict(data), until=until)
 
     def _deadline(self, duration: timedelta | int | str, what: str) -> datetime:

@@ -11,9 +11,14 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from django.db import transaction
+
 from . import clock
+from .encryption import enabled as encryption_enabled
+from .encryption import hash_if_enabled, keyed_hashes
 from .enums import RunStatus, StepStatus, WaitKind, WaitOutcome
-from .expressions import Expression
+from .exceptions import DecryptionError
+from .expressions import Expression, InvalidExpressionError
 from .ids import new_id
 from .models import Event, FunctionRun, StepRun, Wait, WaitKey
 
@@ -55,6 +60,23 @@ def encode_value(value: Any) -> str:
     return text
 
 
+def index_value(value: Any) -> str:
+    """Return a wait's stored match value: encode_value's, a keyed hash when encryption is on."""
+    encoded = encode_value(value)
+    return encoded if encoded == NO_MATCH else hash_if_enabled(encoded)
+
+
+def index_values(encoded: str) -> list[str]:
+    """Return every form a pending wait may store `encoded` in: hashed under any key, or clear.
+
+    Old keys and clear values match too, so waits stored before a key was added, or before
+    encryption was turned on, still resolve until `inngest_reencrypt` rehashes them.
+    """
+    if not encoded or not encryption_enabled():
+        return [encoded]
+    return [*keyed_hashes(encoded), encoded]
+
+
 def match_key_of(expression: str | None) -> str | None:
     """Return the field an `event.X == async.X` expression matches on, or None."""
     found = _EQUALITY.match(expression or "")
@@ -85,7 +107,7 @@ def new_wait(
         step_key=step_key,
         event_name=event_name,
         match_key=key,
-        match_value=encode_value(lookup(trigger_json, key)) if key else "",
+        match_value=index_value(lookup(trigger_json, key)) if key else "",
         expression=expression or "",
         after_event_id=after_event_id,
         expires_at=expires_at,
@@ -155,7 +177,7 @@ class WaitResolver:
                 .filter(
                     event_name=event.name,
                     match_key=key,
-                    match_value=value,
+                    match_value__in=index_values(value),
                     after_event_id__lt=event.pk,
                 )
                 .exclude(expires_at__lte=self.now)
@@ -169,8 +191,34 @@ class WaitResolver:
         event_json = event.to_json()
         resolved = 0
         for wait in self.candidates(event, event_json):
-            variables = {"event": wait.run.event.to_json(), "async": event_json}
-            if wait.expression and not _compiled(wait.expression).matches(variables):
+            try:
+                if wait.expression and not _compiled(wait.expression).matches(
+                    {"event": wait.run.event.to_json(), "async": event_json}
+                ):
+                    continue
+            except DecryptionError as exc:
+                # One unreadable wait must not stop the event resolving the others.
+                logger.error(
+                    "Wait skipped: %s wait_id=%s run_id=%s event_id=%s",
+                    exc,
+                    wait.pk,
+                    wait.run_id,
+                    event.pk,
+                    extra={"run_id": wait.run_id, "action": "wait_unreadable"},
+                )
+                continue
+            except InvalidExpressionError as exc:
+                # wait_for_event checks its expression, so the row was edited around it; the
+                # run waits on until its timeout, and no other wait or event is held up.
+                logger.error(
+                    "Wait skipped: its if expression is invalid run_id=%s wait_id=%s "
+                    "event_id=%s: %s",
+                    wait.run_id,
+                    wait.pk,
+                    event.pk,
+                    exc,
+                    extra={"run_id": wait.run_id, "action": "wait_skipped"},
+                )
                 continue
             outcome = WaitOutcome.EVENT
             if not Wait.resolve(wait.pk, now=self.now, outcome=outcome, event_id=event.pk):
@@ -253,3 +301,55 @@ def end_waits(run_id: str, *, now: datetime) -> int:
 def after_id() -> str:
     """Return an event id boundary: events sent from now on have greater ids."""
     return new_id()
+
+
+def rehash_pending(*, dry_run: bool = False) -> dict[str, int]:
+    """Store pending waits' match values as keyed hashes under the first key; return counts.
+
+    A value is recomputed from the run's trigger event, and replaced only if it is that
+    event's value in some other form (clear, or hashed under an older key).
+    """
+    counts = {"rehashed": 0, "current": 0, "kept": 0, "unreadable": 0}
+    pending = (
+        Wait.objects.pending()
+        .exclude(match_key="")
+        .exclude(match_value=NO_MATCH)
+        .select_related("run__event")
+        .order_by("pk")
+    )
+    for wait in pending.iterator(chunk_size=500):
+        try:
+            value = lookup(wait.run.event.to_json(), wait.match_key)
+        except DecryptionError:
+            counts["unreadable"] += 1
+            continue
+        encoded, target = encode_value(value), index_value(value)
+        if wait.match_value == target:
+            counts["current"] += 1
+        elif wait.match_value in index_values(encoded):
+            # Compare-and-set: an event may resolve the wait meanwhile; that is fine too.
+            if not dry_run:
+                Wait.objects.filter(pk=wait.pk, match_value=wait.match_value).update(
+                    match_value=target
+                )
+            counts["rehashed"] += 1
+        else:
+            # Computed from an event the run has since swapped (debounce): left as it is.
+            counts["kept"] += 1
+    return counts
+
+
+def catch_up(wait: Wait, *, now: datetime) -> bool:
+    """Resolve a just-stored event wait by an event sent while it was stored; True if one did.
+
+    A wait counts events with ids after its boundary, taken before its transaction; an event
+    sent in between may have been dispatched before that transaction committed, by a
+    dispatch that could not see the wait yet. Looked at once more here, it is not missed.
+    """
+    arrived = Event.objects.filter(pk__gt=wait.after_event_id, name=wait.event_name).order_by("pk")
+    for event in arrived:
+        with transaction.atomic():
+            WaitResolver(now).resolve(event)
+        if Wait.objects.filter(pk=wait.pk, resolved_at__isnull=False).exists():
+            return True
+    return False

@@ -26,6 +26,7 @@ from .models import CronSchedule, Event, FunctionRun
 from .notify import Backoff, Listener, listen_enabled
 from .outbox import has_unrelayed, relay_pending
 from .registry import FunctionRegistry, default_registry
+from .retention import Pruner
 from .scheduler import CronScheduler
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Worker:
         self.until_idle = until_idle
         self.registry = registry
         self.scheduler = CronScheduler(registry)
+        self.pruner = Pruner()
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -83,6 +85,8 @@ class Worker:
         work = relay_pending(registry=self.registry)
         work += dispatch_pending(registry=self.registry)
         work += self.scheduler.fire_due()
+        # A no-op unless PRUNE_OLDER_THAN is set; then one batch a round while a prune runs.
+        work += self.pruner.maybe_prune(clock.now())
         if not self._stopping.is_set():
             work += self._claim_and_execute()
         return work
@@ -91,14 +95,33 @@ class Worker:
         with self._lock:
             return max(self.threads, 1) - len(self._in_flight)
 
+    def _claim_room(self, prefetch: int) -> int:
+        """Return how many runs to claim: a thread each, plus `prefetch` queued behind them."""
+        threads = max(self.threads, 1)
+        with self._lock:
+            held = len(self._in_flight)
+        # Runs queued ahead still wait for a thread: claim more once they have all started.
+        if held > threads:
+            return 0
+        return threads + prefetch - held
+
+    def _prefetch(self, flow: bool) -> int:
+        # A run claimed ahead counts against its concurrency key before it starts, which
+        # would keep another worker's free thread from a limited function: none then.
+        if flow or self.backend is not None:
+            return 0
+        return app_settings.PREFETCH_RUNS
+
     def _claim_and_execute(self) -> int:
         backend = self.backend
-        if backend is None and self._free_slots() <= 0:
+        flow = flow_active(self.registry)
+        prefetch = self._prefetch(flow)
+        if backend is None and self._claim_room(prefetch) <= 0:
             return 0
         # A read first, so an idle worker does not take SQLite's write lock on every loop.
         if not FunctionRun.objects.any_claimable(clock.now()):
             return 0
-        free = self._free_slots() if backend is None else backend.capacity(clock.now())
+        free = self._claim_room(prefetch) if backend is None else backend.capacity(clock.now())
         if free <= 0:
             return 0
         # Runs waiting for a django-q task say so in the admin until a task takes them over.
@@ -110,11 +133,7 @@ class Worker:
             now = clock.now()
             lease_until = now + timedelta(seconds=app_settings.LEASE_SECONDS)
             # The concurrency-aware claim costs a few statements more; only when needed.
-            claim = (
-                FunctionRun.objects.claim_limited
-                if flow_active(self.registry)
-                else FunctionRun.objects.claim
-            )
+            claim = FunctionRun.objects.claim_limited if flow else FunctionRun.objects.claim
             ids = claim(
                 worker_id=locked_by, lease_token=token, limit=free, now=now, lease_until=lease_until
             )
@@ -124,21 +143,26 @@ class Worker:
             if ids:
                 backend.dispatch(ids, lease_token=token, lease_until=lease_until)
             return len(ids)
+        with self._lock:
+            # All at once, before any executes: the heartbeat renews the queued runs' leases.
+            self._in_flight.update(dict.fromkeys(ids, token))
         for run_id in ids:
-            with self._lock:
-                self._in_flight[run_id] = token
             if self._pool is None:
-                self._execute(run_id, token)
+                self._execute(run_id, token, now)
             else:
-                self._pool.submit(self._execute, run_id, token)
+                self._pool.submit(self._execute, run_id, token, now)
         return len(ids)
 
-    def _execute(self, run_id: str, token: str) -> None:
+    def _execute(self, run_id: str, token: str, claimed_at: datetime) -> None:
         if self._pool is not None:
             # Kept between passes (a new connection costs more than a short pass), and closed
             # once the pool's threads have ended.
             refresh_connections()
         try:
+            if self._stopping.is_set():
+                # Claimed ahead and not started: another worker takes it now, not after a lease.
+                FunctionRun.release_claim(run_id, token, claimed_at=claimed_at, now=clock.now())
+                return
             execute_run(run_id, lease_token=token, registry=self.registry)
         except DatabaseError as exc:
             # The database went away mid-pass: nothing half-done was committed, and the run
@@ -238,7 +262,7 @@ class Worker:
     def _next_due(self, looked_at: datetime) -> datetime | None:
         """Return when work becomes due after `looked_at`, to end an idle wait then; or None."""
         if self._free_slots() <= 0:
-            # Nothing more can start before a run ends, and an ending run sets _wake.
+            # Nothing more is claimed before a run ends, and an ending run sets _wake.
             return None
         now = clock.now()
         moments = [next_due_at(now)]

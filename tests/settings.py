@@ -86,6 +86,11 @@ INNGEST_DJANGO = {
     "RETRY_BACKOFF_SCALE": 0.001,
     "POLL_INTERVAL_SECONDS": float(os.environ.get("INNGEST_DJANGO_TEST_POLL_SECONDS", "0.1")),
     "LEASE_SECONDS": float(os.environ.get("INNGEST_DJANGO_TEST_LEASE_SECONDS", "30")),
+    # Worker subprocesses of tests/integration/test_prune.py prune with these; unset: never.
+    "PRUNE_OLDER_THAN": os.environ.get("INNGEST_DJANGO_TEST_PRUNE_OLDER_THAN"),
+    "PRUNE_INTERVAL_SECONDS": float(
+        os.environ.get("INNGEST_DJANGO_TEST_PRUNE_INTERVAL_SECONDS", "3600")
+    ),
 }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

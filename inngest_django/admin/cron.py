@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from ..models import CronSchedule, IdempotencyKey
+from ..payload_access import payloads_restricted
 from .readonly import ReadOnlyAdminMixin
 
 
@@ -20,3 +24,7 @@ class IdempotencyKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("function_id", "key", "expires_at")
     search_fields = ("=key", "=function_id")
     ordering = ("-expires_at",)
+
+    def get_search_fields(self, request: HttpRequest) -> Sequence[str]:
+        # A key is computed from event data: with encryption on, no search may probe it.
+        return ("=function_id",) if payloads_restricted() else self.search_fields

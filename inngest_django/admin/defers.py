@@ -25,11 +25,17 @@ from .display import (
     status_badge_html,
 )
 from .filters import DeferTargetFilter, RelayedFilter
-from .readonly import ReadOnlyAdminMixin
+from .payloads import (
+    PayloadVisibilityMixin,
+    hidden_payload_html,
+    payloads_visible,
+    unreadable_as_note,
+)
+from .readonly import ReadOnlyAdminMixin, RunPartInlineMixin
 from .search import IndexedSearchMixin
 
 
-class DeferColumnsMixin:
+class DeferColumnsMixin(PayloadVisibilityMixin):
     """Columns a defer shows in the run page's inline and in its own admin."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -49,8 +55,11 @@ class DeferColumnsMixin:
 
     @admin.display(description=_("Payload"))
     @none_as_empty
+    @unreadable_as_note
     def pretty_payload(self, intent: DeferIntent) -> SafeString | None:
-        return json_html(intent.payload) if intent.payload is not None else None
+        if intent.payload is None:
+            return None
+        return json_html(intent.payload) if payloads_visible(intent) else hidden_payload_html()
 
     @admin.display(description=_("Experiment"))
     @none_as_empty
@@ -67,7 +76,9 @@ class DeferColumnsMixin:
         )
 
 
-class DeferIntentInline(DeferColumnsMixin, ReadOnlyAdminMixin, admin.TabularInline):
+class DeferIntentInline(
+    DeferColumnsMixin, RunPartInlineMixin, ReadOnlyAdminMixin, admin.TabularInline
+):
     model = DeferIntent
     fk_name = "run"
     fields = (

@@ -1,4 +1,4 @@
-"""Event API keys: issue one by name (its raw key shown once), list them, revoke them."""
+"""Event API keys: issue one (raw key shown once, names optionally limited), list, revoke."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from ..event_keys import issue_key, revoke
+from ..event_keys import clean_prefixes, issue_key, revoke
 from ..models import EventKey
 from .display import status_badge_html
 from .reports import report_counts
@@ -22,19 +22,59 @@ from .reports import report_counts
 logger = logging.getLogger(__name__)
 
 
+class EventPrefixesField(forms.CharField):
+    """Event-name prefixes typed one per line (or comma-separated), kept as a list."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 40})
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("label", _("Event name prefixes"))
+        kwargs.setdefault(
+            "help_text",
+            _(
+                'One per line, for example "billing/". The key may send only events whose '
+                "names start with one of them; empty allows any name."
+            ),
+        )
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return "\n".join(value)
+        return value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_python(value) or ""
+        try:
+            return clean_prefixes(text.replace(",", "\n").splitlines())
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
 class EventKeyAddForm(forms.ModelForm):
-    """Only the name: the key itself is made by `issue_key`, never typed."""
+    """The name and event-name prefixes: the key itself is made by `issue_key`, never typed."""
+
+    event_prefixes = EventPrefixesField()
 
     class Meta:
         model = EventKey
-        fields = ("name",)
+        fields = ("name", "event_prefixes")
 
 
 @admin.register(EventKey)
 class EventKeyAdmin(admin.ModelAdmin):
-    """Add asks for a name only; rows are never edited, and revoking keeps them for the record."""
+    """Add asks for a name and prefixes; rows are never edited; revoking keeps them on record."""
 
-    list_display = ("name", "prefix_text", "state", "created_at", "last_used_at", "revoked_at")
+    list_display = (
+        "name",
+        "prefix_text",
+        "event_names",
+        "state",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
     search_fields = ("name", "=prefix")
     search_help_text = _("A key's name, or its first characters exactly.")
@@ -42,7 +82,15 @@ class EventKeyAdmin(admin.ModelAdmin):
     actions = ("revoke_keys",)
     add_form = EventKeyAddForm
     # Never the digest: it is all an attacker needs to test guesses offline.
-    fields = ("name", "prefix_text", "state", "created_at", "last_used_at", "revoked_at")
+    fields = (
+        "name",
+        "prefix_text",
+        "event_names",
+        "state",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     readonly_fields = fields
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
@@ -51,13 +99,15 @@ class EventKeyAdmin(admin.ModelAdmin):
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ("name",) if obj is None else self.fields
+        return ("name", "event_prefixes") if obj is None else self.fields
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return () if obj is None else self.readonly_fields
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # the page of a key is for reading; revoking is the one change
+        # The page of a key is for reading; revoking is the one change. Other prefixes mean a
+        # new key: whoever holds the old one keeps what it was issued for until it is revoked.
+        return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # a revoked key stays listed, with when it was last used
@@ -67,13 +117,16 @@ class EventKeyAdmin(admin.ModelAdmin):
         return request.user.has_perm(f"{self.opts.app_label}.change_eventkey")
 
     def save_model(self, request: HttpRequest, obj: EventKey, form: Any, change: bool) -> None:
-        row, raw_key = issue_key(form.cleaned_data["name"])
+        row, raw_key = issue_key(
+            form.cleaned_data["name"], event_prefixes=form.cleaned_data["event_prefixes"]
+        )
         # The admin logs and answers with `obj`; make it the issued row, raw key attached.
-        obj.pk, obj.prefix, obj.digest, obj.created_at = (
+        obj.pk, obj.prefix, obj.digest, obj.created_at, obj.event_prefixes = (
             row.pk,
             row.prefix,
             row.digest,
             row.created_at,
+            row.event_prefixes,
         )
         obj._state = row._state
         obj.raw_key = raw_key  # type: ignore[attr-defined]
@@ -112,6 +165,12 @@ class EventKeyAdmin(admin.ModelAdmin):
     @admin.display(description=_("Prefix"))
     def prefix_text(self, key: EventKey) -> str:
         return f"{key.prefix}…"
+
+    @admin.display(description=_("Event names"))
+    def event_names(self, key: EventKey) -> str:
+        if not key.event_prefixes:
+            return gettext("any")
+        return ", ".join(f"{prefix}…" for prefix in key.event_prefixes)
 
     @admin.display(description=_("State"), ordering="revoked_at")
     def state(self, key: EventKey) -> Any:

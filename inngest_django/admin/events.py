@@ -14,6 +14,12 @@ from django.utils.translation import gettext_lazy as _
 from ..models import Event, FunctionRun
 from .display import json_html, run_link_html, status_badge_html
 from .filters import DispatchedFilter, EventNamePrefixFilter
+from .payloads import (
+    PayloadVisibilityMixin,
+    hidden_payload_html,
+    payloads_visible,
+    unreadable_as_note,
+)
 from .readonly import ReadOnlyAdminMixin
 from .search import IndexedSearchMixin
 from .send_event import SEND_PERMISSION, send_event_view
@@ -38,7 +44,7 @@ class EventRunInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(IndexedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class EventAdmin(PayloadVisibilityMixin, IndexedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("name", "id", "external_id", "received_at", "dispatched_at", "run_count")
     list_filter = (EventNamePrefixFilter, DispatchedFilter)
     # search_match replaces Django's case-insensitive scans with indexed lookups.
@@ -82,5 +88,6 @@ class EventAdmin(IndexedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         return event.run_count  # type: ignore[attr-defined]
 
     @admin.display(description=_("Data"))
+    @unreadable_as_note
     def pretty_data(self, event: Event) -> SafeString:
-        return json_html(event.data)
+        return json_html(event.data) if payloads_visible(event) else hidden_payload_html()

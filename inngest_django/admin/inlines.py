@@ -24,10 +24,18 @@ from .display import (
     run_id_link_html,
     status_badge_html,
 )
-from .readonly import ReadOnlyAdminMixin
+from .payloads import (
+    PayloadVisibilityMixin,
+    hidden_payload_html,
+    payloads_visible,
+    unreadable_as_note,
+)
+from .readonly import ReadOnlyAdminMixin, RunPartInlineMixin
 
 
-class StepRunInline(ReadOnlyAdminMixin, admin.TabularInline):
+class StepRunInline(
+    PayloadVisibilityMixin, RunPartInlineMixin, ReadOnlyAdminMixin, admin.TabularInline
+):
     model = StepRun
     fields = (
         "step_key",
@@ -50,7 +58,12 @@ class StepRunInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     @admin.display(description=_("Output or error"))
     @none_as_empty
+    @unreadable_as_note
     def output_or_error(self, step: StepRun) -> SafeString | None:
+        if step.error is None and step.output is None:
+            return None
+        if not payloads_visible(step):
+            return hidden_payload_html()
         if step.error:
             return error_html(step.error)
         return json_html(step.output) if step.output is not None else None
@@ -61,7 +74,9 @@ class StepRunInline(ReadOnlyAdminMixin, admin.TabularInline):
         return duration_text(step.started_at, step.finished_at)
 
 
-class WaitInline(ReadOnlyAdminMixin, admin.TabularInline):
+class WaitInline(
+    PayloadVisibilityMixin, RunPartInlineMixin, ReadOnlyAdminMixin, admin.TabularInline
+):
     """What the run waits for or waited for: events, invoked runs and cancel rules."""
 
     model = Wait
@@ -94,12 +109,16 @@ class WaitInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     @admin.display(description=_("Match"))
     @none_as_empty
+    @unreadable_as_note
     def match(self, wait: Wait) -> SafeString | None:
         lines: list[SafeString] = []
         if wait.match_value == NO_MATCH:
             # The trigger event lacked the field, so no event can match this wait.
             text = gettext("{} is missing from the trigger event: nothing matches")
             lines.append(format_html(text, wait.match_key))
+        elif wait.match_key and not payloads_visible(wait):
+            # The value is the trigger event's, a piece of its data.
+            lines.append(format_html("{} = {}", wait.match_key, hidden_payload_html()))
         elif wait.match_key:
             lines.append(format_html("{} = {}", wait.match_key, wait.match_value))
         if wait.expression:

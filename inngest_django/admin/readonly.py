@@ -1,4 +1,4 @@
-"""ReadOnlyAdminMixin: admins that show engine rows without letting forms change them."""
+"""Read-only admins and inlines: engine rows shown, never changed through forms."""
 
 from __future__ import annotations
 
@@ -18,3 +18,12 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class RunPartInlineMixin:
+    """Show a run's steps, waits and defers to whoever may view the run."""
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # They are parts of the run's page, as they are of the REST API's run detail: needing
+        # view_steprun, view_wait and view_deferintent as well would only confuse groups.
+        return request.user.has_perm("inngest_django.view_functionrun")

@@ -30,8 +30,7 @@ from .reports import report_counts
 
 logger = logging.getLogger(__name__)
 
-# The permission that lets staff steer runs. Rerun and retry use it too until the models get
-# permissions of their own (see docs/admin.md).
+# FunctionRun's own permissions, one per way of steering runs (see docs/permissions.md).
 CANCEL_PERMISSION = "cancel_functionrun"
 RERUN_PERMISSION = "rerun_functionrun"
 RETRY_PERMISSION = "retry_functionrun"

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from ..enums import FINISHED_STATUSES, RunStatus, WaitKind
 from ..functions import INVOKED_EVENT, SCHEDULED_EVENT
 from ..models import Event, FunctionRun, Wait
+from ..payload_access import can_view_payloads, payloads_restricted
 from .defers import DeferIntentInline
 from .display import (
     defer_link_html,
@@ -44,6 +45,12 @@ from .filters import (
 from .flow import concurrency_html, concurrency_match
 from .functions import functions_view
 from .inlines import StepRunInline, WaitInline
+from .payloads import (
+    PayloadVisibilityMixin,
+    hidden_payload_html,
+    payloads_visible,
+    unreadable_as_note,
+)
 from .readonly import ReadOnlyAdminMixin
 from .run_actions import RunActionsMixin
 from .search import IndexedSearchMixin
@@ -91,7 +98,13 @@ def child_run_html(child: FunctionRun) -> SafeString:
 
 
 @admin.register(FunctionRun)
-class FunctionRunAdmin(IndexedSearchMixin, RunActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class FunctionRunAdmin(
+    PayloadVisibilityMixin,
+    IndexedSearchMixin,
+    RunActionsMixin,
+    ReadOnlyAdminMixin,
+    admin.ModelAdmin,
+):
     list_display = (
         "id",
         "function_id",
@@ -185,8 +198,9 @@ class FunctionRunAdmin(IndexedSearchMixin, RunActionsMixin, ReadOnlyAdminMixin, 
         )
 
     def search_match(self, term: str) -> Q:
-        if ":" in term:
-            # Ids never hold a colon; concurrency keys are "<function or scope>:<value>".
+        if ":" in term and not payloads_restricted():
+            # Ids never hold a colon; concurrency keys are "<function or scope>:<value>". With
+            # encryption on, keys are hashes of payload values: no search may probe them.
             return concurrency_match(term)
         if _ULID.fullmatch(term):
             term = term.upper()
@@ -241,7 +255,9 @@ class FunctionRunAdmin(IndexedSearchMixin, RunActionsMixin, ReadOnlyAdminMixin, 
     ) -> HttpResponse:
         if obj is not None:
             context.update(self.run_button_urls(request, obj))
-            context["timeline"] = build_timeline(obj)
+            context["timeline"] = build_timeline(
+                obj, payloads_visible=can_view_payloads(request.user)
+            )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     # -- columns and fields -----------------------------------------------------------------
@@ -379,10 +395,16 @@ class FunctionRunAdmin(IndexedSearchMixin, RunActionsMixin, ReadOnlyAdminMixin, 
 
     @admin.display(description=_("Output"))
     @none_as_empty
+    @unreadable_as_note
     def pretty_output(self, run: FunctionRun) -> SafeString | None:
-        return json_html(run.output) if run.output is not None else None
+        if run.output is None:
+            return None
+        return json_html(run.output) if payloads_visible(run) else hidden_payload_html()
 
     @admin.display(description=_("Error"))
     @none_as_empty
+    @unreadable_as_note
     def pretty_error(self, run: FunctionRun) -> SafeString | None:
-        return error_html(run.error) if run.error else None
+        if not run.error:
+            return None
+        return error_html(run.error) if payloads_visible(run) else hidden_payload_html()

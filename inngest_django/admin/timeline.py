@@ -13,6 +13,7 @@ from django.utils.translation import gettext, ngettext
 
 from ..enums import RunStatus, StepOp, StepStatus, WaitKind
 from ..models import DeferIntent, FunctionRun, StepRun, Wait
+from ..payload_access import HIDDEN_TEXT, UNREADABLE_KEY, read_payload
 from .display import (
     STATUS_COLOURS,
     duration_text,
@@ -95,11 +96,18 @@ def error_text(error: object) -> str:
     """Return a stored error as "Name: message", or "" for none."""
     if not isinstance(error, dict):
         return "" if error is None else str(error)
+    if UNREADABLE_KEY in error:
+        return str(error[UNREADABLE_KEY])
     return f"{error.get('name', 'Error')}: {error.get('message', '')}"
 
 
-def build_timeline(run: FunctionRun, *, now: datetime | None = None) -> Timeline:
-    """Return the bars of `run` (at most MAX_BARS), placed as percentages of its span."""
+def build_timeline(
+    run: FunctionRun, *, payloads_visible: bool = True, now: datetime | None = None
+) -> Timeline:
+    """Return the bars of `run` (at most MAX_BARS), placed as percentages of its span.
+
+    Without `payloads_visible`, a failed step's bar says its error is hidden instead of naming it.
+    """
     now = now or timezone.now()
     axis_end = run.finished_at or now
     steps = list(StepRun.objects.filter(run=run).order_by("id")[:MAX_BARS])
@@ -124,6 +132,10 @@ def build_timeline(run: FunctionRun, *, now: datetime | None = None) -> Timeline
     )
     defer_count = intents.count() if len(defers) == room else len(defers)
     bars = [step_bar(step, waits.get(step.step_key), axis_end) for step in steps]
+    if not payloads_visible:
+        for bar in bars:
+            if bar.error:
+                bar.error = str(HIDDEN_TEXT)
     bars.extend(defer_bar(intent, axis_end) for intent in defers)
     place(bars, run.created_at, axis_end)
     return Timeline(start=run.created_at, end=axis_end, bars=bars, total=step_count + defer_count)
@@ -147,7 +159,7 @@ def step_bar(step: StepRun, wait: Wait | None, axis_end: datetime) -> Bar:
         start=start,
         end=max(end, start),
         attempts=step.attempts,
-        error=error_text(step.error),
+        error=error_text(read_payload(step, "error")),
     )
     if step.op == StepOp.SLEEP and step.wake_at is not None:
         bar.notes.append(gettext("wakes at %(moment)s") % {"moment": moment_text(step.wake_at)})

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..conf import app_settings
-from ..event_keys import authenticate
+from ..event_keys import allows_name, authenticate
 from .event_ingest import EventRequestError, build_rows, parse_events, read_body, store_rows
 
 logger = logging.getLogger(__name__)
@@ -91,6 +91,11 @@ _ERRORS = {
     for status, description in (
         (400, "Malformed JSON or a bad event; the message names the event's index and field."),
         (401, f"{KEY_REQUIRED!r} or {KEY_NOT_FOUND!r} (revoked keys are not found)."),
+        (
+            403,
+            "The key is limited to event-name prefixes and an event's name starts with none of "
+            "them; nothing of the request is stored.",
+        ),
         (413, "The body, an event or the number of events is over its limit."),
     )
 }
@@ -140,6 +145,15 @@ class EventAPIView(APIView):
             )
         except EventRequestError as exc:
             return self._refuse(exc.status, exc.message, key_name=key.name)
+        # The whole request or nothing, as for a bad event: a client retries it as one.
+        for index, row in enumerate(rows):
+            if not allows_name(key, row.name):
+                allowed = ", ".join(repr(prefix) for prefix in key.event_prefixes)
+                message = (
+                    f"event {index}: name {row.name!r} is not allowed for this event key, "
+                    f"which may send only names starting with {allowed}"
+                )
+                return self._refuse(403, message, key_name=key.name)
         ids = store_rows(rows)
         logger.info(
             "Events received key=%s count=%d",

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 from django.urls import URLPattern, URLResolver, include, path
+from drf_spectacular import plumbing
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
@@ -27,7 +28,10 @@ SCHEMA_ROUTE = "schema/"
 _ERROR_MEANINGS = {
     400: "A parameter or the body has a value the API cannot use.",
     401: "No credentials were given (when token authentication comes first).",
-    403: "Not allowed: not logged in, or not a staff user (or what API_PERMISSION_CLASSES asks).",
+    403: (
+        "Not allowed: not logged in, not a staff user (or what API_PERMISSION_CLASSES asks), or "
+        "without the route's Django permission, which `detail` names."
+    ),
     404: "No run, event or function has this id.",
     409: "The run is not in a state this action applies to.",
 }
@@ -47,6 +51,15 @@ _SETTINGS = {
 }
 # drf-spectacular's settings patches are global: one generation at a time.
 _generation_lock = threading.Lock()
+
+
+def _forget_enum_names() -> None:
+    """Drop drf-spectacular's cache of ENUM_NAME_OVERRIDES, read once per process otherwise."""
+    # The cache ignores patched settings: a schema generated earlier in the process (the
+    # project's own, say) would decide our enum names.
+    cached = getattr(plumbing, "_load_enum_name_overrides", None)
+    if cached is not None and hasattr(cached, "cache_clear"):
+        cached.cache_clear()
 
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -111,8 +124,13 @@ class SchemaView(_JSONErrorsMixin, ConfiguredAccessMixin, APIView):
         prefix = request.path_info.removesuffix(SCHEMA_ROUTE).lstrip("/")
         patterns = [path(prefix, include(self.api_patterns))]
         with _generation_lock, patched_settings(_SETTINGS):
-            generator = SchemaGenerator(patterns=patterns)
-            document = generator.get_schema(request=request, public=True)
+            _forget_enum_names()
+            try:
+                generator = SchemaGenerator(patterns=patterns)
+                document = generator.get_schema(request=request, public=True)
+            finally:
+                # Ours would otherwise leak into the project's own schemas, and theirs into ours.
+                _forget_enum_names()
         return Response(document)
 
 

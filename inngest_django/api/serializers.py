@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from ..functions import DeferredFunction, Function
 from ..models import DeferIntent, Event, FunctionRun, StepRun, Wait
+from ..payload_access import UNREADABLE_KEY, unreadable_note
 from ..schemas.config import TriggerCron
 
 URL_NAMESPACE = "inngest_api"
@@ -26,6 +27,54 @@ def event_url(event_id: str, request: Any = None) -> str:
     """Return the URL of an event's detail, absolute when a request is at hand."""
     path = reverse(f"{URL_NAMESPACE}:event-detail", args=[event_id])
     return request.build_absolute_uri(path) if request is not None else path
+
+
+# -- payloads -----------------------------------------------------------------------------------
+
+
+class HidesPayloadsMixin:
+    """Answer null for `payload_fields` when the view's context says payloads are hidden."""
+
+    payload_fields: tuple[str, ...] = ()
+    # Sealed columns shown even to users who may not see payloads (they come from code).
+    sealed_fields: tuple[str, ...] = ()
+    context: dict[str, Any]
+
+    def to_representation(self, instance: Any) -> Any:
+        hidden = self.context.get("payloads_hidden")
+        if not hidden:
+            unreadable = {}
+            for name in (*self.payload_fields, *self.sealed_fields):
+                note = unreadable_note(instance, name)
+                if note is not None:
+                    unreadable[name] = {UNREADABLE_KEY: note}
+            if unreadable:
+                # Read through a stand-in, so one undecryptable column is a note, not a 500.
+                instance = _Overlay(instance, unreadable)
+        data = super().to_representation(instance)  # type: ignore[misc]
+        if hidden:
+            for name in self.payload_fields:
+                data[name] = None
+        return data
+
+
+class _Overlay:
+    """A model instance seen with some attributes replaced."""
+
+    def __init__(self, instance: Any, replaced: dict[str, Any]) -> None:
+        self._instance = instance
+        self._replaced = replaced
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._replaced:
+            return self._replaced[name]
+        return getattr(self._instance, name)
+
+
+PAYLOADS_HIDDEN_HELP = (
+    "True when payload fields (event data, outputs, errors, defer payloads, wait match values) "
+    "are null here because encryption is on and the user lacks the view_payloads permission."
+)
 
 
 # -- errors and actions -------------------------------------------------------------------------
@@ -214,8 +263,10 @@ class RunSerializer(serializers.ModelSerializer):
         return run.defer_intent_id is not None
 
 
-class StepSerializer(serializers.ModelSerializer):
+class StepSerializer(HidesPayloadsMixin, serializers.ModelSerializer):
     """A step's memo: what it returned or how it failed, and when."""
+
+    payload_fields = ("output", "error")
 
     class Meta:
         model = StepRun
@@ -233,9 +284,11 @@ class StepSerializer(serializers.ModelSerializer):
         ]
 
 
-class DeferSerializer(serializers.ModelSerializer):
+class DeferSerializer(HidesPayloadsMixin, serializers.ModelSerializer):
     """A ctx.defer call of the run, with the run it started once the run finished."""
 
+    payload_fields = ("payload",)
+    sealed_fields = ("reason",)
     deferred_run = serializers.SerializerMethodField()
 
     class Meta:
@@ -260,8 +313,13 @@ class DeferSerializer(serializers.ModelSerializer):
         return RunSummarySerializer(run, context=self.context).data if run is not None else None
 
 
-class WaitSerializer(serializers.ModelSerializer):
+class WaitSerializer(HidesPayloadsMixin, serializers.ModelSerializer):
     """What the run waited for (an event, an invoked run, a cancel rule) and how it ended."""
+
+    # The trigger event's value the wait matches on is a piece of its data.
+    payload_fields = ("match_value",)
+    sealed_fields = ("expression",)
+    match_value = serializers.CharField(allow_null=True, read_only=True)
 
     class Meta:
         model = Wait
@@ -282,9 +340,11 @@ class WaitSerializer(serializers.ModelSerializer):
         ]
 
 
-class RunDetailSerializer(RunSerializer):
+class RunDetailSerializer(HidesPayloadsMixin, RunSerializer):
     """A run with its output or error, steps, defers, waits and related runs."""
 
+    payload_fields = ("output", "error")
+    payloads_hidden = serializers.SerializerMethodField(help_text=PAYLOADS_HIDDEN_HELP)
     batch_events = serializers.SerializerMethodField()
     steps = StepSerializer(many=True, read_only=True)
     defers = DeferSerializer(many=True, read_only=True)
@@ -298,6 +358,7 @@ class RunDetailSerializer(RunSerializer):
             *RunSerializer.Meta.fields,
             "output",
             "error",
+            "payloads_hidden",
             "batch_events",
             "steps",
             "defers",
@@ -314,6 +375,10 @@ class RunDetailSerializer(RunSerializer):
     )
     def get_batch_events(self, run: FunctionRun) -> list[str]:
         return [row.event_id for row in run.batch_events.all()]
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_payloads_hidden(self, run: FunctionRun) -> bool:
+        return bool(self.context.get("payloads_hidden"))
 
     @extend_schema_field(RunSummarySerializer(allow_null=True))
     def get_parent(self, run: FunctionRun) -> dict[str, Any] | None:
@@ -349,13 +414,20 @@ class EventSerializer(serializers.ModelSerializer):
         return event_url(event.pk, self.context.get("request"))
 
 
-class EventDetailSerializer(EventSerializer):
+class EventDetailSerializer(HidesPayloadsMixin, EventSerializer):
     """An event with its data and the runs it started, batched runs included."""
 
+    payload_fields = ("data",)
+    data = serializers.JSONField(allow_null=True, read_only=True)
+    payloads_hidden = serializers.SerializerMethodField(help_text=PAYLOADS_HIDDEN_HELP)
     runs = serializers.SerializerMethodField()
 
     class Meta(EventSerializer.Meta):
-        fields = [*EventSerializer.Meta.fields, "data", "runs"]
+        fields = [*EventSerializer.Meta.fields, "data", "payloads_hidden", "runs"]
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_payloads_hidden(self, event: Event) -> bool:
+        return bool(self.context.get("payloads_hidden"))
 
     @extend_schema_field(RunSummarySerializer(many=True))
     def get_runs(self, event: Event) -> list[dict[str, Any]]:

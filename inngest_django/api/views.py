@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from ..enums import FINISHED_STATUSES, RunStatus
 from ..exceptions import FunctionNotFoundError
 from ..models import DeferIntent, Event, FunctionRun, RunEvent
+from ..payload_access import can_view_payloads
 from ..registry import default_registry
 from ..runs import cancel_run, rerun_run, retry_run
 from .filters import filter_events, filter_runs
@@ -108,6 +109,16 @@ class InngestAPIMixin(ConfiguredAccessMixin):
     schema = AutoSchema()
 
 
+class _PayloadContextMixin:
+    """Tell the serializers whether this user may see payloads (see payload_access)."""
+
+    request: Request
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()  # type: ignore[misc]
+        return {**context, "payloads_hidden": not can_view_payloads(self.request.user)}
+
+
 class _ByIdMixin:
     """Look rows up by their string id; an id no row can have is a 404 without a query."""
 
@@ -132,6 +143,8 @@ class FunctionViewSet(InngestAPIMixin, viewsets.ViewSet):
     """Registered functions, with triggers and options."""
 
     lookup_value_regex = ".+"
+    # Functions are the catalogue of what runs: whoever may view runs may read it.
+    action_permissions = {"list": "view_functionrun", "retrieve": "view_functionrun"}
 
     @extend_schema(responses={200: FunctionSerializer(many=True), **errors()})
     def list(self, request: Request) -> Response:
@@ -152,6 +165,7 @@ class FunctionViewSet(InngestAPIMixin, viewsets.ViewSet):
 @extend_schema(tags=["runs"])
 class RunViewSet(
     InngestAPIMixin,
+    _PayloadContextMixin,
     _ByIdMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -161,6 +175,14 @@ class RunViewSet(
 
     pagination_class = RunPagination
     noun = "run"
+    # An action needs its own permission only: the admin's buttons ask for no more either.
+    action_permissions = {
+        "list": "view_functionrun",
+        "retrieve": "view_functionrun",
+        "cancel": "cancel_functionrun",
+        "rerun": "rerun_functionrun",
+        "retry": "retry_functionrun",
+    }
 
     def get_queryset(self) -> QuerySet[FunctionRun]:
         runs = FunctionRun.objects.all()
@@ -270,6 +292,7 @@ class RunViewSet(
 @extend_schema(tags=["events"])
 class EventViewSet(
     InngestAPIMixin,
+    _PayloadContextMixin,
     _ByIdMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -279,6 +302,7 @@ class EventViewSet(
 
     pagination_class = EventPagination
     noun = "event"
+    action_permissions = {"list": "view_event", "retrieve": "view_event"}
 
     def get_queryset(self) -> QuerySet[Event]:
         events = Event.objects.all()

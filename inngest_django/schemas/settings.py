@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from django.core.exceptions import ImproperlyConfigured
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..durations import parse_duration
 
 
 class AppSettingsModel(BaseModel):
@@ -35,6 +40,10 @@ class AppSettingsModel(BaseModel):
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     )
+    # Runs a worker claims beyond its free threads, run as threads free up: one claim (and one
+    # round of relay, dispatch and cron look-ups) serves several runs. 0 claims for free
+    # threads only. Not used while functions with concurrency limits are registered.
+    PREFETCH_RUNS: int = Field(default=3, ge=0, le=100)
     LISTEN_NOTIFY: bool = True
     SQLITE_WAL: bool = True
     SQLITE_BUSY_TIMEOUT_SECONDS: float = Field(default=30.0, ge=0)
@@ -50,3 +59,50 @@ class AppSettingsModel(BaseModel):
     PRUNE_OLDER_THAN: str | None = None
     PRUNE_INTERVAL_SECONDS: float = Field(default=3600.0, gt=0)
     PRUNE_BATCH_SIZE: int = Field(default=500, ge=1)
+
+    @field_validator("PRUNE_OLDER_THAN")
+    @classmethod
+    def _check_prune_older_than(cls, value: str | None) -> str | None:
+        """Check the retention period parses and is longer than 0; the error names the key."""
+        if value is None:
+            return None
+        where = "INNGEST_DJANGO['PRUNE_OLDER_THAN']"
+        try:
+            older_than = parse_duration(value, what=where)
+        except ValueError as exc:
+            raise ImproperlyConfigured(str(exc)) from None
+        if not older_than:
+            raise ImproperlyConfigured(f"{where} must be longer than 0, got {value!r}")
+        return value
+
+    @field_validator("ENCRYPTION_KEYS", mode="before")
+    @classmethod
+    def _check_encryption_keys(cls, value: Any) -> Any:
+        """Check each key's shape; raise ImproperlyConfigured naming its position, not the key."""
+        # ImproperlyConfigured passes through pydantic unwrapped, so the message carries no
+        # input_value: a key must never reach an error message or a log.
+        where = "INNGEST_DJANGO['ENCRYPTION_KEYS']"
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ImproperlyConfigured(f"{where} must be a list or tuple of Fernet keys")
+        for position, key in enumerate(value):
+            if not _is_fernet_key(key):
+                raise ImproperlyConfigured(
+                    f"{where}[{position}] is not a Fernet key (32 bytes, url-safe base64); "
+                    "generate one with Fernet.generate_key()"
+                )
+        if value and importlib.util.find_spec("cryptography") is None:
+            raise ImproperlyConfigured(
+                f"{where} is set but the cryptography package is not installed; "
+                "pip install 'inngest-django[encryption]'"
+            )
+        return tuple(value)
+
+
+def _is_fernet_key(key: Any) -> bool:
+    """Return True if `key` decodes as Fernet decodes keys, to 32 bytes."""
+    if not isinstance(key, str):
+        return False
+    try:
+        return len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+    except (ValueError, UnicodeError):
+        return False

@@ -151,6 +151,50 @@ def check_journal(
     )
 
 
+def new_journal(tmp_path: Path) -> Path:
+    """Return an empty directory the workers' step attempts are journalled into."""
+    journal = tmp_path / "chaos-journal"
+    journal.mkdir()
+    return journal
+
+
+def chaos_env(scenario: Scenario, journal: Path) -> dict[str, str]:
+    return {
+        "INNGEST_DJANGO_TEST_LEASE_SECONDS": str(scenario.lease_seconds),
+        JOURNAL_DIR_ENV: str(journal),
+    }
+
+
+def send_parents(scenario: Scenario) -> int:
+    """Send the scenario's parent runs; return how many runs must complete in all."""
+    inngest.send(
+        [
+            {"name": "chaos/steps.requested", "data": {"pause_s": scenario.pause_s}}
+            for _ in range(scenario.runs)
+        ]
+    )
+    return 2 * scenario.runs  # each parent and its one deferred cleanup
+
+
+def check_and_report(
+    label: str,
+    scenario: Scenario,
+    report: ChaosReport,
+    journal: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[list[Attempt], Counter[str]]:
+    """Check rows and journal, print the summary, and require that the chaos landed."""
+    cleanups = check_runs_and_rows(scenario)
+    attempts = read_attempts(journal)
+    counts = check_journal(attempts, report, cleanups)
+    with capsys.disabled():
+        print(f"\n{label}: {report.summary()}; {dict(counts)}")
+    # Workers died inside steps, and steps ran again elsewhere.
+    assert report.kills >= 5, report.summary()
+    assert counts["cut short by SIGKILL"] > 0
+    return attempts, counts
+
+
 # Above pytest.ini's 300 s, so the controller's own timeout fails first, with the workers' logs.
 @pytest.mark.timeout(420)
 @pytest.mark.parametrize(
@@ -165,25 +209,15 @@ def test_fleet_under_sigkill_runs_every_step_once_and_each_run_under_one_lease_a
 ):
     if connection.vendor != scenario.vendor:
         pytest.skip(f"the {scenario.vendor} variant; this pass runs on {connection.vendor}")
-    journal = tmp_path / "chaos-journal"
-    journal.mkdir()
+    journal = new_journal(tmp_path)
     controller = ChaosController(
         workers,
         size=scenario.workers,
         start_args=("--threads", str(scenario.threads)),
-        env={
-            "INNGEST_DJANGO_TEST_LEASE_SECONDS": str(scenario.lease_seconds),
-            JOURNAL_DIR_ENV: str(journal),
-        },
+        env=chaos_env(scenario, journal),
         seed=scenario.runs,
     )
-    inngest.send(
-        [
-            {"name": "chaos/steps.requested", "data": {"pause_s": scenario.pause_s}}
-            for _ in range(scenario.runs)
-        ]
-    )
-    total = 2 * scenario.runs  # each parent and its one deferred cleanup
+    total = send_parents(scenario)
     report = controller.run(
         completed_runs,
         total=total,
@@ -193,13 +227,7 @@ def test_fleet_under_sigkill_runs_every_step_once_and_each_run_under_one_lease_a
     workers.wait_for(settled, what="the outbox to be relayed and every run to finish")
     workers.stop_all()
 
-    cleanups = check_runs_and_rows(scenario)
-    counts = check_journal(read_attempts(journal), report, cleanups)
-    with capsys.disabled():
-        print(f"\n{scenario.vendor}: {report.summary()}; {dict(counts)}")
-    # The chaos must have landed: workers died inside steps, and steps ran again elsewhere.
-    assert report.kills >= 5, report.summary()
-    assert counts["cut short by SIGKILL"] > 0
+    check_and_report(scenario.vendor, scenario, report, journal, capsys)
     assert report.restarts == int(scenario.restart_db)
 
 
@@ -222,37 +250,19 @@ def test_django_q_clusters_under_sigkill_run_every_step_once_under_one_lease_at_
     workers, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
     scenario = DJANGO_Q
-    journal = tmp_path / "chaos-journal"
-    journal.mkdir()
+    journal = new_journal(tmp_path)
     fleet = DjangoQChaos(
-        workers,
-        clusters=scenario.workers,
-        env={
-            "INNGEST_DJANGO_TEST_LEASE_SECONDS": str(scenario.lease_seconds),
-            JOURNAL_DIR_ENV: str(journal),
-        },
-        seed=scenario.runs,
+        workers, clusters=scenario.workers, env=chaos_env(scenario, journal), seed=scenario.runs
     )
-    inngest.send(
-        [
-            {"name": "chaos/steps.requested", "data": {"pause_s": scenario.pause_s}}
-            for _ in range(scenario.runs)
-        ]
-    )
+    total = send_parents(scenario)
     try:
-        report = fleet.run(completed_runs, total=2 * scenario.runs, timeout=scenario.timeout)
+        report = fleet.run(completed_runs, total=total, timeout=scenario.timeout)
         workers.wait_for(settled, what="the outbox to be relayed and every run to finish")
     finally:
         fleet.stop_all()
         workers.stop_all()
 
-    cleanups = check_runs_and_rows(scenario)
-    attempts = read_attempts(journal)
-    counts = check_journal(attempts, report, cleanups)
-    with capsys.disabled():
-        print(f"\ndjango_q: {report.summary()}; {dict(counts)}")
+    attempts, _ = check_and_report("django_q", scenario, report, journal, capsys)
     # The passes ran in the clusters' worker processes, never in the inngest worker.
     worker_pids = {process.pid for process in workers.processes}
     assert not {attempt.pid for attempt in attempts} & worker_pids
-    assert report.kills >= 5, report.summary()
-    assert counts["cut short by SIGKILL"] > 0

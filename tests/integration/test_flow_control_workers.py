@@ -7,6 +7,7 @@ from django.db import connection
 
 import inngest_django as inngest
 from inngest_django.models import FunctionRun
+from tests.testapp.inngest_functions import LIMITED_ENV
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -25,7 +26,7 @@ def most_at_once(intervals: list[tuple[float, float]]) -> int:
 
 def test_limit_2_holds_across_two_workers_with_four_threads(workers):
     for _ in range(2):
-        workers.start("--threads", "2")
+        workers.start("--threads", "2", **{LIMITED_ENV: "1"})
     for index in range(2):
         workers.wait_for_log(index, "Worker started")
     inngest.send([{"name": "testapp/limited", "data": {"pause_s": 0.3}} for _ in range(10)])

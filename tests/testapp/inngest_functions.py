@@ -16,6 +16,7 @@ client = inngest.Inngest(app_id="testapp")
 JOURNAL_ENV = "INNGEST_DJANGO_TEST_JOURNAL"
 HOLD_AFTER_ENV = "INNGEST_DJANGO_TEST_HOLD_AFTER"
 CRON_ENV = "INNGEST_DJANGO_TEST_CRON"
+LIMITED_ENV = "INNGEST_DJANGO_TEST_LIMITED"
 EVERY_MINUTE = "* * * * *"
 
 
@@ -128,21 +129,32 @@ def defer_cleanup(ctx: inngest.Context) -> dict:
     return {"steps": 3}
 
 
-@client.create_function(
-    fn_id="limited",
-    trigger=inngest.TriggerEvent(event="testapp/limited"),
-    concurrency=[inngest.Concurrency(limit=2)],
+# Registered only where a test asks for it: a function with a concurrency limit switches every
+# worker to the concurrency-aware claim without claiming ahead, which the other tests must not
+# be limited to.
+if os.environ.get(LIMITED_ENV) == "1":
+
+    @client.create_function(
+        fn_id="limited",
+        trigger=inngest.TriggerEvent(event="testapp/limited"),
+        concurrency=[inngest.Concurrency(limit=2)],
+    )
+    def limited(ctx: inngest.Context) -> None:
+        """One step that journals when it starts and ends; at most two runs execute at once."""
+
+        def work() -> None:
+            _journal(ctx.run_id, "work", "start")
+            time.sleep(float(ctx.event.data.get("pause_s", 0.2)))
+            _journal(ctx.run_id, "work", "end")
+
+        ctx.step.run("work", work)
+
+
+# Registered with the rest: the chaos suite's, the django_q executor tests', the bad-input
+# tests' and the encryption tests' functions.
+from . import (  # noqa: E402, F401
+    bad_input_functions,
+    chaos_functions,
+    django_q_functions,
+    encryption_functions,
 )
-def limited(ctx: inngest.Context) -> None:
-    """One step that journals when it starts and ends; at most two runs execute at once."""
-
-    def work() -> None:
-        _journal(ctx.run_id, "work", "start")
-        time.sleep(float(ctx.event.data.get("pause_s", 0.2)))
-        _journal(ctx.run_id, "work", "end")
-
-    ctx.step.run("work", work)
-
-
-# Registered with the rest: the chaos suite's and the django_q executor tests' functions.
-from . import chaos_functions, django_q_functions  # noqa: E402, F401
