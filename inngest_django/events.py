@@ -24,7 +24,7 @@ from .models import Event, FunctionRun, IdempotencyKey, RunEvent
 from .registry import FunctionRegistry, default_registry
 from .schemas.events import Event as EventIn
 from .serialization import storable_problem
-from .waits import WaitResolver, cancel_rule_waits, save_waits
+from .waits import WaitResolver, cancel_rule_waits, catch_up_cancel_rules, save_waits
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +229,9 @@ def save_runs(
     )
     if waits:
         save_waits(waits)
+        now = clock.now()
+        # robust: a failed catch-up is logged; the dispatch that stored the runs stands.
+        transaction.on_commit(lambda: catch_up_cancel_rules(waits, now=now), robust=True)
     return runs
 
 

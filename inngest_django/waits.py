@@ -353,3 +353,25 @@ def catch_up(wait: Wait, *, now: datetime) -> bool:
         if Wait.objects.filter(pk=wait.pk, resolved_at__isnull=False).exists():
             return True
     return False
+
+
+def catch_up_cancel_rules(waits: Iterable[Wait], *, now: datetime) -> int:
+    """Apply just-stored cancel rules to events dispatched before they could be seen.
+
+    A cancel rule counts events after its run's trigger. One such event may have been
+    dispatched already: by another worker while the rule's transaction was open, or before
+    the trigger itself (its id is taken before its send commits). Call after the rules
+    commit; events dispatched later see them anyway. Returns how many rules it resolved.
+    """
+    boundaries: dict[str, str] = {}
+    for wait in waits:
+        if wait.kind == WaitKind.CANCEL and wait.event_name:
+            seen = boundaries.get(wait.event_name)
+            boundaries[wait.event_name] = min(seen or wait.after_event_id, wait.after_event_id)
+    resolved = 0
+    for name, after in sorted(boundaries.items()):
+        arrived = Event.objects.filter(pk__gt=after, name=name, dispatched_at__isnull=False)
+        for event in arrived.order_by("pk"):
+            with transaction.atomic():
+                resolved += WaitResolver(now).resolve(event)
+    return resolved

@@ -1,14 +1,15 @@
-"""A wait and the event it wants, stored at the same moment: the event is never missed."""
+"""A wait or cancel rule and the event it wants, stored at the same moment: never missed."""
 
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 import inngest_django as inngest
 from inngest_django import executor
 from inngest_django.enums import RunStatus
 from inngest_django.events import dispatch_pending
-from inngest_django.models import FunctionRun
+from inngest_django.models import Event, FunctionRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,3 +57,47 @@ def test_a_reply_for_another_match_value_does_not_resolve_the_wait(client, drain
     drain(registry=client.registry)
 
     assert FunctionRun.objects.get(function_id="test-waiter").status == RunStatus.WAITING
+
+
+def cancellable(client: inngest.Inngest) -> None:
+    @client.create_function(
+        fn_id="cancellable",
+        trigger=inngest.TriggerEvent(event="test/order"),
+        cancel=[
+            inngest.Cancel(event="test/order.cancelled", if_exp="event.data.id == async.data.id")
+        ],
+    )
+    def handler(ctx):
+        return ctx.step.run("ship", lambda: "shipped")
+
+
+def dispatched_elsewhere(event_id: str) -> None:
+    """Mark an event dispatched, as a worker that could not see the new run's rules would."""
+    Event.objects.filter(pk=event_id).update(dispatched_at=timezone.now())
+
+
+@pytest.mark.parametrize(
+    ("cancelled_id", "status"), [(1, RunStatus.CANCELLED), (2, RunStatus.COMPLETED)]
+)
+def test_a_cancel_event_dispatched_before_the_rule_was_stored_still_applies(
+    client, drain, cancelled_id, status
+):
+    cancellable(client)
+    inngest.send({"name": "test/order", "data": {"id": 1}})
+    (cancel_id,) = inngest.send({"name": "test/order.cancelled", "data": {"id": cancelled_id}})
+    dispatched_elsewhere(cancel_id)
+
+    drain(registry=client.registry)
+
+    assert FunctionRun.objects.get(function_id="test-cancellable").status == status
+
+
+def test_a_cancel_event_sent_before_the_trigger_does_not_apply(client, drain):
+    cancellable(client)
+    (cancel_id,) = inngest.send({"name": "test/order.cancelled", "data": {"id": 1}})
+    dispatched_elsewhere(cancel_id)
+    inngest.send({"name": "test/order", "data": {"id": 1}})
+
+    drain(registry=client.registry)
+
+    assert FunctionRun.objects.get(function_id="test-cancellable").status == RunStatus.COMPLETED
