@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import Expression
 from pydantic import BaseModel, ValidationError
 
 from . import clock
@@ -45,7 +46,11 @@ def send(
 
 
 def emit(
-    name: str, data: dict[str, Any], *, external_id: str = "", dispatched_at: datetime | None = None
+    name: str,
+    data: dict[str, Any],
+    *,
+    external_id: str = "",
+    dispatched_at: datetime | Expression | None = None,
 ) -> Event:
     """Store a system event (names under `inngest/` allowed) in the current transaction."""
     row = emit_row(name, data, external_id=external_id, dispatched_at=dispatched_at)
@@ -54,7 +59,11 @@ def emit(
 
 
 def emit_row(
-    name: str, data: dict[str, Any], *, external_id: str = "", dispatched_at: datetime | None = None
+    name: str,
+    data: dict[str, Any],
+    *,
+    external_id: str = "",
+    dispatched_at: datetime | Expression | None = None,
 ) -> Event:
     """Return an unsaved system event, validated as `emit` would store it."""
     row = build_event_row(EventIn(name=name, data=data, id=external_id), 0, system=True)

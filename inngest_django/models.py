@@ -164,7 +164,7 @@ class FunctionRunQuerySet(models.QuerySet):
         assignments = (
             f"status = '{RunStatus.RUNNING.value}', locked_by = %s, lease_token = %s, "
             "locked_until = %s, available_at = %s, started_at = COALESCE(started_at, %s), "
-            "wake_requested_at = NULL"
+            "wake_requested_at = NULL, parked_from = NULL"
         )
         due = f"status IN ({_CLAIMABLE_SQL}) AND available_at <= %s"
         params = [worker_id, lease_token, _adapt(lease_until), _adapt(lease_until), _adapt(now)]
@@ -255,6 +255,7 @@ class FunctionRunQuerySet(models.QuerySet):
         )
         stamp = _adapt(now)
         with connection.cursor() as cursor:
+            self._park_blocked(cursor, table, now=now, until=lease_until)
             cursor.execute(sql, [stamp, stamp, stamp, stamp, stamp, limit * 4])
             candidates = cursor.fetchall()
             keys = sorted({k for row in candidates for k in (row[1], row[3]) if k})
@@ -276,10 +277,61 @@ class FunctionRunQuerySet(models.QuerySet):
             locked_until=lease_until,
             available_at=lease_until,
             wake_requested_at=None,
+            parked_from=None,
             started_at=models.functions.Coalesce("started_at", models.Value(now)),
         )
         order = {run_id: index for index, run_id in enumerate(accepted)}
         return sorted(accepted, key=order.__getitem__)
+
+    @staticmethod
+    def _park_blocked(cursor: Any, table: str, *, now: datetime, until: datetime) -> int:
+        """Set aside due runs whose concurrency key is full; return how many.
+
+        Without this, every claim would pass over each queued run of a full key again, so
+        claims would slow down with the backlog. A parked run keeps its due time in
+        `parked_from` and is due again when a run of its key frees a slot (`unpark`), or at
+        `until` (a lease from now) should that never come, when it is parked again if need be.
+        """
+        stamp = _adapt(now)
+        running = f"status = '{RunStatus.RUNNING.value}' AND locked_until > %s"
+        # Bounded by the runs executing now, whatever the backlog.
+        cursor.execute(
+            f"SELECT k, MIN(cap), COUNT(*) FROM (SELECT concurrency_key AS k, "
+            f"concurrency_limit AS cap FROM {table} WHERE NOT (concurrency_key = '') "
+            f"AND {running} UNION ALL SELECT concurrency_key_2 AS k, concurrency_limit_2 AS cap "
+            f"FROM {table} WHERE NOT (concurrency_key_2 = '') AND {running}) held GROUP BY k",
+            [stamp, stamp],
+        )
+        full = sorted(key for key, cap, count in cursor.fetchall() if cap and count >= cap)
+        if not full:
+            return 0
+        marks = ", ".join(["%s"] * len(full))
+        hint = "" if connection.vendor == "postgresql" else _SQLITE_CLAIM_INDEX
+        # Executing runs with a lapsed lease resume as they are; a cancel is never held up.
+        cursor.execute(
+            f"UPDATE {table} {hint}SET parked_from = COALESCE(parked_from, available_at), "
+            f"available_at = %s WHERE status IN ({_CLAIMABLE_SQL}) AND available_at <= %s "
+            f"AND status <> '{RunStatus.RUNNING.value}' AND cancel_requested_at IS NULL "
+            f"AND (concurrency_key IN ({marks}) OR concurrency_key_2 IN ({marks}))",
+            [_adapt(until), stamp, *full, *full],
+        )
+        return cursor.rowcount
+
+    def unpark(self, keys: Sequence[str]) -> int:
+        """Make the oldest parked run of each key due again, at its old place: a slot freed."""
+        woken = 0
+        for key in sorted({key for key in keys if key}):
+            for column in ("concurrency_key", "concurrency_key_2"):
+                oldest = (
+                    self.filter(parked_from__isnull=False, **{column: key})
+                    .order_by("parked_from", "id")
+                    .values("pk")[:1]
+                )
+                # parked_from checked again: another run's unpark may have taken the same one.
+                woken += self.filter(
+                    pk__in=models.Subquery(oldest), parked_from__isnull=False
+                ).update(available_at=models.F("parked_from"), parked_from=None)
+        return woken
 
     @staticmethod
     def _running_per_key(
@@ -404,6 +456,16 @@ class FunctionRun(models.Model):
         _("second concurrency key"), max_length=255, blank=True, default=""
     )
     concurrency_limit_2 = models.PositiveIntegerField(_("second concurrency limit"), default=0)
+    parked_from = models.DateTimeField(
+        _("parked from"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "Set while the run waits for a slot of a full concurrency key: the due time it "
+            "had, restored when a slot frees."
+        ),
+    )
     singleton_key = models.CharField(_("singleton key"), max_length=255, blank=True, default="")
     debounce_key = models.CharField(_("debounce key"), max_length=255, blank=True, default="")
     batch_key = models.CharField(
@@ -475,6 +537,17 @@ class FunctionRun(models.Model):
                 fields=["concurrency_key_2"],
                 condition=~Q(concurrency_key_2="") & Q(status=RunStatus.RUNNING),
                 name="inngest_run_concurrency_2",
+            ),
+            # A key's parked runs, oldest first, for the run that frees a slot to wake one.
+            models.Index(
+                fields=["concurrency_key", "parked_from", "id"],
+                condition=Q(parked_from__isnull=False),
+                name="inngest_run_parked",
+            ),
+            models.Index(
+                fields=["concurrency_key_2", "parked_from", "id"],
+                condition=Q(parked_from__isnull=False),
+                name="inngest_run_parked_2",
             ),
             models.Index(
                 fields=["function_id", "singleton_key"],

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from django.db import connection
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connection
 from django.test.utils import override_settings
 from pytest_django.live_server_helper import LiveServer
 
@@ -46,6 +48,22 @@ def client(registry) -> inngest.Inngest:
 @pytest.fixture
 def drain():
     return _drain
+
+
+@pytest.fixture
+def wsgi_app() -> Iterator[Callable[..., Any]]:
+    """Django's WSGI handler (for schemathesis), kept off the connection-closing signals.
+
+    Every request runs inside the test's transaction, as with the test client; closing the
+    connection at the end of a request would end that transaction.
+    """
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield WSGIHandler()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 @pytest.fixture(scope="session")

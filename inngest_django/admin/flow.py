@@ -62,8 +62,9 @@ def concurrency_html(run: FunctionRun, now: datetime) -> SafeString | None:
     ]
     if not slots:
         return None
-    # A run that is due but not executing is claimed only once each of its keys has room.
-    due = run.status in _NOT_EXECUTING and run.available_at <= now
+    # A run that is due but not executing is claimed only once each of its keys has room; a
+    # parked run is one a claim already found blocked (its due time then waits for a slot).
+    due = run.status in _NOT_EXECUTING and (run.available_at <= now or run.parked_from is not None)
     lines, full = [], []
     url = reverse("admin:inngest_django_functionrun_changelist")
     for key, limit in slots:

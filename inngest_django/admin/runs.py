@@ -159,7 +159,7 @@ class FunctionRunAdmin(
             },
         ),
         (_("Result"), {"fields": ("pretty_output", "pretty_error")}),
-        (_("Lease"), {"fields": ("locked_by", "locked_until", "available_at")}),
+        (_("Lease"), {"fields": ("locked_by", "locked_until", "available_at", "parked_from")}),
     )
     # Shown only for a cancelled run, or one asked to stop: see get_fieldsets.
     cancellation_fieldset = (

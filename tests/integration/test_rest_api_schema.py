@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import schemathesis
-from django.core.handlers.wsgi import WSGIHandler
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from django.test import Client
 from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
@@ -71,22 +67,6 @@ def runs(client, drain) -> None:
         "FAILED",
         "SLEEPING",
     }
-
-
-@pytest.fixture
-def wsgi_app() -> Iterator[Callable[..., Any]]:
-    """Django's WSGI handler, kept off the connection-closing signals as the test client does.
-
-    Every request runs inside the test's transaction; closing the connection at the end of a
-    request (after the response is consumed) would end that transaction.
-    """
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
-        yield WSGIHandler()
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
