@@ -759,6 +759,7 @@ def execute_run(
                         run, status=RunStatus.FAILED, output=None, error=error_to_json(exc)
                     )
         _log(logging.ERROR, "Run failed: function not registered", run, "run_failed")
+        FunctionRun.objects.unpark([run.concurrency_key, run.concurrency_key_2])
         return
     try:
         RunPass(run, function, lease_token, registry).execute()

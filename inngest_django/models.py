@@ -31,6 +31,56 @@ _CLAIMABLE_SQL = ", ".join(f"'{status.value}'" for status in CLAIMABLE_STATUSES)
 _SQLITE_CLAIM_INDEX = "INDEXED BY inngest_run_claimable "
 
 
+def _full_keys(cursor: Any, table: str, now: datetime) -> list[str]:
+    """Return the concurrency keys whose executing runs use every slot, sorted."""
+    stamp = _adapt(now)
+    running = f"status = '{RunStatus.RUNNING.value}' AND locked_until > %s"
+    # Bounded by the runs executing now, whatever the backlog.
+    cursor.execute(
+        f"SELECT k, MIN(cap), COUNT(*) FROM (SELECT concurrency_key AS k, "
+        f"concurrency_limit AS cap FROM {table} WHERE NOT (concurrency_key = '') "
+        f"AND {running} UNION ALL SELECT concurrency_key_2 AS k, concurrency_limit_2 AS cap "
+        f"FROM {table} WHERE NOT (concurrency_key_2 = '') AND {running}) held GROUP BY k",
+        [stamp, stamp],
+    )
+    return sorted(key for key, cap, count in cursor.fetchall() if cap and count >= cap)
+
+
+def _blocked_due(
+    cursor: Any,
+    table: str,
+    keys: list[str],
+    now: datetime,
+    *,
+    probe: bool = False,
+    park_until: datetime | None = None,
+) -> int:
+    """Count (`probe`: 1 if any) or park the due, not executing runs of these full keys."""
+    marks = ", ".join(["%s"] * len(keys))
+    found = 0
+    for column in ("concurrency_key", "concurrency_key_2"):
+        index = "inngest_run_queued_key" + ("_2" if column.endswith("_2") else "")
+        hint = "" if connection.vendor == "postgresql" else f"INDEXED BY {index} "
+        # Worded as the partial index's condition, so both databases probe it per key.
+        where = (
+            f"WHERE status IN ({_CLAIMABLE_SQL}) AND NOT ({column} = '') AND {column} IN "
+            f"({marks}) AND available_at <= %s AND status <> '{RunStatus.RUNNING.value}' "
+            "AND cancel_requested_at IS NULL"
+        )
+        if probe:
+            cursor.execute(f"SELECT 1 FROM {table} {hint}{where} LIMIT 1", [*keys, _adapt(now)])
+            if cursor.fetchone():
+                return 1
+            continue
+        cursor.execute(
+            f"UPDATE {table} {hint}SET parked_from = COALESCE(parked_from, available_at), "
+            f"available_at = %s {where}",
+            [_adapt(park_until), *keys, _adapt(now)],
+        )
+        found += cursor.rowcount
+    return found
+
+
 def _adapt(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
@@ -255,7 +305,8 @@ class FunctionRunQuerySet(models.QuerySet):
         )
         stamp = _adapt(now)
         with connection.cursor() as cursor:
-            self._park_blocked(cursor, table, now=now, until=lease_until)
+            # Five leases: parked runs wake when slots free, so this is only a backstop.
+            self._park_blocked(cursor, table, now=now, until=now + (lease_until - now) * 5)
             cursor.execute(sql, [stamp, stamp, stamp, stamp, stamp, limit * 4])
             candidates = cursor.fetchall()
             keys = sorted({k for row in candidates for k in (row[1], row[3]) if k})
@@ -289,48 +340,51 @@ class FunctionRunQuerySet(models.QuerySet):
 
         Without this, every claim would pass over each queued run of a full key again, so
         claims would slow down with the backlog. A parked run keeps its due time in
-        `parked_from` and is due again when a run of its key frees a slot (`unpark`), or at
-        `until` (a lease from now) should that never come, when it is parked again if need be.
+        `parked_from` and is due again when a run of its key frees a slot (`unpark`); `until`
+        is only a backstop (a limit raised by a deploy frees slots no run hands over). The
+        cost is in executing runs and index probes per full key, never in queued runs.
         """
-        stamp = _adapt(now)
-        running = f"status = '{RunStatus.RUNNING.value}' AND locked_until > %s"
-        # Bounded by the runs executing now, whatever the backlog.
-        cursor.execute(
-            f"SELECT k, MIN(cap), COUNT(*) FROM (SELECT concurrency_key AS k, "
-            f"concurrency_limit AS cap FROM {table} WHERE NOT (concurrency_key = '') "
-            f"AND {running} UNION ALL SELECT concurrency_key_2 AS k, concurrency_limit_2 AS cap "
-            f"FROM {table} WHERE NOT (concurrency_key_2 = '') AND {running}) held GROUP BY k",
-            [stamp, stamp],
-        )
-        full = sorted(key for key, cap, count in cursor.fetchall() if cap and count >= cap)
-        if not full:
+        full = _full_keys(cursor, table, now)
+        if not full or not _blocked_due(cursor, table, full, now, probe=True):
             return 0
-        marks = ", ".join(["%s"] * len(full))
-        hint = "" if connection.vendor == "postgresql" else _SQLITE_CLAIM_INDEX
-        # Executing runs with a lapsed lease resume as they are; a cancel is never held up.
-        cursor.execute(
-            f"UPDATE {table} {hint}SET parked_from = COALESCE(parked_from, available_at), "
-            f"available_at = %s WHERE status IN ({_CLAIMABLE_SQL}) AND available_at <= %s "
-            f"AND status <> '{RunStatus.RUNNING.value}' AND cancel_requested_at IS NULL "
-            f"AND (concurrency_key IN ({marks}) OR concurrency_key_2 IN ({marks}))",
-            [_adapt(until), stamp, *full, *full],
-        )
-        return cursor.rowcount
+        if connection.vendor == "postgresql":
+            # unpark takes these locks too: a slot freed while this claim decides is either
+            # seen by the count below or wakes these runs once the claim commits. Their own
+            # namespace, all taken before the claim's key locks, so no two claims deadlock.
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('inngest-park:' || k)) FROM (SELECT k "
+                "FROM unnest(%s::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n) AS sorted",
+                [full],
+            )
+            still = set(_full_keys(cursor, table, now))
+            full = [key for key in full if key in still]
+            if not full:
+                return 0
+        return _blocked_due(cursor, table, full, now, park_until=until)
 
     def unpark(self, keys: Sequence[str]) -> int:
-        """Make the oldest parked run of each key due again, at its old place: a slot freed."""
+        """Make the oldest parked run of each key due again, at its old place: a slot freed.
+
+        Call once the run that held the slot has released it (committed).
+        """
         woken = 0
         for key in sorted({key for key in keys if key}):
-            for column in ("concurrency_key", "concurrency_key_2"):
-                oldest = (
-                    self.filter(parked_from__isnull=False, **{column: key})
-                    .order_by("parked_from", "id")
-                    .values("pk")[:1]
-                )
-                # parked_from checked again: another run's unpark may have taken the same one.
-                woken += self.filter(
-                    pk__in=models.Subquery(oldest), parked_from__isnull=False
-                ).update(available_at=models.F("parked_from"), parked_from=None)
+            with transaction.atomic():
+                if connection.vendor == "postgresql":
+                    with connection.cursor() as cursor:
+                        # The park lock of the key: see _park_blocked.
+                        cursor.execute(
+                            "SELECT pg_advisory_xact_lock(hashtext('inngest-park:' || %s))", [key]
+                        )
+                for column in ("concurrency_key", "concurrency_key_2"):
+                    oldest = (
+                        self.filter(parked_from__isnull=False, **{column: key})
+                        .order_by("parked_from", "id")
+                        .values("pk")[:1]
+                    )
+                    # Checked again: another run's unpark may have woken the same one.
+                    picked = self.filter(pk__in=models.Subquery(oldest), parked_from__isnull=False)
+                    woken += picked.update(available_at=models.F("parked_from"), parked_from=None)
         return woken
 
     @staticmethod
@@ -537,6 +591,17 @@ class FunctionRun(models.Model):
                 fields=["concurrency_key_2"],
                 condition=~Q(concurrency_key_2="") & Q(status=RunStatus.RUNNING),
                 name="inngest_run_concurrency_2",
+            ),
+            # A full key's due runs, for the claim to park them without reading the queue.
+            models.Index(
+                fields=["concurrency_key", "available_at"],
+                condition=Q(status__in=CLAIMABLE_STATUSES) & ~Q(concurrency_key=""),
+                name="inngest_run_queued_key",
+            ),
+            models.Index(
+                fields=["concurrency_key_2", "available_at"],
+                condition=Q(status__in=CLAIMABLE_STATUSES) & ~Q(concurrency_key_2=""),
+                name="inngest_run_queued_key_2",
             ),
             # A key's parked runs, oldest first, for the run that frees a slot to wake one.
             models.Index(
