@@ -81,16 +81,9 @@ class EventKeyAdmin(admin.ModelAdmin):
     ordering = ("-created_at",)
     actions = ("revoke_keys",)
     add_form = EventKeyAddForm
-    # Never the digest: it is all an attacker needs to test guesses offline.
-    fields = (
-        "name",
-        "prefix_text",
-        "event_names",
-        "state",
-        "created_at",
-        "last_used_at",
-        "revoked_at",
-    )
+    # The columns of the list, and never the digest: it is all an attacker needs to test
+    # guesses offline.
+    fields = list_display
     readonly_fields = fields
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
