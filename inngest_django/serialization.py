@@ -74,31 +74,24 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def dump_step_output(step_key: str, result: Any, output_type: Any = None) -> Any:
     """Return a step's result as stored JSON; not JSON, or over MAX_STEP_OUTPUT_BYTES, fails."""
-    try:
-        stored, size = dump_value(result, output_type)
-    except OutputNotSerializableError as exc:
-        raise NonRetriableError(f"step {step_key!r}: {exc}") from exc
-    limit = app_settings.MAX_STEP_OUTPUT_BYTES
-    if size > limit:
-        raise LimitExceededError(
-            f"step {step_key!r} output is {size} bytes, over the limit of {limit} bytes "
-            "(MAX_STEP_OUTPUT_BYTES)",
-            limit="MAX_STEP_OUTPUT_BYTES",
-        )
-    return stored
+    return _dump_output(f"step {step_key!r}", f"step {step_key!r} output", result, output_type)
 
 
 def dump_run_output(result: Any, output_type: Any = None) -> Any:
     """Return a run's result as stored JSON; not JSON, or over MAX_STEP_OUTPUT_BYTES, fails."""
+    # A run's output is a step's output as far as storage goes: Inngest caps both at 4 MiB.
+    return _dump_output("run output", "run output", result, output_type)
+
+
+def _dump_output(owner: str, what: str, result: Any, output_type: Any) -> Any:
     try:
         stored, size = dump_value(result, output_type)
     except OutputNotSerializableError as exc:
-        raise NonRetriableError(f"run output: {exc}") from exc
-    # A run's output is a step's output as far as storage goes: Inngest caps both at 4 MiB.
+        raise NonRetriableError(f"{owner}: {exc}") from exc
     limit = app_settings.MAX_STEP_OUTPUT_BYTES
     if size > limit:
         raise LimitExceededError(
-            f"run output is {size} bytes, over the limit of {limit} bytes (MAX_STEP_OUTPUT_BYTES)",
+            f"{what} is {size} bytes, over the limit of {limit} bytes (MAX_STEP_OUTPUT_BYTES)",
             limit="MAX_STEP_OUTPUT_BYTES",
         )
     return stored
