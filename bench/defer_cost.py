@@ -92,7 +92,7 @@ def _check_parents(run_ids: list[str], defers: int) -> None:
 @contextmanager
 def _pass_timers(function_id: str) -> Iterator[dict[str, list[float]]]:
     """Record the seconds of each run pass and each finalize of `function_id`, while open."""
-    from inngest_django.executor import RunPass
+    from inngest_django.engine import RunPass
 
     spent: dict[str, list[float]] = {"pass": [], "finalize": []}
 
@@ -234,7 +234,7 @@ def finalize_statements(defers: int, placement: str) -> dict[str, Any]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from inngest_django.executor import RunPass
+    from inngest_django.engine import RunPass
 
     run_ids = _queue_parents(1, defers, placement)
     connection.queries_log.clear()
@@ -270,7 +270,7 @@ def finalize_breakdown(runs: int, defers: int, placement: str) -> dict[str, floa
     """Split microseconds per finalize into execute, commit and the rest (one extra sample)."""
     from bench.inngest_functions import defer_parent
     from bench.step_throughput import _db_timers
-    from inngest_django.executor import RunPass
+    from inngest_django.engine import RunPass
 
     run_ids = _queue_parents(runs, defers, placement)
     finish = RunPass._finish

@@ -83,7 +83,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(runs, name)
     if name == "DeferHandle":
-        from .defers import DeferHandle
+        from .defer_rules import DeferHandle
 
         return DeferHandle
     raise AttributeError(f"module 'inngest_django' has no attribute {name!r}")

@@ -57,7 +57,9 @@ class Inngest:
         Args:
             fn_id: The function's id, unique within the app.
             trigger: A TriggerEvent, a TriggerCron, or a list of up to 10.
-            **options: name, retries, on_failure, output_type (flow control: later versions).
+            **options: name, retries, on_failure, output_type, cancel, timeouts, and the
+                flow-control options concurrency, throttle, rate_limit, debounce, priority,
+                singleton, idempotency and batch_events (docs/flow-control.md).
 
         Returns:
             A decorator returning the registered `Function`.

@@ -12,7 +12,7 @@ from .schemas.events import Event
 from .steps import Step
 
 if TYPE_CHECKING:
-    from .defers import DeferHandle
+    from .defer_rules import DeferHandle
 
 
 class DeferRecorder(Protocol):

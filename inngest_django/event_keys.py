@@ -9,8 +9,8 @@ import secrets
 from collections.abc import Iterable
 
 from . import clock
-from .events import MAX_EVENT_NAME_LENGTH
 from .models import EventKey
+from .names import MAX_NAME_LENGTH
 
 PREFIX_LENGTH = 8
 MIN_KEY_LENGTH = 32
@@ -35,10 +35,8 @@ def clean_prefixes(prefixes: Iterable[str]) -> list[str]:
         if not isinstance(prefix, str):
             raise ValueError(f"An event name prefix must be a string, not {prefix!r}")
         prefix = prefix.strip()
-        if len(prefix) > MAX_EVENT_NAME_LENGTH:
-            raise ValueError(
-                f"An event name prefix is at most {MAX_EVENT_NAME_LENGTH} characters long"
-            )
+        if len(prefix) > MAX_NAME_LENGTH:
+            raise ValueError(f"An event name prefix is at most {MAX_NAME_LENGTH} characters long")
         if prefix and prefix not in cleaned:
             cleaned.append(prefix)
     return cleaned

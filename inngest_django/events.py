@@ -22,16 +22,13 @@ from .flow_control import admit
 from .functions import Function
 from .ids import new_id
 from .models import Event, FunctionRun, IdempotencyKey, RunEvent
+from .names import MAX_NAME_LENGTH, RESERVED_PREFIX
 from .registry import FunctionRegistry, default_registry
 from .schemas.events import Event as EventIn
 from .serialization import storable_problem
 from .waits import WaitResolver, cancel_rule_waits, catch_up_cancel_rules, save_waits
 
 logger = logging.getLogger(__name__)
-
-RESERVED_PREFIX = "inngest/"
-MAX_EVENT_NAME_LENGTH = 255
-MAX_EXTERNAL_ID_LENGTH = 255
 
 
 def send(
@@ -84,12 +81,12 @@ def build_event_row(item: Any, index: int, *, system: bool) -> Event:
     name = item.name
     if not isinstance(name, str) or not name.strip():
         raise InvalidEventError(f"{where} has an empty name")
-    if len(name) > MAX_EVENT_NAME_LENGTH:
-        raise InvalidEventError(f"{where} name is longer than {MAX_EVENT_NAME_LENGTH} characters")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidEventError(f"{where} name is longer than {MAX_NAME_LENGTH} characters")
     if name.startswith(RESERVED_PREFIX) and not system:
         raise InvalidEventError(
-            f"{where} name {name!r} is reserved: names starting with 'inngest/' are sent only "
-            "by the engine"
+            f"{where} name {name!r} is reserved: names starting with {RESERVED_PREFIX!r} are "
+            "sent only by the engine"
         )
     data = item.data.model_dump(mode="json") if isinstance(item.data, BaseModel) else item.data
     if not isinstance(data, dict):
@@ -97,8 +94,8 @@ def build_event_row(item: Any, index: int, *, system: bool) -> Event:
     ts = item.ts or int(time.time() * 1000)
     if not -(2**63) <= ts < 2**63:
         raise InvalidEventError(f"{where} ts {ts} does not fit in 64 bits (epoch milliseconds)")
-    if len(item.id) > MAX_EXTERNAL_ID_LENGTH:
-        raise InvalidEventError(f"{where} id is longer than {MAX_EXTERNAL_ID_LENGTH} characters")
+    if len(item.id) > MAX_NAME_LENGTH:
+        raise InvalidEventError(f"{where} id is longer than {MAX_NAME_LENGTH} characters")
     try:
         encoded = json.dumps(
             {"name": name, "data": data, "id": item.id, "ts": ts}, cls=DjangoJSONEncoder
@@ -203,14 +200,17 @@ def _runs_for(event: Event, registry: FunctionRegistry, now: datetime) -> list[F
                 extra={"event_id": event.pk, "action": "event_deduplicated"},
             )
             continue
-        runs.append(new_run(function, event, now))
+        runs.append(queued_run(function.id, event, now=now))
     return runs
 
 
 def _first_with_id(function: Function, event: Event, now: datetime) -> bool:
     window = timedelta(seconds=app_settings.EVENT_DEDUPE_SECONDS)
     return IdempotencyKey.acquire(
-        function.id, f"event:{event.external_id}"[:255], now=now, expires_at=now + window
+        function.id,
+        f"event:{event.external_id}"[:MAX_NAME_LENGTH],
+        now=now,
+        expires_at=now + window,
     )
 
 
@@ -244,12 +244,16 @@ def save_runs(
     return runs
 
 
-def new_run(function: Function, event: Event, now: datetime) -> FunctionRun:
-    """Return an unsaved queued run of `function` for `event`."""
+def queued_run(function_id: str, event: Event, *, now: datetime, **fields: Any) -> FunctionRun:
+    """Return an unsaved run of `function_id` for `event`, queued and due at `now`.
+
+    The one builder of new runs: dispatch, invoke, the outbox relay and rerun all call it.
+    """
     return FunctionRun(
         id=new_id(),
-        function_id=function.id,
+        function_id=function_id,
         event=event,
         status=RunStatus.QUEUED,
         available_at=now,
+        **fields,
     )

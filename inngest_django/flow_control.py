@@ -3,7 +3,8 @@
 Every decision is made in the database transaction that creates the runs, so it holds however
 many workers dispatch at once: pacing state rows are locked (FOR UPDATE on PostgreSQL; SQLite has
 one writer), and lookups of active runs use partial indexes. Concurrency is enforced when runs are
-claimed (`FunctionRunQuerySet.claim`); here each run only gets its keys and limits.
+claimed (`FunctionRunQuerySet.claim_limited`, the queue's SQL); here each run only gets its keys
+and limits.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .enums import CLAIMABLE_STATUSES, RunStatus
 from .flow_options import IDEMPOTENCY_PERIOD, PRIORITY_CLAMP_SECONDS
 from .functions import Function
 from .models import FlowState, FunctionRun, IdempotencyKey, RunEvent
+from .names import MAX_NAME_LENGTH
 from .registry import FunctionRegistry
 from .waits import encode_value
 
@@ -107,7 +109,7 @@ class _Admission:
     def skip(self, reason: str) -> bool:
         self.run.status = RunStatus.SKIPPED
         self.run.finished_at = self.now
-        self.run.flow_note = reason[:255]
+        self.run.flow_note = reason[:MAX_NAME_LENGTH]
         logger.info(
             "Run skipped run_id=%s function_id=%s reason=%s",
             self.run.pk,
@@ -138,13 +140,13 @@ class _Admission:
         if flow.throttle:
             self._throttle()
         self._concurrency_keys()
-        self.run.flow_note = "; ".join(self.notes)[:255]
+        self.run.flow_note = "; ".join(self.notes)[:MAX_NAME_LENGTH]
         return True
 
     # -- the options -------------------------------------------------------------------------
 
     def _idempotent(self) -> bool:
-        key = f"idempotency:{self.key('idempotency')}"[:255]
+        key = f"idempotency:{self.key('idempotency')}"[:MAX_NAME_LENGTH]
         return IdempotencyKey.acquire(
             self.function.id, key, now=self.now, expires_at=self.now + IDEMPOTENCY_PERIOD
         )
@@ -314,12 +316,13 @@ class _Admission:
             value = self.key(f"concurrency[{index}]")
             scope = limit.scope or "fn"
             owner = self.function.id if scope == "fn" else scope
-            slots.append((f"{owner}:{value}"[:255], limit.limit))
+            slots.append((f"{owner}:{value}"[:MAX_NAME_LENGTH], limit.limit))
         if self.flow.singleton is not None and self.flow.singleton.mode == "cancel":
             # A replaced run may still be finishing its step: the new one waits for it.
-            slots.append((f"singleton:{self.function.id}:{self.run.singleton_key}"[:255], 1))
-        if len(slots) > 2:
-            slots = slots[:2]
+            slots.append(
+                (f"singleton:{self.function.id}:{self.run.singleton_key}"[:MAX_NAME_LENGTH], 1)
+            )
+        # FlowOptions refuses more than two at declaration: the run has two key columns.
         if slots:
             self.run.concurrency_key, self.run.concurrency_limit = slots[0]
         if len(slots) > 1:
@@ -333,7 +336,7 @@ def _capped(start: datetime, deadline: datetime | None) -> datetime:
 def _locked_state(function_id: str, kind: str, key: str, now: datetime) -> FlowState:
     """Return the pacing row for a key, locked until the transaction ends."""
     rows = FlowState.objects.select_for_update().filter(
-        function_id=function_id, kind=kind, key=key[:255]
+        function_id=function_id, kind=kind, key=key[:MAX_NAME_LENGTH]
     )
     state = rows.first()
     if state is not None:
@@ -342,7 +345,9 @@ def _locked_state(function_id: str, kind: str, key: str, now: datetime) -> FlowS
         with transaction.atomic():
             # An idle key: its first start is due at once, whatever time the run was stamped.
             idle = now - timedelta(days=1)
-            FlowState.objects.create(function_id=function_id, kind=kind, key=key[:255], tat=idle)
+            FlowState.objects.create(
+                function_id=function_id, kind=kind, key=key[:MAX_NAME_LENGTH], tat=idle
+            )
     except IntegrityError:
         pass  # another worker created it first
     return rows.get()

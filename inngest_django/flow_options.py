@@ -145,6 +145,13 @@ class FlowOptions:
             self.expressions["priority"] = _compile(self.priority.run, "priority.run")
         if self.singleton is not None:
             self._key("singleton", self.singleton.key)
+            if self.singleton.mode == "cancel" and len(self.concurrency) >= MAX_CONCURRENCY_LIMITS:
+                # A run holds at most two slots, and singleton "cancel" takes one of them.
+                raise FlowConfigError(
+                    f"singleton mode 'cancel' uses a concurrency slot of its own, so it takes "
+                    f"at most {MAX_CONCURRENCY_LIMITS - 1} concurrency limit, not "
+                    f"{len(self.concurrency)}"
+                )
         if self.idempotency is not None:
             self.expressions["idempotency"] = _compile(self.idempotency, "idempotency")
         if self.batch is not None:

@@ -138,10 +138,6 @@ class Listener:
         """Start listening in the background."""
         self._thread.start()
 
-    def wait_listening(self, timeout: float) -> bool:
-        """Block until the LISTEN is in place or `timeout` seconds pass; return whether it is."""
-        return self._listening.wait(timeout)
-
     def stop(self, timeout: float = 2 * STOP_CHECK_SECONDS) -> None:
         """Stop the thread and close its connection."""
         self._stop.set()

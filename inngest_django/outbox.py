@@ -1,22 +1,23 @@
-"""relay_pending(): turn each outbox row into exactly one deferred run."""
+"""relay_pending(): turn each outbox row into exactly one deferred run; the deferred event codec."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from . import clock
 from .conf import app_settings
-from .defers import event_data
-from .enums import RunStatus
-from .events import emit_row, save_runs
-from .exceptions import DecryptionError
+from .events import emit_row, queued_run, save_runs
+from .exceptions import DecryptionError, NonRetriableError
 from .functions import DEFERRED_EVENT
-from .ids import new_id
 from .models import DeferIntent, Event, FunctionRun, OutboxMessage
+from .names import ENGINE_DATA_KEY
 from .registry import FunctionRegistry, default_registry
+from .schemas.defers import ExperimentRef, Parent
 
 logger = logging.getLogger(__name__)
 
@@ -113,14 +114,8 @@ def _event_for(intent: DeferIntent, now: datetime) -> Event:
 
 
 def _run_for(intent: DeferIntent, event: Event, now: datetime) -> FunctionRun:
-    return FunctionRun(
-        id=new_id(),
-        function_id=intent.function_id,
-        event=event,
-        status=RunStatus.QUEUED,
-        available_at=now,
-        parent_run_id=intent.run_id,
-        defer_intent=intent,
+    return queued_run(
+        intent.function_id, event, now=now, parent_run_id=intent.run_id, defer_intent=intent
     )
 
 
@@ -138,3 +133,36 @@ def _create_one_by_one(runs: list[FunctionRun], registry: FunctionRegistry) -> l
                 extra={"action": "defer_relay_duplicate"},
             )
     return created
+
+
+# -- the deferred run's event ------------------------------------------------------------------
+
+
+def event_data(intent: DeferIntent, parent_function_id: str) -> dict[str, Any]:
+    """Return the data of a deferred run's event: the payload plus where it came from."""
+    return {
+        **(intent.payload or {}),
+        ENGINE_DATA_KEY: {
+            "fn_slug": intent.function_id,
+            "defer_id": intent.defer_id,
+            "parent_fn_slug": parent_function_id,
+            "parent_run_id": intent.run_id,
+            "experiment": intent.experiment,
+        },
+    }
+
+
+def split_event_data(data: Mapping[str, Any]) -> tuple[dict[str, Any], Parent]:
+    """Return a deferred run's payload and its Parent, from its event's data."""
+    meta = data.get(ENGINE_DATA_KEY)
+    if not isinstance(meta, Mapping) or not meta.get("parent_run_id"):
+        raise NonRetriableError(
+            f"deferred run's event has no {ENGINE_DATA_KEY!r} parent data; was it sent by hand?"
+        )
+    experiment = meta.get("experiment")
+    parent = Parent(
+        fn_slug=str(meta.get("parent_fn_slug", "")),
+        run_id=str(meta["parent_run_id"]),
+        experiment=ExperimentRef.model_validate(experiment) if experiment else None,
+    )
+    return {k: v for k, v in data.items() if k != ENGINE_DATA_KEY}, parent

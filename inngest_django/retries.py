@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from .exceptions import NonRetriableError, RetryAfterError, StepError
+
 # Seconds to wait after the n-th failed attempt (0-based); the last entry repeats.
 BACKOFF_SECONDS = (15, 30, 60, 120, 300, 600, 1200, 2400, 3600, 7200)
 MAX_JITTER_SECONDS = 30.0
@@ -34,3 +36,19 @@ def retry_after_at(retry_after: timedelta | int | datetime, now: datetime) -> da
     else:
         delay = MIN_RETRY_AFTER
     return now + min(max(delay, MIN_RETRY_AFTER), MAX_RETRY_AFTER)
+
+
+def is_final(exc: BaseException, attempt: int, retries: int) -> bool:
+    """Return True if failed attempt `attempt` (0-based) ends the step or handler for good."""
+    return isinstance(exc, NonRetriableError | StepError) or attempt >= retries
+
+
+def next_attempt_at(
+    exc: BaseException, attempt: int, *, retries: int, now: datetime, scale: float = 1.0
+) -> datetime | None:
+    """Return when to try again after failed attempt `attempt`, or None if the failure is final."""
+    if is_final(exc, attempt, retries):
+        return None
+    if isinstance(exc, RetryAfterError):
+        return retry_after_at(exc.retry_after, now)
+    return now + backoff_delay(attempt, scale=scale)

@@ -7,8 +7,7 @@ import logging
 from django.db import transaction
 
 from . import clock
-from .enums import RunStatus
-from .ids import new_id
+from .events import queued_run
 from .models import FunctionRun, RunEvent
 from .registry import default_registry
 from .waits import cancel_rule_waits, save_waits
@@ -58,15 +57,13 @@ def rerun_run(run_id: str) -> str | None:
         if original is None:
             return None
         function = default_registry.get(original.function_id)
-        rerun = FunctionRun(
-            id=new_id(),
-            function_id=original.function_id,
-            event=original.event,
+        rerun = queued_run(
+            original.function_id,
+            original.event,
+            now=clock.now(),
             parent_run_id=original.parent_run_id,
             rerun_of=original,
-            status=RunStatus.QUEUED,
             batch_size=original.batch_size,
-            available_at=clock.now(),
             **{field: getattr(original, field) for field in _KEPT_FLOW_FIELDS},
         )
         rerun.save(force_insert=True)

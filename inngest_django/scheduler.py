@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from . import clock
 from .cron import CronSpec
-from .events import emit, new_run, save_runs
+from .events import emit, queued_run, save_runs
 from .functions import SCHEDULED_EVENT, Function
 from .models import CronSchedule
 from .registry import FunctionRegistry, default_registry
@@ -56,7 +56,7 @@ class CronScheduler:
             if won:
                 # The tick's event goes to this function only, so it is born dispatched.
                 event = emit(SCHEDULED_EVENT, {"cron": cron}, dispatched_at=now)
-                run = new_run(function, event, now)
+                run = queued_run(function.id, event, now=now)
                 save_runs([run], registry=self.registry)
         self._next_tick[key] = next_tick
         if won:

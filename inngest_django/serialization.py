@@ -41,17 +41,19 @@ def dump_value(value: Any, output_type: Any = None) -> tuple[Any, int]:
     return stored, len(text.encode())
 
 
-def storable_problem(value: Any) -> str:
+def storable_problem(value: Any, *, max_depth: int | None = None) -> str:
     """Return why a JSON value cannot be stored alike on SQLite and PostgreSQL, or ""."""
     # Iterative, so a deep value cannot overflow the stack here.
-    pending = [value]
+    pending: list[tuple[Any, int]] = [(value, 0)]
     while pending:
-        current = pending.pop()
+        current, depth = pending.pop()
+        if max_depth is not None and depth > max_depth:
+            return f"is nested deeper than {max_depth} levels"
         if isinstance(current, dict):
-            pending.extend(current)
-            pending.extend(current.values())
+            pending.extend((key, depth + 1) for key in current)
+            pending.extend((item, depth + 1) for item in current.values())
         elif isinstance(current, list):
-            pending.extend(current)
+            pending.extend((item, depth + 1) for item in current)
         elif isinstance(current, str):
             # PostgreSQL refuses NUL in text and jsonb, and no UTF-8 column holds a lone surrogate.
             if "\x00" in current:

@@ -21,13 +21,13 @@ from .exceptions import DecryptionError
 from .expressions import Expression, InvalidExpressionError
 from .ids import new_id
 from .models import Event, FunctionRun, StepRun, Wait, WaitKey
+from .names import MAX_NAME_LENGTH
 
 logger = logging.getLogger(__name__)
 
 _MISSING = object()
 # A stored match value no event can produce: the trigger lacked the field, so nothing matches.
 NO_MATCH = "<missing>"
-_MAX_VALUE_LENGTH = 255
 # `event.data.x == async.data.x` (either way round) is a match on data.x: indexed, not scanned.
 _EQUALITY = re.compile(
     r"^\s*(event|async)\.([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)\s*==\s*"
@@ -55,7 +55,7 @@ def encode_value(value: Any) -> str:
     if value is _MISSING:
         return NO_MATCH
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    if len(text) > _MAX_VALUE_LENGTH:
+    if len(text) > MAX_NAME_LENGTH:
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
     return text
 

@@ -17,9 +17,9 @@ from . import clock
 from .backends import load_backend
 from .conf import app_settings
 from .connections import close_for_ended_threads, open_connections, refresh_connections
+from .engine import execute_run
 from .enums import CLAIMABLE_STATUSES
 from .events import dispatch_pending
-from .executor import execute_run
 from .flow_control import flow_active
 from .ids import new_token
 from .models import CronSchedule, Event, FunctionRun

@@ -18,8 +18,9 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from ..events import MAX_EVENT_NAME_LENGTH, RESERVED_PREFIX, build_event_row, send
+from ..events import build_event_row, send
 from ..exceptions import InvalidEventError
+from ..names import MAX_NAME_LENGTH, RESERVED_PREFIX
 from .display import event_id_link_html
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class SendEventForm(forms.Form):
 
     name = forms.CharField(
         label=_("Name"),
-        max_length=MAX_EVENT_NAME_LENGTH,
+        max_length=MAX_NAME_LENGTH,
         help_text=_('For example "shop/order.placed". Names under "inngest/" are reserved.'),
     )
     data = forms.CharField(
@@ -47,7 +48,7 @@ class SendEventForm(forms.Form):
     id = forms.CharField(
         label=_("Producer id"),
         required=False,
-        max_length=255,
+        max_length=MAX_NAME_LENGTH,
         help_text=_("Optional. The same id again within 24 hours is stored but starts no runs."),
     )
 

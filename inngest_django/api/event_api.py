@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from ..conf import app_settings
 from ..event_keys import allows_name, authenticate
+from ..names import MAX_NAME_LENGTH
 from .event_ingest import EventRequestError, build_rows, parse_events, read_body, store_rows
 
 logger = logging.getLogger(__name__)
@@ -31,10 +32,13 @@ KEY_NOT_FOUND = "Event key not found"
 class EventInSerializer(serializers.Serializer):
     """One event as a client sends it (for the OpenAPI schema; the view checks events itself)."""
 
-    name = serializers.CharField(max_length=255)
+    name = serializers.CharField(max_length=MAX_NAME_LENGTH)
     data = serializers.DictField(required=False, help_text="A JSON object; {} if absent.")
     id = serializers.CharField(
-        required=False, allow_blank=True, max_length=255, help_text="Producer id, for dedupe."
+        required=False,
+        allow_blank=True,
+        max_length=MAX_NAME_LENGTH,
+        help_text="Producer id, for dedupe.",
     )
     ts = serializers.IntegerField(
         required=False, help_text="Epoch milliseconds, 1980-01-01 to 2100-01-01; now if absent."

@@ -10,20 +10,20 @@ from typing import Any, NoReturn
 from django.db import transaction
 from django.http import HttpRequest
 
-from ..events import MAX_EVENT_NAME_LENGTH, RESERVED_PREFIX, build_event_row
+from ..events import build_event_row
 from ..exceptions import InngestDjangoError, InvalidEventError
 from ..ids import seeded_id
 from ..models import Event
+from ..names import ENGINE_DATA_KEY, MAX_NAME_LENGTH, RESERVED_PREFIX
 from ..schemas.events import Event as EventIn
+from ..serialization import storable_problem
 
 # Inngest refuses timestamps outside [1980-01-01, 2100-01-01] (pkg/event/event.go Validate).
 MIN_TS_MS = 315_532_800_000
 MAX_TS_MS = 4_102_444_800_000
-MAX_EXTERNAL_ID_LENGTH = Event._meta.get_field("external_id").max_length or 255
 # Deeper data could exhaust the stack of whoever walks it next: the encoder, CEL, a handler.
 MAX_DATA_DEPTH = 100
 # Inngest drops this key from external events: it carries the engine's own metadata.
-ENGINE_DATA_KEY = "_inngest"
 READ_CHUNK_BYTES = 64 * 1024
 BAD_BODY = "Request body must contain an event object or an array of event objects"
 
@@ -118,8 +118,8 @@ def check_event(item: Any, index: int, *, now_ms: int, max_event_bytes: int) -> 
         refuse(f"name must be a string, not {_json_type(name)}")
     if not name.strip():
         refuse("name must not be blank")
-    if len(name) > MAX_EVENT_NAME_LENGTH:
-        refuse(f"name is longer than {MAX_EVENT_NAME_LENGTH} characters")
+    if len(name) > MAX_NAME_LENGTH:
+        refuse(f"name is longer than {MAX_NAME_LENGTH} characters")
     if name.startswith(RESERVED_PREFIX):
         refuse(
             f"name {name!r} is reserved: names starting with {RESERVED_PREFIX!r} are sent only "
@@ -136,8 +136,8 @@ def check_event(item: Any, index: int, *, now_ms: int, max_event_bytes: int) -> 
         external_id = ""
     if not isinstance(external_id, str):
         refuse(f"id must be a string, not {_json_type(external_id)}")
-    if len(external_id) > MAX_EXTERNAL_ID_LENGTH:
-        refuse(f"id is longer than {MAX_EXTERNAL_ID_LENGTH} characters")
+    if len(external_id) > MAX_NAME_LENGTH:
+        refuse(f"id is longer than {MAX_NAME_LENGTH} characters")
     ts = item.get("ts")
     if isinstance(ts, bool) or not isinstance(ts, int | None):
         refuse(f"ts must be an integer of epoch milliseconds, not {_json_type(ts)}")
@@ -154,7 +154,7 @@ def check_event(item: Any, index: int, *, now_ms: int, max_event_bytes: int) -> 
     if user is not None and not isinstance(user, dict):
         refuse(f"user must be a JSON object, not {_json_type(user)}")
     for field, value in (("name", name), ("id", external_id), ("data", data)):
-        problem = _storable_problem(value)
+        problem = storable_problem(value, max_depth=MAX_DATA_DEPTH)
         if problem:
             refuse(f"{field} {problem}")
     encoded = json.dumps({"name": name, "data": data, "id": external_id, "ts": ts})
@@ -181,30 +181,6 @@ def store_rows(rows: list[Event]) -> list[str]:
         return [row.pk for row in rows]
     stored = dict(Event.objects.filter(seed_id__in=seeds).values_list("seed_id", "id"))
     return [stored.get(row.seed_id, row.pk) if row.seed_id else row.pk for row in rows]
-
-
-def _storable_problem(value: Any) -> str:
-    """Return why `value` cannot be stored in a text or JSON column, or ""."""
-    # Iterative, so a deep value cannot overflow the stack here.
-    pending: list[tuple[Any, int]] = [(value, 0)]
-    while pending:
-        current, depth = pending.pop()
-        if depth > MAX_DATA_DEPTH:
-            return f"is nested deeper than {MAX_DATA_DEPTH} levels"
-        if isinstance(current, dict):
-            pending.extend((key, depth + 1) for key in current)
-            pending.extend((item, depth + 1) for item in current.values())
-        elif isinstance(current, list):
-            pending.extend((item, depth + 1) for item in current)
-        elif isinstance(current, str):
-            # PostgreSQL refuses NUL in text and jsonb, and neither backend stores lone surrogates.
-            if "\x00" in current:
-                return "contains a NUL character (\\u0000)"
-            try:
-                current.encode()
-            except UnicodeEncodeError:
-                return "contains a lone surrogate, which is not valid Unicode"
-    return ""
 
 
 def _refuse_constant(value: str) -> NoReturn:

@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from ..functions import DeferredFunction, Function
 from ..models import DeferIntent, Event, FunctionRun, StepRun, Wait
+from ..names import MAX_NAME_LENGTH
 from ..payload_access import UNREADABLE_KEY, unreadable_note
 from ..schemas.config import TriggerCron
 
@@ -92,7 +93,7 @@ class CancelRequestSerializer(serializers.Serializer):
     reason = serializers.CharField(
         required=False,
         allow_blank=True,
-        max_length=255,
+        max_length=MAX_NAME_LENGTH,
         help_text="Kept as the run's cancel reason; defaults to who cancelled it.",
     )
 

@@ -16,7 +16,7 @@ from django.db import DatabaseError, connections, transaction
 from .. import clock
 from ..conf import app_settings
 from ..connections import refresh_connections
-from ..executor import execute_run
+from ..engine import execute_run
 from ..ids import new_token
 from ..models import FunctionRun
 from .base import ExecutionBackend

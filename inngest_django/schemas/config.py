@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..cron import CronSpec, InvalidCronError
 from ..durations import MAX_SLEEP, parse_duration
 from ..expressions import Expression, InvalidExpressionError
+from ..names import MAX_NAME_LENGTH
 
 Duration = timedelta | int | str
-MAX_EVENT_NAME_LENGTH = 255
 
 
 class _Config(BaseModel):
@@ -30,8 +30,8 @@ class TriggerEvent(_Config):
     def _check_event(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("trigger event name must not be empty")
-        if len(value) > MAX_EVENT_NAME_LENGTH:
-            raise ValueError(f"trigger event name is longer than {MAX_EVENT_NAME_LENGTH}")
+        if len(value) > MAX_NAME_LENGTH:
+            raise ValueError(f"trigger event name is longer than {MAX_NAME_LENGTH}")
         if "*" in value[:-1] or (value.endswith("*") and value[-2:-1] not in ("/", ".")):
             raise ValueError(
                 f"trigger event {value!r}: a wildcard may only end the name, as in 'shop/*'"

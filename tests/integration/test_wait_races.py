@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 import inngest_django as inngest
-from inngest_django import executor
+from inngest_django.engine import durable_steps
 from inngest_django.enums import RunStatus
 from inngest_django.events import dispatch_pending
 from inngest_django.models import Event, FunctionRun
@@ -23,7 +23,7 @@ def waiter(client: inngest.Inngest) -> None:
 
 def reply_while_the_wait_is_stored(monkeypatch, client, data: dict) -> list[int]:
     """Send and dispatch a reply between the wait's boundary and its commit; return counts."""
-    boundary_of, dispatched = executor.after_id, []
+    boundary_of, dispatched = durable_steps.after_id, []
 
     def boundary_then_reply() -> str:
         boundary = boundary_of()
@@ -33,7 +33,7 @@ def reply_while_the_wait_is_stored(monkeypatch, client, data: dict) -> list[int]
         dispatched.append(dispatch_pending(registry=client.registry))
         return boundary
 
-    monkeypatch.setattr(executor, "after_id", boundary_then_reply)
+    monkeypatch.setattr(durable_steps, "after_id", boundary_then_reply)
     return dispatched
 
 

@@ -8,9 +8,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from inngest_django.events import RESERVED_PREFIX, send
+from inngest_django.events import send
 from inngest_django.exceptions import InvalidEventError
 from inngest_django.management.arguments import positive_int
+from inngest_django.names import RESERVED_PREFIX
 from inngest_django.schemas.events import Event
 
 

@@ -6,11 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from . import clock
-from .mocked import RunResult, Timeout, UnstubbedStepError, run_function
-from .mocked_defers import DeferCall, RejectedDefer
-from .registry import FunctionRegistry, default_registry
-from .worker import Worker, next_due_at
+from .. import clock
+from ..registry import FunctionRegistry, default_registry
+from ..worker import Worker, next_due_at
+from ._defers import DeferCall, RejectedDefer
+from ._runner import RunResult, run_function
+from ._stubs import Timeout, UnstubbedStepError
 
 __all__ = [
     "DeferCall",

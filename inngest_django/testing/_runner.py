@@ -8,80 +8,44 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
-from . import clock
-from ._interrupts import Interrupt, RetryScheduled, SleepPlanned, WaitPlanned
-from .conf import app_settings
-from .context import Context, ReplayAwareLogger
-from .defers import (
-    META_KEY,
-    split_event_data,
-    validate_received,
-)
-from .enums import RunStatus, StepOp, StepStatus
-from .events import build_event_row
-from .exceptions import InvalidEventError, NonRetriableError, StepError
-from .expressions import Expression
-from .functions import (
-    DEFERRED_EVENT,
-    INVOKED_EVENT,
-    SCHEDULED_EVENT,
-    DeferredFunction,
-    Function,
-)
-from .mocked_defers import DeferCall, DeferLog, MemoryDeferRecorder, RejectedDefer
-from .registry import default_registry
-from .schemas.defers import Parent
-from .schemas.events import Event
-from .serialization import (
+from .. import clock
+from .._interrupts import Interrupt, RetryScheduled, SleepPlanned, WaitPlanned
+from ..conf import app_settings
+from ..context import Context, ReplayAwareLogger
+from ..defer_rules import validate_received
+from ..engine.rules import error_for_handler, invoke_refusal, stops_the_process
+from ..enums import RunStatus, StepOp, StepStatus
+from ..events import build_event_row
+from ..exceptions import InvalidEventError, NonRetriableError
+from ..functions import DeferredFunction, Function
+from ..names import ENGINE_DATA_KEY
+from ..outbox import split_event_data
+from ..registry import default_registry
+from ..retries import is_final
+from ..schemas.defers import Parent
+from ..schemas.events import Event
+from ..serialization import (
     OutputNotSerializableError,
     dump_step_output,
     dump_value,
     error_to_json,
     load_value,
 )
-from .steps import Memo, Step
-from .waits import NO_MATCH, encode_value, lookup, match_key_of
-
-__all__ = [
-    "DeferCall",
-    "RejectedDefer",
-    "RunResult",
-    "Timeout",
-    "UnstubbedStepError",
-    "run_function",
-]
+from ..steps import Memo, Step
+from ._defers import DeferCall, DeferLog, MemoryDeferRecorder, RejectedDefer
+from ._stubs import (
+    MISSING,
+    SetupError,
+    find_stub,
+    is_timeout,
+    required_stub,
+    stub_event,
+)
+from ._triggers import trigger_events
 
 DEFAULT_RUN_ID = "test-run"
 DEFAULT_PARENT = Parent(fn_slug="test", run_id="test-parent-run")
 user_logger = logging.getLogger("inngest_django.functions")
-defer_logger = logging.getLogger("inngest_django.defers")
-_MISSING = object()
-
-
-class Timeout:
-    """Stub for a wait_for_event that timed out (it returns None) or an invoke (it fails)."""
-
-
-def _is_timeout(stub: Any) -> bool:
-    return stub is Timeout or isinstance(stub, Timeout)
-
-
-class UnstubbedStepError(Exception):
-    """A wait_for_event or invoke step has no stub, and run_function cannot resolve it."""
-
-    def __init__(self, message: str, *, step_key: str) -> None:
-        super().__init__(message)
-        self.step_key = step_key
-
-
-class _SetupError(Interrupt):
-    """The test's setup is wrong; run_function raises `error` instead of running on."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(error)
-        self.error = error
 
 
 @dataclass
@@ -156,7 +120,7 @@ def run_function(
         retries = function.retries
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise TypeError(f"retries must be an int >= 0, got {retries!r}")
-    triggers = _trigger_events(function, event, events, data)
+    triggers = trigger_events(function, event, events, data)
     run = _Run(function, triggers, stubs=dict(step_stubs or {}), retries=retries, run_id=run_id)
     if isinstance(function, DeferredFunction):
         try:
@@ -165,81 +129,6 @@ def run_function(
             # The real receiver fails such a run at once: retrying cannot change its data.
             return run.result(RunStatus.FAILED, error=exc)
     return run.execute()
-
-
-# -- trigger events ----------------------------------------------------------------------------
-
-
-def _trigger_events(function: Function, event: Any, events: Any, data: Any) -> list[Event]:
-    given = [n for n, v in (("event", event), ("events", events), ("data", data)) if v is not None]
-    if len(given) > 1:
-        raise TypeError(f"run_function takes one of event, events or data, got {given}")
-    name, default_data = _default_trigger(function)
-    if events is not None:
-        if isinstance(events, Event | Mapping) or not isinstance(events, Sequence) or not events:
-            raise TypeError("events must be a non-empty list of events")
-        if isinstance(function, DeferredFunction):
-            raise TypeError("a deferred function runs for one event, not a batch")
-        items = list(events)
-    elif event is not None:
-        items = [event]
-    else:
-        items = [{"data": default_data if data is None else data}]
-    prepared = [_prepare_event(function, item, index, name) for index, item in enumerate(items)]
-    if not isinstance(function, DeferredFunction):
-        for item in prepared:
-            _check_trigger(function, item)
-    return prepared
-
-
-def _default_trigger(function: Function) -> tuple[str | None, dict[str, Any]]:
-    """Return the name a nameless trigger gets, and the data it gets when none is given."""
-    if isinstance(function, DeferredFunction):
-        return DEFERRED_EVENT, {}
-    names = {t.event for t in function.event_triggers}
-    if len(names) == 1 and not next(iter(names)).endswith("*"):
-        return names.pop(), {}
-    if not names and function.cron_triggers:
-        return SCHEDULED_EVENT, {"cron": function.cron_triggers[0].cron}
-    return None, {}
-
-
-def _prepare_event(function: Function, item: Any, index: int, name: str | None) -> Event:
-    """Return the event as the worker would hand it over: validated, JSON, with a timestamp."""
-    if isinstance(item, Mapping) and "name" not in item:
-        if name is None:
-            raise TypeError(
-                f"event {index} has no name, and {function.id} has no single trigger to take "
-                "it from; pass an Event or a dict with a name"
-            )
-        item = {"name": name, **item}
-    if isinstance(item, Mapping):
-        try:
-            item = Event.model_validate(dict(item))
-        except ValidationError as exc:
-            raise InvalidEventError(
-                f"event {index} is invalid: {exc}; to pass only its data, use data="
-            ) from None
-    # System names stay allowed: a test may hand a handler an invoked or failure event.
-    row = build_event_row(item, index, system=str(getattr(item, "name", "")).startswith("inngest/"))
-    data = row.data
-    if row.name == INVOKED_EVENT:
-        data = {k: v for k, v in data.items() if k != META_KEY}
-    return Event(name=row.name, data=data, id=row.external_id, ts=row.ts)
-
-
-def _check_trigger(function: Function, event: Event) -> None:
-    if event.name == INVOKED_EVENT or (event.name == SCHEDULED_EVENT and function.cron_triggers):
-        return
-    if not function.matches(event.to_json()):
-        triggers = ", ".join(
-            t.event + (f" if {t.expression}" if t.expression else "")
-            for t in function.event_triggers
-        )
-        raise ValueError(
-            f"{function.id} would not run for event {event.name!r}: no trigger matches it "
-            f"(triggers: {triggers or 'cron only'})"
-        )
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -277,7 +166,7 @@ class _Run:
         assert isinstance(self.function, DeferredFunction)
         event = self.events[0]
         payload, found = dict(event.data), None
-        if META_KEY in payload:
+        if ENGINE_DATA_KEY in payload:
             payload, found = split_event_data(payload)
         if parent is not None and not isinstance(parent, Parent):
             parent = Parent.model_validate(dict(parent))
@@ -305,12 +194,15 @@ class _Run:
             )
             try:
                 value = self.function.handler(self.ctx)
-            except _SetupError as setup:
+            except SetupError as setup:
                 raise setup.error from None
             except Interrupt:
                 continue
-            except Exception as exc:
-                if isinstance(exc, NonRetriableError | StepError) or self.attempt >= self.retries:
+            except BaseException as exc:
+                if stops_the_process(exc):
+                    raise
+                # As in the engine: SystemExit or a user's own BaseException fails the handler.
+                if is_final(exc, self.attempt, self.retries):
                     return self.result(RunStatus.FAILED, error=exc)
                 self.attempt += 1
                 continue
@@ -349,32 +241,34 @@ class _Run:
     ) -> Any:
         checkpoint = self.recorder.checkpoint()
         self.attempts[step_key] = self.attempts.get(step_key, 0) + 1
-        stub = self._stub(step_key)
-        if _is_timeout(stub):
-            raise _SetupError(
+        stub = find_stub(self.stubs, step_key)
+        if is_timeout(stub):
+            raise SetupError(
                 TypeError(
                     f"step {step_key!r} is not a wait_for_event or an invoke; stub it with its "
                     "output or an exception instance, not testing.Timeout"
                 )
             )
         if isinstance(stub, type) and issubclass(stub, BaseException):
-            raise _SetupError(
+            raise SetupError(
                 TypeError(
                     f"the stub of step {step_key!r} is the class {stub.__name__}; stub an "
                     f"instance to fail the step, such as {stub.__name__}('card declined')"
                 )
             )
         try:
-            if stub is _MISSING:
+            if stub is MISSING:
                 result = fn(*args)
-            elif isinstance(stub, Exception):
+            elif isinstance(stub, BaseException):
                 raise stub
             else:
                 result = stub
             stored = dump_step_output(step_key, result, output_type)
         except Interrupt:
             raise
-        except Exception as exc:
+        except BaseException as exc:
+            if stops_the_process(exc):
+                raise
             self.recorder.restore(checkpoint)
             self._step_failed(step_key, exc)
         self.memos[step_key] = Memo(
@@ -400,48 +294,38 @@ class _Run:
         if_exp: str | None,
         match: str | None,
     ) -> None:
-        stub = self._stub(step_key)
-        if stub is _MISSING:
-            raise _SetupError(
-                UnstubbedStepError(
-                    f"step {step_key!r} waits for an event {event!r}, which run_function "
-                    f"cannot deliver; stub it: step_stubs={{{step_key!r}: <an Event or a dict "
-                    "with its data>}, or testing.Timeout for a timeout",
-                    step_key=step_key,
-                )
-            )
-        if stub is None or _is_timeout(stub):
+        stub = required_stub(
+            self.stubs,
+            step_key,
+            f"waits for an event {event!r}, which run_function cannot deliver",
+            "<an Event or a dict with its data>}, or testing.Timeout for a timeout",
+        )
+        if stub is None or is_timeout(stub):
             self._record(step_key, StepStatus.COMPLETED, None)
         else:
-            received = self._stub_event(step_key, stub, event, if_exp, match)
+            received = stub_event(
+                self.function, self.events[0], step_key, stub, event, if_exp, match
+            )
             self._record(step_key, StepStatus.COMPLETED, received, stored=received.to_json())
         raise WaitPlanned(step_key, until, persisted=True)
 
     def plan_invoke(
         self, step_key: str, *, function_id: str, data: dict[str, Any], until: datetime
     ) -> None:
-        target = default_registry.get(function_id) if function_id in default_registry else None
-        if target is None or isinstance(target, DeferredFunction):
+        reason = invoke_refusal(default_registry, function_id)
+        if reason is not None:
             # The worker refuses these at once, stub or no stub.
-            reason = (
-                f"no registered function has the id {function_id!r}"
-                if target is None
-                else f"{function_id!r} is a deferred function, started only by ctx.defer"
-            )
             error = NonRetriableError(f"invoke {step_key!r}: {reason}")
             self._record(step_key, StepStatus.FAILED, error, error=error_to_json(error))
             raise error
-        stub = self._stub(step_key)
-        if stub is _MISSING:
-            raise _SetupError(
-                UnstubbedStepError(
-                    f"step {step_key!r} invokes {function_id!r}, which run_function does not "
-                    f"run; stub it: step_stubs={{{step_key!r}: <what {function_id} returns>}}, "
-                    "an exception instance for a failed run, or testing.Timeout",
-                    step_key=step_key,
-                )
-            )
-        if _is_timeout(stub):
+        stub = required_stub(
+            self.stubs,
+            step_key,
+            f"invokes {function_id!r}, which run_function does not run",
+            f"<what {function_id} returns>}}, an exception instance for a failed run, or "
+            "testing.Timeout",
+        )
+        if is_timeout(stub):
             failure = f"invoke {step_key!r} timed out; the invoked run goes on"
         elif isinstance(stub, Exception):
             failure = f"invoked function {function_id} failed: {stub}"
@@ -449,7 +333,7 @@ class _Run:
             try:
                 stored, _ = dump_value(stub)
             except OutputNotSerializableError as exc:
-                raise _SetupError(TypeError(f"the stub of step {step_key!r}: {exc}")) from None
+                raise SetupError(TypeError(f"the stub of step {step_key!r}: {exc}")) from None
             self._record(step_key, StepStatus.COMPLETED, stored, stored=stored)
             raise WaitPlanned(step_key, until, persisted=True)
         error = NonRetriableError(failure)
@@ -474,15 +358,6 @@ class _Run:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _stub(self, step_key: str) -> Any:
-        """Return the stub for a full key ("charge:1"), else for its step id, else _MISSING."""
-        if step_key in self.stubs:
-            return self.stubs[step_key]
-        step_id, _, index = step_key.rpartition(":")
-        if step_id and index.isdigit() and step_id in self.stubs:
-            return self.stubs[step_id]
-        return _MISSING
-
     def _record(
         self,
         step_key: str,
@@ -504,61 +379,15 @@ class _Run:
         if self.ctx is not None:
             self.ctx.attempt = 0
 
-    def _step_failed(self, step_key: str, exc: Exception) -> None:
+    def _step_failed(self, step_key: str, exc: BaseException) -> None:
         """Raise RetryScheduled while retries are left, else the error the handler sees."""
         error = error_to_json(exc)
         attempts = self.attempts[step_key]
         self.steps[step_key] = exc
-        final = isinstance(exc, NonRetriableError | StepError) or self.attempt >= self.retries
-        if not final:
+        if not is_final(exc, self.attempt, self.retries):
             self.memos[step_key] = Memo(StepStatus.ERRORED, error=error, attempts=attempts)
             self.attempt += 1
             raise RetryScheduled(step_key, clock.now())
         self.memos[step_key] = Memo(StepStatus.FAILED, error=error, attempts=attempts)
         self._reset_attempt()
-        if isinstance(exc, NonRetriableError | StepError):
-            raise exc
-        raise StepError(error["message"], error["name"], error["stack"]) from exc
-
-    def _stub_event(
-        self, step_key: str, stub: Any, name: str, if_exp: str | None, match: str | None
-    ) -> Event:
-        """Return a wait's stub as the event, if the real wait would resolve with it."""
-        if isinstance(stub, Mapping) and "name" not in stub:
-            stub = {"name": name, **stub}
-        try:
-            received = _prepare_event(self.function, stub, 0, name)
-        except (InvalidEventError, TypeError) as exc:
-            raise _SetupError(
-                TypeError(
-                    f"the stub of step {step_key!r} must be an Event or a dict such as "
-                    f"{{'data': {{...}}}}: {exc}"
-                )
-            ) from None
-        if received.name != name:
-            raise _SetupError(
-                ValueError(
-                    f"step {step_key!r} waits for {name!r}, but its stub is an event "
-                    f"{received.name!r}, which would never resolve it"
-                )
-            )
-        trigger, candidate = self.events[0].to_json(), received.to_json()
-        key = match or match_key_of(if_exp)
-        if key:
-            value = encode_value(lookup(trigger, key))
-            if value == NO_MATCH or value != encode_value(lookup(candidate, key)):
-                raise _SetupError(
-                    ValueError(
-                        f"step {step_key!r} matches on {key}, but its stub has "
-                        f"{key}={lookup(candidate, key)!r} where the trigger has "
-                        f"{lookup(trigger, key)!r}; the real wait would not resolve with it"
-                    )
-                )
-        if if_exp and not Expression(if_exp).matches({"event": trigger, "async": candidate}):
-            raise _SetupError(
-                ValueError(
-                    f"the stub of step {step_key!r} does not satisfy its if_exp {if_exp!r}; "
-                    "the real wait would not resolve with it"
-                )
-            )
-        return received
+        raise error_for_handler(exc, error) from exc

@@ -1,0 +1,43 @@
+"""execute_run(): one pass of a claimed run, ended through finalize() whatever goes wrong."""
+
+from __future__ import annotations
+
+import logging
+
+from ..enums import RunStatus
+from ..exceptions import DecryptionError, FunctionNotFoundError
+from ..models import FunctionRun
+from ..registry import FunctionRegistry, default_registry
+from ..serialization import error_to_json
+from .finalize import finalize
+from .logs import log_run
+from .run_pass import RunPass
+
+
+def execute_run(
+    run_id: str, *, lease_token: str, registry: FunctionRegistry = default_registry
+) -> None:
+    """Execute one pass of a run this worker has claimed under `lease_token`."""
+    try:
+        run = FunctionRun.objects.select_related("event").get(pk=run_id)
+    except FunctionRun.DoesNotExist:
+        return
+    if run.lease_token != lease_token:
+        return
+    try:
+        function = registry.get(run.function_id)
+    except FunctionNotFoundError as exc:
+        # Defers an earlier pass recorded still start: their cleanup may matter most.
+        if finalize(run, lease_token, RunStatus.FAILED, error=error_to_json(exc)):
+            log_run(logging.ERROR, "Run failed: function not registered", run, "run_failed")
+        FunctionRun.objects.unpark([run.concurrency_key, run.concurrency_key_2])
+        return
+    try:
+        RunPass(run, function, lease_token, registry).execute()
+    except DecryptionError as exc:
+        # No configured key opens the trigger event or a step memo: retrying cannot help.
+        if finalize(run, lease_token, RunStatus.FAILED, error=error_to_json(exc)):
+            log_run(logging.ERROR, "Run failed: %s", run, "run_failed", exc)
+    if run.concurrency_key or run.concurrency_key_2:
+        # The pass has released the run's slot (finished, asleep, waiting or retrying later).
+        FunctionRun.objects.unpark([run.concurrency_key, run.concurrency_key_2])
