@@ -8,12 +8,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 # Worker and cluster subprocesses hand runs to django-q2 (tests/settings.py reads this).
@@ -67,14 +66,12 @@ class Clusters:
 
     def wait_for(self, condition: Callable[[], Any], *, what: str, timeout: float = 30.0) -> Any:
         """Poll `condition` until truthy; fail with every worker and cluster log at `timeout`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = condition()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                pytest.fail(f"waited {timeout} s for {what}\n{self.workers.logs()}\n{self.logs()}")
-            time.sleep(0.02)
+        return wait_for(
+            condition,
+            what=what,
+            timeout=timeout,
+            logs=lambda: f"{self.workers.logs()}\n{self.logs()}",
+        )
 
     def wait_until_ready(self, index: int) -> set[int]:
         """Wait for the cluster's two workers to start; return their pids."""

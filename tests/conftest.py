@@ -1,4 +1,4 @@
-"""Shared fixtures: isolated registry, client, drain, worker subprocesses, live server."""
+"""Shared fixtures: isolated registry, inngest_client, drain, worker subprocesses, live server."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -21,6 +20,7 @@ from pytest_django.live_server_helper import LiveServer
 import inngest_django as inngest
 from inngest_django.testing import drain as _drain
 from inngest_django.testing import isolated_registry
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,8 @@ def registry() -> Iterator[inngest.Inngest]:
 
 
 @pytest.fixture
-def client(registry) -> inngest.Inngest:
+def inngest_client(registry) -> inngest.Inngest:
+    """Return an Inngest client; the functions it creates are removed after the test."""
     return inngest.Inngest(app_id="test")
 
 
@@ -135,14 +136,7 @@ class WorkerProcesses:
 
     def wait_for(self, condition: Callable[[], Any], *, what: str, timeout: float = 20.0) -> Any:
         """Poll `condition` until it returns something truthy; fail with the logs at `timeout`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = condition()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                pytest.fail(f"waited {timeout} s for {what}\n{self.logs()}")
-            time.sleep(0.02)
+        return wait_for(condition, what=what, timeout=timeout, logs=self.logs)
 
     def wait_for_log(self, index: int, text: str, *, timeout: float = 20.0) -> None:
         what = f"{text!r} in worker {index}'s log"

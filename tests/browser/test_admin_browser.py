@@ -16,18 +16,20 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def order_runs(client, drain):
+def order_runs(inngest_client, drain):
     """Return an order run that deferred a refund and a receipt, cancelled the receipt, failed."""
 
-    @inngest.create_defer(client, id="refund-payment")
+    @inngest.create_defer(inngest_client, id="refund-payment")
     def refund_payment(ctx):
         return ctx.step.run("issue-refund", lambda: {"refunded": ctx.event.data["amount"]})
 
-    @inngest.create_defer(client, id="send-receipt")
+    @inngest.create_defer(inngest_client, id="send-receipt")
     def send_receipt(ctx):
         return "sent"
 
-    @client.create_function(fn_id="process-order", trigger=inngest.TriggerEvent(event="t/placed"))
+    @inngest_client.create_function(
+        fn_id="process-order", trigger=inngest.TriggerEvent(event="t/placed")
+    )
     def process_order(ctx):
         ctx.step.run("charge-card", lambda: "ch_1")
         ctx.defer("refund-if-failed", function=refund_payment, data={"amount": 4200})
@@ -38,11 +40,13 @@ def order_runs(client, drain):
 
         ctx.step.run("create-shipment", ship)
 
-    @client.create_function(fn_id="say-hello", trigger=inngest.TriggerEvent(event="t/hello"))
+    @inngest_client.create_function(
+        fn_id="say-hello", trigger=inngest.TriggerEvent(event="t/hello")
+    )
     def say_hello(ctx):
         return "hello"
 
-    client.send([inngest.Event(name="t/placed"), inngest.Event(name="t/hello")])
+    inngest_client.send([inngest.Event(name="t/placed"), inngest.Event(name="t/hello")])
     drain()
     return SimpleNamespace(
         parent=FunctionRun.objects.get(function_id="test-process-order", status="FAILED"),
@@ -102,10 +106,10 @@ def test_operator_follows_a_deferred_run_to_the_parent_that_deferred_it(
 
 
 @pytest.fixture
-def waiting_run(client, drain):
+def waiting_run(inngest_client, drain):
     """Return a run waiting for its user's activation event, for up to an hour."""
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="onboard", trigger=inngest.TriggerEvent(event="app/user.signed-up")
     )
     def onboard(ctx):
@@ -113,7 +117,7 @@ def waiting_run(client, drain):
             "wait-activation", event="app/user.activated", timeout="1h", match="data.user_id"
         )
 
-    client.send(inngest.Event(name="app/user.signed-up", data={"user_id": 7}))
+    inngest_client.send(inngest.Event(name="app/user.signed-up", data={"user_id": 7}))
     drain()
     return FunctionRun.objects.get(function_id="test-onboard", status="WAITING")
 

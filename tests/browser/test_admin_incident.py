@@ -19,18 +19,20 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def incident_runs(client, drain):
+def incident_runs(inngest_client, drain):
     """Return a completed order run that slept, invoked and deferred, and a failed charge run."""
 
-    @client.create_function(fn_id="price", trigger=inngest.TriggerEvent(event="t/unused"))
+    @inngest_client.create_function(fn_id="price", trigger=inngest.TriggerEvent(event="t/unused"))
     def price(ctx):
         return ctx.step.run("double", lambda: ctx.event.data["n"] * 2)
 
-    @inngest.create_defer(client, id="notify")
+    @inngest.create_defer(inngest_client, id="notify")
     def notify(ctx):
         return ctx.step.run("email", lambda: "sent")
 
-    @client.create_function(fn_id="handle-order", trigger=inngest.TriggerEvent(event="t/order"))
+    @inngest_client.create_function(
+        fn_id="handle-order", trigger=inngest.TriggerEvent(event="t/order")
+    )
     def handle_order(ctx):
         ctx.step.run("load", lambda: {"id": 7})
         ctx.step.sleep("pause", 20)
@@ -38,7 +40,7 @@ def incident_runs(client, drain):
         ctx.defer("notify-customer", function=notify, data={})
         return {"total": total}
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="charge", trigger=inngest.TriggerEvent(event="t/charge"), retries=1
     )
     def charge(ctx):
@@ -47,11 +49,11 @@ def incident_runs(client, drain):
 
         ctx.step.run("capture", capture)
 
-    @client.create_function(fn_id="greet", trigger=inngest.TriggerEvent(event="t/greeted"))
+    @inngest_client.create_function(fn_id="greet", trigger=inngest.TriggerEvent(event="t/greeted"))
     def greet(ctx):
         return "hello"
 
-    client.send([inngest.Event(name="t/order"), inngest.Event(name="t/charge")])
+    inngest_client.send([inngest.Event(name="t/order"), inngest.Event(name="t/charge")])
     drain()
     return SimpleNamespace(
         order=FunctionRun.objects.get(function_id="test-handle-order", status="COMPLETED"),

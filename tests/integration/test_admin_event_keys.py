@@ -5,33 +5,24 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from inngest_django import event_keys
 from inngest_django.models import EventKey
-
-from .test_admin import cells, shown_messages, staff_client
+from tests.helpers import ADD_KEY_URL, KEYS_URL, cells, change_url, shown_messages, staff_client
 
 pytestmark = pytest.mark.django_db
 
-KEYS_URL = reverse("admin:inngest_django_eventkey_changelist")
-ADD_URL = reverse("admin:inngest_django_eventkey_add")
-
-
-def key_url(key: EventKey) -> str:
-    return reverse("admin:inngest_django_eventkey_change", args=[key.pk])
-
 
 def test_add_form_asks_only_for_a_name(admin_client):
-    page = admin_client.get(ADD_URL).content.decode()
+    page = admin_client.get(ADD_KEY_URL).content.decode()
     assert 'name="name"' in page
     for field in ("prefix", "digest", "revoked_at", "last_used_at"):
         assert f'name="{field}"' not in page
 
 
 def test_adding_a_key_shows_it_once_and_it_authenticates(admin_client):
-    response = admin_client.post(ADD_URL, {"name": "billing service"})
+    response = admin_client.post(ADD_KEY_URL, {"name": "billing service"})
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     page = response.content.decode()
@@ -43,7 +34,7 @@ def test_adding_a_key_shows_it_once_and_it_authenticates(admin_client):
     assert key.name == "billing service" and raw_key.startswith(key.prefix)
     assert event_keys.authenticate(raw_key) == key
     # Never again: not on the list, not on the key's page, not in a message.
-    for url in (KEYS_URL, key_url(key)):
+    for url in (KEYS_URL, change_url(key)):
         later = admin_client.get(url).content.decode()
         assert raw_key not in later and key.digest not in later
         assert shown_messages(later) == []
@@ -63,9 +54,9 @@ def test_key_list_shows_name_prefix_dates_and_state(admin_client):
 
 def test_key_page_is_read_only(admin_client):
     key, _ = event_keys.issue_key("web shop")
-    page = admin_client.get(key_url(key)).content.decode()
+    page = admin_client.get(change_url(key)).content.decode()
     assert 'name="_save"' not in page and 'name="name"' not in page
-    response = admin_client.post(key_url(key), {"name": "renamed", "prefix": "x"})
+    response = admin_client.post(change_url(key), {"name": "renamed", "prefix": "x"})
     assert response.status_code == 403
     key.refresh_from_db()
     assert key.name == "web shop"
@@ -95,20 +86,17 @@ def test_revoking_needs_the_change_permission(django_user_model):
     assert "revoke_keys" not in viewer.get(KEYS_URL).content.decode()
     viewer.post(KEYS_URL, {"action": "revoke_keys", "_selected_action": [key.pk]})
     assert event_keys.authenticate(raw_key) == key
-    assert viewer.post(ADD_URL, {"name": "sneaky"}).status_code == 403
+    assert viewer.post(ADD_KEY_URL, {"name": "sneaky"}).status_code == 403
 
     keeper = staff_client(django_user_model, "keeper", "view_eventkey", "change_eventkey")
     keeper.post(KEYS_URL, {"action": "revoke_keys", "_selected_action": [key.pk]})
     assert event_keys.authenticate(raw_key) is None
 
 
-def test_key_pages_refuse_anonymous_and_non_staff_users(django_user_model):
+def test_key_pages_refuse_anonymous_and_non_staff_users(client, non_staff_client):
     key, _ = event_keys.issue_key("web shop")
-    user = django_user_model.objects.create_user("plain", password="pw", is_staff=False)
-    plain = Client()
-    plain.force_login(user)
-    for browser in (Client(), plain):
-        for url in (KEYS_URL, ADD_URL, key_url(key)):
+    for browser in (client, non_staff_client):
+        for url in (KEYS_URL, ADD_KEY_URL, change_url(key)):
             response = browser.post(url, {"name": "x"})
             assert response.status_code == 302 and response.url.startswith(reverse("admin:login"))
     assert EventKey.objects.count() == 1

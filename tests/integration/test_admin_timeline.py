@@ -9,7 +9,6 @@ from types import SimpleNamespace
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.test import Client
 from django.urls import reverse
 from django.utils.html import strip_tags
 
@@ -17,8 +16,14 @@ import inngest_django as inngest
 from inngest_django.admin.timeline import MAX_BARS
 from inngest_django.models import FunctionRun, StepRun
 from inngest_django.runs import rerun_run
-
-from .test_admin import RUNS_URL, readonly_value, run_url, shown_messages, staff_client
+from tests.helpers import (
+    RUNS_URL,
+    action_url,
+    readonly_value,
+    run_url,
+    shown_messages,
+    staff_client,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -51,22 +56,24 @@ def bar_position(style: str) -> tuple[float, float]:
 
 
 @pytest.fixture
-def incident(client, drain):
+def incident(inngest_client, drain):
     """Return an order run with a step retried twice, a sleep, a wait, an invoke and a defer.
 
     Also a run that failed for good, and the runs the order run invoked and deferred.
     """
     flaky_calls = []
 
-    @client.create_function(fn_id="price", trigger=inngest.TriggerEvent(event="t/unused"))
+    @inngest_client.create_function(fn_id="price", trigger=inngest.TriggerEvent(event="t/unused"))
     def price(ctx):
         return ctx.step.run("double", lambda: ctx.event.data["n"] * 2)
 
-    @inngest.create_defer(client, id="notify")
+    @inngest.create_defer(inngest_client, id="notify")
     def notify(ctx):
         return ctx.step.run("email", lambda: "sent")
 
-    @client.create_function(fn_id="handle-order", trigger=inngest.TriggerEvent(event="t/order"))
+    @inngest_client.create_function(
+        fn_id="handle-order", trigger=inngest.TriggerEvent(event="t/order")
+    )
     def handle_order(ctx):
         ctx.step.run("load", lambda: {"id": 7})
 
@@ -83,7 +90,7 @@ def incident(client, drain):
         ctx.defer("notify-customer", function=notify, data={})
         return {"total": total}
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="charge", trigger=inngest.TriggerEvent(event="t/charge"), retries=1
     )
     def charge(ctx):
@@ -94,9 +101,11 @@ def incident(client, drain):
 
         ctx.step.run("capture", capture)
 
-    client.send([inngest.Event(name="t/order", data={"id": 7}), inngest.Event(name="t/charge")])
+    inngest_client.send(
+        [inngest.Event(name="t/order", data={"id": 7}), inngest.Event(name="t/charge")]
+    )
     drain()
-    client.send(inngest.Event(name="t/approved", data={"id": 7}))
+    inngest_client.send(inngest.Event(name="t/approved", data={"id": 7}))
     drain()
     order = FunctionRun.objects.get(function_id="test-handle-order")
     return SimpleNamespace(
@@ -205,19 +214,19 @@ def test_run_page_links_rerun_of_and_reruns_both_ways(admin_client, incident):
 
 
 def test_timeline_of_a_thousand_steps_draws_the_first_rows_and_counts_the_rest(
-    admin_client, client, drain
+    admin_client, inngest_client, drain
 ):
-    @client.create_function(fn_id="many", trigger=inngest.TriggerEvent(event="t/many"))
+    @inngest_client.create_function(fn_id="many", trigger=inngest.TriggerEvent(event="t/many"))
     def many(ctx):
         for index in range(1000):
             ctx.step.run(f"s{index}", lambda index=index: index)
         ctx.defer("after", function=tail, data={})
 
-    @inngest.create_defer(client, id="tail")
+    @inngest.create_defer(inngest_client, id="tail")
     def tail(ctx):
         return "done"
 
-    client.send(inngest.Event(name="t/many"))
+    inngest_client.send(inngest.Event(name="t/many"))
     drain(timeout=60)
     run = FunctionRun.objects.get(function_id="test-many")
     assert StepRun.objects.filter(run=run).count() == 1000
@@ -231,10 +240,6 @@ def test_timeline_of_a_thousand_steps_draws_the_first_rows_and_counts_the_rest(
 
 
 # -- rerun and retry ----------------------------------------------------------------------
-
-
-def action_url(verb: str, run: FunctionRun) -> str:
-    return reverse(f"admin:inngest_django_functionrun_{verb}", args=[run.pk])
 
 
 def test_rerun_action_starts_a_new_run_with_the_same_event_and_says_so(
@@ -370,18 +375,14 @@ def test_rerun_and_retry_need_their_own_permissions(django_user_model, incident)
     assert FunctionRun.objects.filter(rerun_of=incident.failed).count() == 1
 
 
-def test_run_pages_refuse_anonymous_and_non_staff_users(django_user_model, incident):
+def test_run_pages_refuse_anonymous_and_non_staff_users(client, non_staff_client, incident):
     urls = [
         run_url(incident.order),
         action_url("rerun", incident.order),
         action_url("retry", incident.failed),
         action_url("cancel", incident.order),
     ]
-    anonymous = Client()
-    user = django_user_model.objects.create_user("plain", password="pw", is_staff=False)
-    plain = Client()
-    plain.force_login(user)
-    for browser in (anonymous, plain):
+    for browser in (client, non_staff_client):
         for url in urls:
             for method in (browser.get, browser.post):
                 response = method(url)

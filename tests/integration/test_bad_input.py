@@ -348,8 +348,8 @@ def test_a_wait_with_a_broken_expression_is_skipped_with_a_logged_reason(workers
     assert Wait.objects.get(run=run).resolved_at is None
 
 
-def test_under_drain_a_handler_system_exit_fails_the_run_and_drain_goes_on(client):
-    @client.create_function(
+def test_under_drain_a_handler_system_exit_fails_the_run_and_drain_goes_on(inngest_client):
+    @inngest_client.create_function(
         fn_id="exits", trigger=inngest.TriggerEvent(event="bad/exit"), retries=0
     )
     def exits(ctx: inngest.Context) -> None:
@@ -363,8 +363,10 @@ def test_under_drain_a_handler_system_exit_fails_the_run_and_drain_goes_on(clien
     assert FunctionRun.objects.get(event_id=probe).status == RunStatus.COMPLETED
 
 
-def test_under_drain_a_keyboard_interrupt_stops_the_caller_as_ctrl_c_would(client):
-    @client.create_function(fn_id="interrupted", trigger=inngest.TriggerEvent(event="bad/ctrl-c"))
+def test_under_drain_a_keyboard_interrupt_stops_the_caller_as_ctrl_c_would(inngest_client):
+    @inngest_client.create_function(
+        fn_id="interrupted", trigger=inngest.TriggerEvent(event="bad/ctrl-c")
+    )
     def interrupted(ctx: inngest.Context) -> None:
         raise KeyboardInterrupt
 

@@ -7,30 +7,22 @@ import time
 import pytest
 
 import inngest_django as inngest
-from inngest_django.models import Event, FunctionRun, Wait
+from inngest_django.models import Event, Wait
+from tests.helpers import runs_of, the_run
 
 pytestmark = pytest.mark.django_db
 
 
-def runs_of(function_id: str) -> list[FunctionRun]:
-    return list(FunctionRun.objects.filter(function_id=function_id).order_by("created_at"))
-
-
-def the_run(function_id: str) -> FunctionRun:
-    (run,) = runs_of(function_id)
-    return run
-
-
 @pytest.fixture
-def reminders(client):
+def reminders(inngest_client):
     """A reminder that sleeps, cancelled when its order is paid (cancel rule with if_exp)."""
     undone = []
 
-    @inngest.create_defer(client, id="undo-hold")
+    @inngest.create_defer(inngest_client, id="undo-hold")
     def undo_hold(ctx):
         undone.append(ctx.parents[0].run_id)
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="remind",
         trigger=inngest.TriggerEvent(event="shop/cart.abandoned"),
         cancel=[
@@ -46,15 +38,17 @@ def reminders(client):
     return undone
 
 
-def test_a_matching_event_cancels_the_run_and_its_defers_still_start(client, drain, reminders):
-    client.send(
+def test_a_matching_event_cancels_the_run_and_its_defers_still_start(
+    inngest_client, drain, reminders
+):
+    inngest_client.send(
         [
             inngest.Event(name="shop/cart.abandoned", data={"cart": "a"}),
             inngest.Event(name="shop/cart.abandoned", data={"cart": "b"}),
         ]
     )
     drain()
-    client.send(inngest.Event(name="shop/order.paid", data={"cart": "b"}))
+    inngest_client.send(inngest.Event(name="shop/order.paid", data={"cart": "b"}))
     drain()
     by_cart = {run.event.data["cart"]: run for run in runs_of("test-remind")}
     assert by_cart["a"].status == "SLEEPING"
@@ -70,15 +64,15 @@ def test_a_matching_event_cancels_the_run_and_its_defers_still_start(client, dra
     assert Wait.objects.pending().filter(run=by_cart["a"]).count() == 1
 
 
-def test_only_events_after_the_trigger_cancel(client, drain, reminders):
-    client.send(inngest.Event(name="shop/order.paid", data={"cart": "c"}))
-    client.send(inngest.Event(name="shop/cart.abandoned", data={"cart": "c"}))
+def test_only_events_after_the_trigger_cancel(inngest_client, drain, reminders):
+    inngest_client.send(inngest.Event(name="shop/order.paid", data={"cart": "c"}))
+    inngest_client.send(inngest.Event(name="shop/cart.abandoned", data={"cart": "c"}))
     drain()
     assert the_run("test-remind").status == "SLEEPING"
 
 
-def test_a_cancel_rule_with_a_timeout_stops_listening(client, drain):
-    @client.create_function(
+def test_a_cancel_rule_with_a_timeout_stops_listening(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="short-listen",
         trigger=inngest.TriggerEvent(event="t/start"),
         cancel=[inngest.Cancel(event="t/stop", timeout=50)],
@@ -86,17 +80,17 @@ def test_a_cancel_rule_with_a_timeout_stops_listening(client, drain):
     def short_listen(ctx):
         ctx.step.sleep("nap", "1h")
 
-    client.send(inngest.Event(name="t/start"))
+    inngest_client.send(inngest.Event(name="t/start"))
     drain()
     time.sleep(0.1)
-    client.send(inngest.Event(name="t/stop"))
+    inngest_client.send(inngest.Event(name="t/stop"))
     drain()
     assert the_run("test-short-listen").status == "SLEEPING"
 
 
-def test_cancel_rules_are_validated(client):
+def test_cancel_rules_are_validated(inngest_client):
     with pytest.raises(inngest.InvalidFunctionConfigError, match="limit is 5"):
-        client.create_function(
+        inngest_client.create_function(
             fn_id="too-many",
             trigger=inngest.TriggerEvent(event="t/x"),
             cancel=[inngest.Cancel(event=f"t/{i}") for i in range(6)],
@@ -107,8 +101,8 @@ def test_cancel_rules_are_validated(client):
         inngest.Cancel(event="t/x", timeout="400d")
 
 
-def test_finish_timeout_cancels_a_run_between_steps(client, drain):
-    @client.create_function(
+def test_finish_timeout_cancels_a_run_between_steps(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="slow-steps",
         trigger=inngest.TriggerEvent(event="t/slow-steps"),
         timeouts=inngest.Timeouts(finish="200ms"),
@@ -117,15 +111,15 @@ def test_finish_timeout_cancels_a_run_between_steps(client, drain):
         for i in range(20):
             ctx.step.run(f"s{i}", time.sleep, 0.05)
 
-    client.send(inngest.Event(name="t/slow-steps"))
+    inngest_client.send(inngest.Event(name="t/slow-steps"))
     drain()
     run = the_run("test-slow-steps")
     assert run.status == "CANCELLED" and "timeouts.finish" in run.cancel_reason
     assert 3 <= run.steps.count() < 20
 
 
-def test_finish_timeout_wakes_a_sleeping_run_to_cancel_it(client, drain):
-    @client.create_function(
+def test_finish_timeout_wakes_a_sleeping_run_to_cancel_it(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="long-nap",
         trigger=inngest.TriggerEvent(event="t/long-nap"),
         timeouts=inngest.Timeouts(finish="100ms"),
@@ -133,16 +127,16 @@ def test_finish_timeout_wakes_a_sleeping_run_to_cancel_it(client, drain):
     def long_nap(ctx):
         ctx.step.sleep("nap", "1h")
 
-    client.send(inngest.Event(name="t/long-nap"))
+    inngest_client.send(inngest.Event(name="t/long-nap"))
     drain(timeout=2)
     run = the_run("test-long-nap")
     assert run.status == "CANCELLED" and "timeouts.finish" in run.cancel_reason
 
 
-def test_start_timeout_cancels_a_run_that_waited_too_long_to_start(client, drain):
+def test_start_timeout_cancels_a_run_that_waited_too_long_to_start(inngest_client, drain):
     ran = []
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="prompt",
         trigger=inngest.TriggerEvent(event="t/prompt"),
         timeouts=inngest.Timeouts(start="50ms"),
@@ -150,7 +144,7 @@ def test_start_timeout_cancels_a_run_that_waited_too_long_to_start(client, drain
     def prompt(ctx):
         ran.append(1)
 
-    client.send(inngest.Event(name="t/prompt"))
+    inngest_client.send(inngest.Event(name="t/prompt"))
     from inngest_django.events import dispatch_pending
 
     dispatch_pending()  # queued now; no worker claims it for a while
@@ -161,12 +155,12 @@ def test_start_timeout_cancels_a_run_that_waited_too_long_to_start(client, drain
     assert ran == []
 
 
-def test_cancel_run_stops_a_waiting_run(client, drain):
-    @client.create_function(fn_id="waiter", trigger=inngest.TriggerEvent(event="t/waiter"))
+def test_cancel_run_stops_a_waiting_run(inngest_client, drain):
+    @inngest_client.create_function(fn_id="waiter", trigger=inngest.TriggerEvent(event="t/waiter"))
     def waiter(ctx):
         ctx.step.wait_for_event("w", event="t/never", timeout="1h")
 
-    client.send(inngest.Event(name="t/waiter"))
+    inngest_client.send(inngest.Event(name="t/waiter"))
     drain()
     run = the_run("test-waiter")
     assert run.status == "WAITING"
@@ -178,8 +172,8 @@ def test_cancel_run_stops_a_waiting_run(client, drain):
     assert inngest.cancel_run("no-such-run") is False
 
 
-def test_finish_timeout_cancels_a_run_waiting_to_retry(client, drain):
-    @client.create_function(
+def test_finish_timeout_cancels_a_run_waiting_to_retry(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="retry-later",
         trigger=inngest.TriggerEvent(event="t/retry-later"),
         timeouts=inngest.Timeouts(finish="100ms"),
@@ -187,18 +181,18 @@ def test_finish_timeout_cancels_a_run_waiting_to_retry(client, drain):
     def retry_later(ctx):
         raise inngest.RetryAfterError("not yet", retry_after=3_600_000)
 
-    client.send(inngest.Event(name="t/retry-later"))
+    inngest_client.send(inngest.Event(name="t/retry-later"))
     drain(timeout=2)
     run = the_run("test-retry-later")
     assert run.status == "CANCELLED" and "timeouts.finish" in run.cancel_reason
 
 
-def test_cancel_run_records_its_reason(client, drain):
-    @client.create_function(fn_id="napper", trigger=inngest.TriggerEvent(event="t/napper"))
+def test_cancel_run_records_its_reason(inngest_client, drain):
+    @inngest_client.create_function(fn_id="napper", trigger=inngest.TriggerEvent(event="t/napper"))
     def napper(ctx):
         ctx.step.sleep("nap", "1h")
 
-    client.send(inngest.Event(name="t/napper"))
+    inngest_client.send(inngest.Event(name="t/napper"))
     drain()
     run = the_run("test-napper")
     assert inngest.cancel_run(run.pk, reason="support ticket 42")
@@ -207,12 +201,14 @@ def test_cancel_run_records_its_reason(client, drain):
     assert (run.status, run.cancel_reason) == ("CANCELLED", "support ticket 42")
 
 
-def test_wait_for_event_without_a_timeout_fails_at_once(client, drain):
-    @client.create_function(fn_id="no-timeout", trigger=inngest.TriggerEvent(event="t/no-to"))
+def test_wait_for_event_without_a_timeout_fails_at_once(inngest_client, drain):
+    @inngest_client.create_function(
+        fn_id="no-timeout", trigger=inngest.TriggerEvent(event="t/no-to")
+    )
     def no_timeout(ctx):
         ctx.step.wait_for_event("w", event="t/x")
 
-    client.send(inngest.Event(name="t/no-to"))
+    inngest_client.send(inngest.Event(name="t/no-to"))
     drain()
     run = the_run("test-no-timeout")
     assert run.status == "FAILED" and run.attempt == 0

@@ -41,8 +41,10 @@ def test_count_sends_that_many_events_and_prints_every_id():
     )
 
 
-def test_sent_events_start_runs_and_a_repeated_producer_id_starts_one(client, drain):
-    @client.create_function(fn_id="count-skus", trigger=inngest.TriggerEvent(event="shop/sku"))
+def test_sent_events_start_runs_and_a_repeated_producer_id_starts_one(inngest_client, drain):
+    @inngest_client.create_function(
+        fn_id="count-skus", trigger=inngest.TriggerEvent(event="shop/sku")
+    )
     def count_skus(ctx):
         return ctx.event.data["sku"]
 

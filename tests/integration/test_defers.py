@@ -15,6 +15,7 @@ import inngest_django as inngest
 from inngest_django.enums import DeferStatus
 from inngest_django.models import DeferIntent, Event, FunctionRun, OutboxMessage, StepRun
 from inngest_django.outbox import relay_pending
+from tests.helpers import runs_of, the_run
 from tests.testapp.models import Order
 
 pytestmark = pytest.mark.django_db
@@ -24,15 +25,6 @@ DEFERS_LOGGER = "inngest_django.defers"
 
 def limits(**values: object) -> override_settings:
     return override_settings(INNGEST_DJANGO={**settings.INNGEST_DJANGO, **values})
-
-
-def runs_of(function_id: str) -> list[FunctionRun]:
-    return list(FunctionRun.objects.filter(function_id=function_id).order_by("created_at"))
-
-
-def the_run(function_id: str) -> FunctionRun:
-    (run,) = runs_of(function_id)
-    return run
 
 
 def intents(run: FunctionRun) -> dict[str, str]:
@@ -54,12 +46,12 @@ class Stock(BaseModel):
 
 
 @pytest.fixture
-def shop(client):
+def shop(inngest_client):
     """Seed 002: process-order with refund-payment and release-inventory cleanups."""
     calls: dict[str, list] = {"refund": [], "release": [], "shipment": []}
     behaviour = {"ship_fails": False, "refund_fails_once": False}
 
-    @inngest.create_defer(client, id="refund-payment", schema=Charge, retries=2)
+    @inngest.create_defer(inngest_client, id="refund-payment", schema=Charge, retries=2)
     def refund_payment(ctx):
         def refund():
             calls["refund"].append(ctx.event.data)
@@ -70,7 +62,7 @@ def shop(client):
 
         return ctx.step.run("issue-refund", refund)
 
-    @inngest.create_defer(client, id="release-inventory", schema=Stock)
+    @inngest.create_defer(inngest_client, id="release-inventory", schema=Stock)
     def release_inventory(ctx):
         def release():
             calls["release"].append(ctx.event.data)
@@ -78,7 +70,7 @@ def shop(client):
 
         ctx.step.run("release-stock", release)
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="process-order", trigger=inngest.TriggerEvent(event="shop/order"), retries=2
     )
     def process_order(ctx):
@@ -105,9 +97,9 @@ def shop(client):
     return calls, behaviour
 
 
-def test_success_path_cancels_both_cleanups_and_starts_no_deferred_run(client, drain, shop):
+def test_success_path_cancels_both_cleanups_and_starts_no_deferred_run(inngest_client, drain, shop):
     calls, _ = shop
-    client.send(inngest.Event(name="shop/order"))
+    inngest_client.send(inngest.Event(name="shop/order"))
     drain()
     parent = the_run("test-process-order")
     assert parent.status == "COMPLETED", parent.error
@@ -120,10 +112,10 @@ def test_success_path_cancels_both_cleanups_and_starts_no_deferred_run(client, d
     assert calls["refund"] == [] and calls["release"] == []
 
 
-def test_failure_path_runs_each_cleanup_once_with_its_own_retries(client, drain, shop):
+def test_failure_path_runs_each_cleanup_once_with_its_own_retries(inngest_client, drain, shop):
     calls, behaviour = shop
     behaviour.update(ship_fails=True, refund_fails_once=True)
-    client.send(inngest.Event(name="shop/order"))
+    inngest_client.send(inngest.Event(name="shop/order"))
     drain()
     parent = the_run("test-process-order")
     assert parent.status == "FAILED"
@@ -151,14 +143,16 @@ def test_failure_path_runs_each_cleanup_once_with_its_own_retries(client, drain,
     assert refund.event.name == "inngest/deferred.schedule"
 
 
-def test_cancelled_parent_still_starts_its_pending_cleanups(client, drain):
+def test_cancelled_parent_still_starts_its_pending_cleanups(inngest_client, drain):
     cleaned = []
 
-    @inngest.create_defer(client, id="undo")
+    @inngest.create_defer(inngest_client, id="undo")
     def undo(ctx):
         cleaned.append(ctx.event.data)
 
-    @client.create_function(fn_id="slow-order", trigger=inngest.TriggerEvent(event="t/slow"))
+    @inngest_client.create_function(
+        fn_id="slow-order", trigger=inngest.TriggerEvent(event="t/slow")
+    )
     def slow_order(ctx):
         ctx.step.run("reserve", lambda: 1)
         keep = ctx.defer("undo-reserve", function=undo, data={"what": "reserve"})
@@ -167,14 +161,14 @@ def test_cancelled_parent_still_starts_its_pending_cleanups(client, drain):
         ctx.step.sleep("wait", "1h")
         keep.cancel()
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="slow-failure",
         trigger=inngest.TriggerEvent(event="inngest/function.failed"),
     )
     def on_any_failure(ctx):
         pytest.fail("a cancelled run must not count as failed")
 
-    client.send(inngest.Event(name="t/slow"))
+    inngest_client.send(inngest.Event(name="t/slow"))
     drain()
     parent = the_run("test-slow-order")
     assert parent.status == "SLEEPING"
@@ -193,18 +187,18 @@ def test_cancelled_parent_still_starts_its_pending_cleanups(client, drain):
     assert inngest.cancel_run(parent.pk) is False  # finished
 
 
-def test_a_running_run_stops_at_its_next_step_once_cancelled(client, drain):
-    @inngest.create_defer(client, id="after")
+def test_a_running_run_stops_at_its_next_step_once_cancelled(inngest_client, drain):
+    @inngest.create_defer(inngest_client, id="after")
     def after(ctx):
         return "ran"
 
-    @client.create_function(fn_id="long", trigger=inngest.TriggerEvent(event="t/long"))
+    @inngest_client.create_function(fn_id="long", trigger=inngest.TriggerEvent(event="t/long"))
     def long(ctx):
         ctx.defer("after-long", function=after, data={})
         ctx.step.run("first", lambda: inngest.cancel_run(ctx.run_id))
         ctx.step.run("second", lambda: pytest.fail("a cancelled run must not start a step"))
 
-    client.send(inngest.Event(name="t/long"))
+    inngest_client.send(inngest.Event(name="t/long"))
     with limits(CANCEL_CHECK_SECONDS=0):
         drain()
     parent = the_run("test-long")
@@ -213,18 +207,18 @@ def test_a_running_run_stops_at_its_next_step_once_cancelled(client, drain):
     assert the_run("test-after").status == "COMPLETED"
 
 
-def test_defer_before_a_sleep_is_found_again_on_the_replay(client, drain):
-    @inngest.create_defer(client, id="notify")
+def test_defer_before_a_sleep_is_found_again_on_the_replay(inngest_client, drain):
+    @inngest.create_defer(inngest_client, id="notify")
     def notify(ctx):
         return ctx.event.data
 
-    @client.create_function(fn_id="napper", trigger=inngest.TriggerEvent(event="t/nap"))
+    @inngest_client.create_function(fn_id="napper", trigger=inngest.TriggerEvent(event="t/nap"))
     def napper(ctx):
         ctx.defer("notify-once", function=notify, data={"n": 1})
         ctx.step.sleep("nap", 20)
         return "awake"
 
-    client.send(inngest.Event(name="t/nap"))
+    inngest_client.send(inngest.Event(name="t/nap"))
     drain()
     parent = the_run("test-napper")
     assert parent.status == "COMPLETED"
@@ -233,14 +227,14 @@ def test_defer_before_a_sleep_is_found_again_on_the_replay(client, drain):
     assert [run.output for run in runs_of("test-notify")] == [{"n": 1}]
 
 
-def test_defer_inside_a_step_that_fails_once_is_written_once(client, drain):
+def test_defer_inside_a_step_that_fails_once_is_written_once(inngest_client, drain):
     attempts = []
 
-    @inngest.create_defer(client, id="audit")
+    @inngest.create_defer(inngest_client, id="audit")
     def audit(ctx):
         return "audited"
 
-    @client.create_function(fn_id="flaky", trigger=inngest.TriggerEvent(event="t/flaky"))
+    @inngest_client.create_function(fn_id="flaky", trigger=inngest.TriggerEvent(event="t/flaky"))
     def flaky(ctx):
         def charge():
             attempts.append(1)
@@ -251,7 +245,7 @@ def test_defer_inside_a_step_that_fails_once_is_written_once(client, drain):
 
         return ctx.step.run("charge", charge)
 
-    client.send(inngest.Event(name="t/flaky"))
+    inngest_client.send(inngest.Event(name="t/flaky"))
     drain()
     parent = the_run("test-flaky")
     assert parent.status == "COMPLETED" and len(attempts) == 2
@@ -262,12 +256,12 @@ def test_defer_inside_a_step_that_fails_once_is_written_once(client, drain):
     assert len(runs_of("test-audit")) == 1
 
 
-def test_a_step_that_fails_for_good_leaves_no_intent(client, drain):
-    @inngest.create_defer(client, id="never")
+def test_a_step_that_fails_for_good_leaves_no_intent(inngest_client, drain):
+    @inngest.create_defer(inngest_client, id="never")
     def never(ctx):
         pytest.fail("the intent rolled back with its step")
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="catches", trigger=inngest.TriggerEvent(event="t/catch"), retries=0
     )
     def catches(ctx):
@@ -280,25 +274,25 @@ def test_a_step_that_fails_for_good_leaves_no_intent(client, drain):
         except inngest.StepError:
             return "caught"
 
-    client.send(inngest.Event(name="t/catch"))
+    inngest_client.send(inngest.Event(name="t/catch"))
     drain()
     parent = the_run("test-catches")
     assert parent.output == "caught"
     assert not parent.defers.exists() and not runs_of("test-never")
 
 
-def test_duplicate_id_starts_one_run_and_warns_once(client, drain, caplog):
-    @inngest.create_defer(client, id="mail")
+def test_duplicate_id_starts_one_run_and_warns_once(inngest_client, drain, caplog):
+    @inngest.create_defer(inngest_client, id="mail")
     def mail(ctx):
         return ctx.event.data["n"]
 
-    @client.create_function(fn_id="dup", trigger=inngest.TriggerEvent(event="t/dup"))
+    @inngest_client.create_function(fn_id="dup", trigger=inngest.TriggerEvent(event="t/dup"))
     def dup(ctx):
         ctx.defer("same", function=mail, data={"n": 1})
         ctx.defer("same", function=mail, data={"n": 2})
         ctx.step.sleep("replay-me", 10)
 
-    client.send(inngest.Event(name="t/dup"))
+    inngest_client.send(inngest.Event(name="t/dup"))
     with caplog.at_level(logging.INFO, logger=DEFERS_LOGGER):
         drain()
     parent = the_run("test-dup")
@@ -315,12 +309,14 @@ def test_duplicate_id_starts_one_run_and_warns_once(client, drain, caplog):
 
 
 @pytest.mark.parametrize("where", ["inside-step", "outside-step", "twice"])
-def test_cancel_inside_or_outside_a_step_or_twice_starts_nothing(client, drain, where):
-    @inngest.create_defer(client, id="target")
+def test_cancel_inside_or_outside_a_step_or_twice_starts_nothing(inngest_client, drain, where):
+    @inngest.create_defer(inngest_client, id="target")
     def target(ctx):
         pytest.fail("cancelled defers never run")
 
-    @client.create_function(fn_id="canceller", trigger=inngest.TriggerEvent(event="t/cancel"))
+    @inngest_client.create_function(
+        fn_id="canceller", trigger=inngest.TriggerEvent(event="t/cancel")
+    )
     def canceller(ctx):
         if where == "inside-step":
 
@@ -338,7 +334,7 @@ def test_cancel_inside_or_outside_a_step_or_twice_starts_nothing(client, drain, 
             handle.cancel()
         return None
 
-    client.send(inngest.Event(name="t/cancel"))
+    inngest_client.send(inngest.Event(name="t/cancel"))
     drain()
     parent = the_run("test-canceller")
     assert parent.status == "COMPLETED"
@@ -346,18 +342,18 @@ def test_cancel_inside_or_outside_a_step_or_twice_starts_nothing(client, drain, 
     assert not runs_of("test-target") and not OutboxMessage.objects.exists()
 
 
-def test_cancel_after_the_run_finished_is_harmless(client, drain):
+def test_cancel_after_the_run_finished_is_harmless(inngest_client, drain):
     handles = []
 
-    @inngest.create_defer(client, id="late")
+    @inngest.create_defer(inngest_client, id="late")
     def late(ctx):
         return "ran"
 
-    @client.create_function(fn_id="keeper", trigger=inngest.TriggerEvent(event="t/keep"))
+    @inngest_client.create_function(fn_id="keeper", trigger=inngest.TriggerEvent(event="t/keep"))
     def keeper(ctx):
         handles.append(ctx.defer("late", function=late, data={}))
 
-    client.send(inngest.Event(name="t/keep"))
+    inngest_client.send(inngest.Event(name="t/keep"))
     drain()
     handles[0].cancel()
     handles[0].abort()
@@ -380,24 +376,26 @@ class AsyncChecked(BaseModel):
         return value
 
 
-def test_call_site_problems_are_logged_skipped_and_the_parent_completes(client, drain, caplog):
-    @inngest.create_defer(client, id="typed", schema=Charge)
+def test_call_site_problems_are_logged_skipped_and_the_parent_completes(
+    inngest_client, drain, caplog
+):
+    @inngest.create_defer(inngest_client, id="typed", schema=Charge)
     def typed(ctx):
         pytest.fail("a rejected defer never runs")
 
-    @inngest.create_defer(client, id="async-typed", schema=AsyncChecked)
+    @inngest.create_defer(inngest_client, id="async-typed", schema=AsyncChecked)
     def async_typed(ctx):
         pytest.fail("a rejected defer never runs")
 
-    @inngest.create_defer(client, id="untyped")
+    @inngest.create_defer(inngest_client, id="untyped")
     def untyped(ctx):
         pytest.fail("a rejected defer never runs")
 
-    @client.create_function(fn_id="plain", trigger=inngest.TriggerEvent(event="t/never"))
+    @inngest_client.create_function(fn_id="plain", trigger=inngest.TriggerEvent(event="t/never"))
     def plain(ctx):
         return None
 
-    @client.create_function(fn_id="caller", trigger=inngest.TriggerEvent(event="t/caller"))
+    @inngest_client.create_function(fn_id="caller", trigger=inngest.TriggerEvent(event="t/caller"))
     def caller(ctx):
         ctx.defer("bad-schema", function=typed, data={"charge_id": "c", "amount": "lots"})
         ctx.defer("not-a-defer", function=plain, data={})
@@ -409,7 +407,7 @@ def test_call_site_problems_are_logged_skipped_and_the_parent_completes(client, 
         ctx.defer("", function=untyped, data={})
         return "carried on"
 
-    client.send(inngest.Event(name="t/caller"))
+    inngest_client.send(inngest.Event(name="t/caller"))
     with limits(MAX_DEFER_PAYLOAD_BYTES=100), caplog.at_level(logging.INFO, logger=DEFERS_LOGGER):
         drain()
     parent = the_run("test-caller")
@@ -444,40 +442,40 @@ def test_call_site_problems_are_logged_skipped_and_the_parent_completes(client, 
     assert not FunctionRun.objects.filter(defer_intent__isnull=False).exists()
 
 
-def test_default_payload_limit_is_4_mib(client, drain):
-    @inngest.create_defer(client, id="big")
+def test_default_payload_limit_is_4_mib(inngest_client, drain):
+    @inngest.create_defer(inngest_client, id="big")
     def big(ctx):
         return len(ctx.event.data["blob"])
 
-    @client.create_function(fn_id="sender", trigger=inngest.TriggerEvent(event="t/big"))
+    @inngest_client.create_function(fn_id="sender", trigger=inngest.TriggerEvent(event="t/big"))
     def sender(ctx):
         ctx.defer("fits", function=big, data={"blob": "x" * (4 * 1024 * 1024 - 100)})
         ctx.defer("over", function=big, data={"blob": "x" * (4 * 1024 * 1024)})
 
-    client.send(inngest.Event(name="t/big"))
+    inngest_client.send(inngest.Event(name="t/big"))
     drain()
     assert intents(the_run("test-sender")) == {"fits": "SCHEDULED", "over": "REJECTED"}
     assert [run.output for run in runs_of("test-big")] == [4 * 1024 * 1024 - 100]
 
 
-def test_at_most_20_defers_and_4_mib_per_run(client, drain):
-    @inngest.create_defer(client, id="count")
+def test_at_most_20_defers_and_4_mib_per_run(inngest_client, drain):
+    @inngest.create_defer(inngest_client, id="count")
     def count(ctx):
         return ctx.event.data["i"]
 
-    @client.create_function(fn_id="many", trigger=inngest.TriggerEvent(event="t/many"))
+    @inngest_client.create_function(fn_id="many", trigger=inngest.TriggerEvent(event="t/many"))
     def many(ctx):
         for i in range(22):
             ctx.defer(f"d{i}", function=count, data={"i": i})
 
-    @client.create_function(fn_id="heavy", trigger=inngest.TriggerEvent(event="t/heavy"))
+    @inngest_client.create_function(fn_id="heavy", trigger=inngest.TriggerEvent(event="t/heavy"))
     def heavy(ctx):
         first = ctx.defer("a", function=count, data={"i": 0, "pad": "x" * 600})
         ctx.defer("b", function=count, data={"i": 1, "pad": "x" * 600})
         first.cancel()  # releases its bytes
         ctx.defer("c", function=count, data={"i": 2, "pad": "x" * 600})
 
-    client.send([inngest.Event(name="t/many"), inngest.Event(name="t/heavy")])
+    inngest_client.send([inngest.Event(name="t/many"), inngest.Event(name="t/heavy")])
     with limits(MAX_DEFER_PAYLOAD_BYTES_PER_RUN=1300):
         drain()
     statuses = intents(the_run("test-many"))
@@ -489,18 +487,18 @@ def test_at_most_20_defers_and_4_mib_per_run(client, drain):
     assert sorted(run.output for run in runs_of("test-count")) == sorted([*range(20), 1, 2])
 
 
-def test_over_the_aggregate_limit_is_rejected(client, drain):
-    @inngest.create_defer(client, id="agg")
+def test_over_the_aggregate_limit_is_rejected(inngest_client, drain):
+    @inngest.create_defer(inngest_client, id="agg")
     def agg(ctx):
         return None
 
-    @client.create_function(fn_id="agg-parent", trigger=inngest.TriggerEvent(event="t/agg"))
+    @inngest_client.create_function(fn_id="agg-parent", trigger=inngest.TriggerEvent(event="t/agg"))
     def agg_parent(ctx):
         ctx.defer("a", function=agg, data={"pad": "x" * 600})
         ctx.defer("b", function=agg, data={"pad": "x" * 600})
         ctx.defer("c", function=agg, data={"pad": "x" * 600})
 
-    client.send(inngest.Event(name="t/agg"))
+    inngest_client.send(inngest.Event(name="t/agg"))
     with limits(MAX_DEFER_PAYLOAD_BYTES_PER_RUN=1300):
         drain()
     parent = the_run("test-agg-parent")
@@ -509,13 +507,13 @@ def test_over_the_aggregate_limit_is_rejected(client, drain):
 
 
 def test_receiver_side_mismatch_fails_the_deferred_run_once_without_touching_the_parent(
-    client, drain
+    inngest_client, drain
 ):
-    @inngest.create_defer(client, id="stamp", schema=StrictStamp, retries=3)
+    @inngest.create_defer(inngest_client, id="stamp", schema=StrictStamp, retries=3)
     def stamp(ctx):
         pytest.fail("the handler never sees data its schema rejects")
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="stamper",
         trigger=inngest.TriggerEvent(event="t/stamp"),
         on_failure=lambda ctx: Order.objects.create(reference="on-failure"),
@@ -525,7 +523,7 @@ def test_receiver_side_mismatch_fails_the_deferred_run_once_without_touching_the
         ctx.defer("stamp", function=stamp, data={"at": datetime(2026, 1, 2, tzinfo=UTC)})
         return "ok"
 
-    client.send(inngest.Event(name="t/stamp"))
+    inngest_client.send(inngest.Event(name="t/stamp"))
     drain()
     parent = the_run("test-stamper")
     assert parent.status == "COMPLETED" and parent.output == "ok"
@@ -538,19 +536,21 @@ def test_receiver_side_mismatch_fails_the_deferred_run_once_without_touching_the
     assert not runs_of("test-stamper-failure")
 
 
-def test_failing_deferred_run_retries_on_its_own_and_never_touches_the_parent(client, drain):
+def test_failing_deferred_run_retries_on_its_own_and_never_touches_the_parent(
+    inngest_client, drain
+):
     attempts = []
 
-    @inngest.create_defer(client, id="fragile", retries=1)
+    @inngest.create_defer(inngest_client, id="fragile", retries=1)
     def fragile(ctx):
         attempts.append(1)
         raise RuntimeError("fragile failed")
 
-    @inngest.create_defer(client, id="sturdy")
+    @inngest.create_defer(inngest_client, id="sturdy")
     def sturdy(ctx):
         return "fine"
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="origin",
         trigger=inngest.TriggerEvent(event="t/origin"),
         on_failure=lambda ctx: Order.objects.create(reference="origin-on-failure"),
@@ -560,7 +560,7 @@ def test_failing_deferred_run_retries_on_its_own_and_never_touches_the_parent(cl
         ctx.defer("sturdy", function=sturdy, data={})
         return "done"
 
-    client.send(inngest.Event(name="t/origin"))
+    inngest_client.send(inngest.Event(name="t/origin"))
     drain()
     assert the_run("test-origin").status == "COMPLETED"
     assert the_run("test-fragile").status == "FAILED" and len(attempts) == 2
@@ -568,14 +568,14 @@ def test_failing_deferred_run_retries_on_its_own_and_never_touches_the_parent(cl
     assert not Order.objects.filter(reference="origin-on-failure").exists()
 
 
-def test_parents_and_experiment_reach_the_deferred_handler(client, drain):
+def test_parents_and_experiment_reach_the_deferred_handler(inngest_client, drain):
     seen = []
 
-    @inngest.create_defer(client, id="scorer")
+    @inngest.create_defer(inngest_client, id="scorer")
     def scorer(ctx):
         seen.append((ctx.event.name, ctx.event.data, ctx.parents, ctx.events))
 
-    @client.create_function(fn_id="ab", trigger=inngest.TriggerEvent(event="t/ab"))
+    @inngest_client.create_function(fn_id="ab", trigger=inngest.TriggerEvent(event="t/ab"))
     def ab(ctx):
         chosen = ctx.group.experiment(
             "tone",
@@ -593,7 +593,7 @@ def test_parents_and_experiment_reach_the_deferred_handler(client, drain):
         )
         ctx.defer("score-plain", function=scorer, data={"text": "plain"})
 
-    client.send(inngest.Event(name="t/ab"))
+    inngest_client.send(inngest.Event(name="t/ab"))
     drain()
     parent = the_run("test-ab")
     assert parent.status == "COMPLETED", parent.error
@@ -611,51 +611,53 @@ def test_parents_and_experiment_reach_the_deferred_handler(client, drain):
     assert by_text["plain"][1] == [inngest.Parent(fn_slug="test-ab", run_id=parent.pk)]
 
 
-def test_two_parents_deferring_to_one_function_start_independent_runs(client, drain):
-    @inngest.create_defer(client, id="shared")
+def test_two_parents_deferring_to_one_function_start_independent_runs(inngest_client, drain):
+    @inngest.create_defer(inngest_client, id="shared")
     def shared(ctx):
         return ctx.parents[0].fn_slug
 
     for fn_id in ("left", "right"):
 
-        @client.create_function(fn_id=fn_id, trigger=inngest.TriggerEvent(event=f"t/{fn_id}"))
+        @inngest_client.create_function(
+            fn_id=fn_id, trigger=inngest.TriggerEvent(event=f"t/{fn_id}")
+        )
         def parent(ctx):
             ctx.defer("to-shared", function=shared, data={})
 
-    client.send([inngest.Event(name="t/left"), inngest.Event(name="t/right")])
+    inngest_client.send([inngest.Event(name="t/left"), inngest.Event(name="t/right")])
     drain()
     runs = runs_of("test-shared")
     assert sorted(run.output for run in runs) == ["test-left", "test-right"]
     assert len({run.parent_run_id for run in runs}) == 2
 
 
-def test_deferred_handlers_can_defer_too(client, drain):
-    @inngest.create_defer(client, id="leaf")
+def test_deferred_handlers_can_defer_too(inngest_client, drain):
+    @inngest.create_defer(inngest_client, id="leaf")
     def leaf(ctx):
         return ctx.parents[0].fn_slug
 
-    @inngest.create_defer(client, id="middle")
+    @inngest.create_defer(inngest_client, id="middle")
     def middle(ctx):
         ctx.defer("to-leaf", function=leaf, data={})
 
-    @client.create_function(fn_id="root", trigger=inngest.TriggerEvent(event="t/root"))
+    @inngest_client.create_function(fn_id="root", trigger=inngest.TriggerEvent(event="t/root"))
     def root(ctx):
         ctx.defer("to-middle", function=middle, data={})
 
-    client.send(inngest.Event(name="t/root"))
+    inngest_client.send(inngest.Event(name="t/root"))
     drain()
     assert the_run("test-leaf").output == "test-middle"
     assert the_run("test-leaf").parent_run_id == the_run("test-middle").pk
 
 
-def test_intents_outside_steps_wait_for_the_next_durable_write(client, drain):
+def test_intents_outside_steps_wait_for_the_next_durable_write(inngest_client, drain):
     observed = []
 
-    @inngest.create_defer(client, id="probe-target")
+    @inngest.create_defer(inngest_client, id="probe-target")
     def probe_target(ctx):
         return None
 
-    @client.create_function(fn_id="probe", trigger=inngest.TriggerEvent(event="t/probe"))
+    @inngest_client.create_function(fn_id="probe", trigger=inngest.TriggerEvent(event="t/probe"))
     def probe(ctx):
         ctx.defer("early", function=probe_target, data={})
         # Read outside the pass's transactions: nothing is written until the next step commits.
@@ -663,21 +665,23 @@ def test_intents_outside_steps_wait_for_the_next_durable_write(client, drain):
         ctx.step.run("commit", lambda: None)
         observed.append(DeferIntent.objects.filter(run_id=ctx.run_id).count())
 
-    client.send(inngest.Event(name="t/probe"))
+    inngest_client.send(inngest.Event(name="t/probe"))
     drain()
     assert observed == [0, 1]
 
 
-def test_a_relayed_row_never_starts_a_second_run(client, drain):
-    @inngest.create_defer(client, id="once")
+def test_a_relayed_row_never_starts_a_second_run(inngest_client, drain):
+    @inngest.create_defer(inngest_client, id="once")
     def once(ctx):
         return None
 
-    @client.create_function(fn_id="once-parent", trigger=inngest.TriggerEvent(event="t/once"))
+    @inngest_client.create_function(
+        fn_id="once-parent", trigger=inngest.TriggerEvent(event="t/once")
+    )
     def once_parent(ctx):
         ctx.defer("only", function=once, data={})
 
-    client.send(inngest.Event(name="t/once"))
+    inngest_client.send(inngest.Event(name="t/once"))
     drain()
     intent = DeferIntent.objects.get()
     # A replayed relay (say, a row marked unrelayed by hand) finds the run already there.
@@ -687,14 +691,16 @@ def test_a_relayed_row_never_starts_a_second_run(client, drain):
     assert FunctionRun.objects.filter(defer_intent=intent).count() == 1
 
 
-def test_create_defer_refuses_trigger_on_failure_and_batch_events(client):
+def test_create_defer_refuses_trigger_on_failure_and_batch_events(inngest_client):
     for option, value in (
         ("trigger", inngest.TriggerEvent(event="t/x")),
         ("on_failure", lambda ctx: None),
         ("batch_events", inngest.Batch(max_size=10, timeout="1s")),
     ):
         with pytest.raises(inngest.InvalidFunctionConfigError, match=option):
-            inngest.create_defer(client, id=f"bad-{option}", **{option: value})(lambda ctx: None)
+            inngest.create_defer(inngest_client, id=f"bad-{option}", **{option: value})(
+                lambda ctx: None
+            )
     with pytest.raises(inngest.InvalidFunctionConfigError, match="pydantic model class"):
-        client.create_defer(id="bad-schema", schema=dict)(lambda ctx: None)
-    assert "test-bad-trigger" not in client.registry
+        inngest_client.create_defer(id="bad-schema", schema=dict)(lambda ctx: None)
+    assert "test-bad-trigger" not in inngest_client.registry

@@ -18,6 +18,7 @@ from inngest_django.events import dispatch_pending
 from inngest_django.ids import new_token
 from inngest_django.models import Event, FunctionRun, StepRun
 from tests.clusters import DJANGO_Q_EXECUTOR, Clusters
+from tests.helpers import committed_steps, orders_per_step, send_steps, status_of, step_starts
 from tests.testapp.inngest_functions import JOURNAL_ENV
 from tests.testapp.models import Order
 
@@ -35,31 +36,6 @@ def clusters(workers) -> Iterator[Clusters]:
         yield processes
     finally:
         processes.stop_all()
-
-
-def send_steps(**data: object) -> None:
-    inngest.send({"name": "testapp/steps", "data": data})
-
-
-def status_of(run_id: str) -> str:
-    return FunctionRun.objects.values_list("status", flat=True).get(pk=run_id)
-
-
-def starts(workers, run_id: str) -> list[tuple[str, int]]:
-    """Return (step, pid) for every call of the run's step callables, rolled back or not."""
-    return [
-        (entry["step"], entry["pid"])
-        for entry in workers.journal()
-        if entry["run"] == run_id and entry["phase"] == "start"
-    ]
-
-
-def orders_per_step(run_id: str) -> Counter[str]:
-    return Counter(Order.objects.filter(reference=run_id).values_list("step_key", flat=True))
-
-
-def committed_steps(run_id: str) -> list[str]:
-    return sorted(StepRun.objects.filter(run_id=run_id).values_list("step_key", flat=True))
 
 
 def handed_out_run(*, steps: int = 2, **data: object) -> tuple[str, str]:
@@ -129,7 +105,7 @@ def test_cluster_runs_sleeps_retries_and_defers(workers, clusters):
 
     run.refresh_from_db()
     assert run.output == {"flaky_attempt": 1}
-    journal = starts(workers, run.pk)
+    journal = step_starts(workers, run.pk)
     # Memoized: "before" ran once across three passes; "flaky" once per attempt.
     assert [step for step, _ in journal] == ["before", "flaky", "flaky", "after"]
     assert {pid for _, pid in journal} <= pids
@@ -190,7 +166,7 @@ def test_a_task_enqueued_twice_executes_the_run_once(workers, clusters):
         what="both deliveries to finish",
     )
     assert status_of(run_id) == RunStatus.COMPLETED
-    journal = starts(workers, run_id)
+    journal = step_starts(workers, run_id)
     assert [step for step, _ in journal] == ["s0", "s1"]
     assert {pid for _, pid in journal} <= pids
     assert orders_per_step(run_id) == {"s0": 1, "s1": 1}
@@ -214,11 +190,11 @@ def test_two_deliveries_of_one_task_at_once_execute_the_run_once(workers, monkey
     for thread in threads:
         thread.join(timeout=30)
     assert status_of(run_id) == RunStatus.COMPLETED
-    assert [step for step, _ in starts(workers, run_id)] == ["s0", "s1", "s2"]
+    assert [step for step, _ in step_starts(workers, run_id)] == ["s0", "s1", "s2"]
     assert orders_per_step(run_id) == {"s0": 1, "s1": 1, "s2": 1}
     # Delivered again once the run finished, the task finds nothing to do.
     execute(run_id, token)
-    assert [step for step, _ in starts(workers, run_id)] == ["s0", "s1", "s2"]
+    assert [step for step, _ in step_starts(workers, run_id)] == ["s0", "s1", "s2"]
 
 
 def test_a_stale_task_leaves_the_run_to_the_lease_that_replaced_it(workers, monkeypatch):
@@ -246,7 +222,7 @@ def test_a_stale_task_leaves_the_run_to_the_lease_that_replaced_it(workers, monk
         fresh,
         "again → django_q",
     )
-    assert starts(workers, run_id) == []
+    assert step_starts(workers, run_id) == []
     assert committed_steps(run_id) == []
 
     execute(run_id, fresh)
@@ -264,7 +240,7 @@ def test_killed_cluster_run_is_handed_out_again_and_finished_by_another(workers,
     )
     # Kill inside step s1: s0 has committed, s1's transaction is open.
     clusters.wait_for(
-        lambda: "s1" in [step for step, _ in starts(workers, run.pk)], what="step s1 to start"
+        lambda: "s1" in [step for step, _ in step_starts(workers, run.pk)], what="step s1 to start"
     )
     clusters.kill(first)
     assert committed_steps(run.pk) == ["s0"]
@@ -272,7 +248,7 @@ def test_killed_cluster_run_is_handed_out_again_and_finished_by_another(workers,
     clusters.start(**SHORT_LEASE)
     second_pids = clusters.wait_until_ready(1)
     clusters.wait_for(lambda: status_of(run.pk) == RunStatus.COMPLETED, what="the run to complete")
-    journal = starts(workers, run.pk)
+    journal = step_starts(workers, run.pk)
     assert [step for step, _ in journal] == ["s0", "s1", "s1", "s2"]
     assert {pid for _, pid in journal[:2]} <= first_pids
     assert {pid for _, pid in journal[2:]} <= second_pids
@@ -289,7 +265,7 @@ def test_task_heartbeat_keeps_a_step_longer_than_the_lease_from_running_twice(wo
         lambda: FunctionRun.objects.filter(function_id=RECORD_STEPS).first(), what="the run"
     )
     clusters.wait_for(lambda: status_of(run.pk) == RunStatus.COMPLETED, what="the run to complete")
-    journal = starts(workers, run.pk)
+    journal = step_starts(workers, run.pk)
     # Had the lease lapsed, the worker would have handed the run to the cluster's other worker.
     assert [step for step, _ in journal] == ["s0", "s1"]
     assert len({pid for _, pid in journal}) == 1

@@ -278,10 +278,12 @@ def test_csrf_is_not_enforced(url):
 # Seeded ids
 
 
-def test_seed_header_makes_a_retry_get_the_same_ids_and_store_and_run_once(url, client, drain):
-    client.create_function(fn_id="on-order", trigger=inngest.TriggerEvent(event="shop/order.*"))(
-        noop
-    )
+def test_seed_header_makes_a_retry_get_the_same_ids_and_store_and_run_once(
+    url, inngest_client, drain
+):
+    inngest_client.create_function(
+        fn_id="on-order", trigger=inngest.TriggerEvent(event="shop/order.*")
+    )(noop)
     entropy = bytes(range(10))
     events = [{"name": "shop/order.placed", "data": {"n": n}} for n in range(3)]
     first = post(url, events, **{SEED_HEADER: seed(entropy)})
@@ -364,10 +366,10 @@ def test_five_thousand_events_in_one_request_of_over_2_5_mb(url):
     assert elapsed < 20, f"5,000 events took {elapsed:.1f} s"
 
 
-def test_events_start_their_runs_after_drain(url, client, drain):
-    client.create_function(fn_id="on-order", trigger=inngest.TriggerEvent(event="shop/order.*"))(
-        noop
-    )
+def test_events_start_their_runs_after_drain(url, inngest_client, drain):
+    inngest_client.create_function(
+        fn_id="on-order", trigger=inngest.TriggerEvent(event="shop/order.*")
+    )(noop)
     response = post(
         url,
         [
@@ -386,10 +388,10 @@ def test_events_start_their_runs_after_drain(url, client, drain):
     ]
 
 
-def test_producer_id_sent_twice_starts_one_run(url, client, drain):
-    client.create_function(fn_id="on-order", trigger=inngest.TriggerEvent(event="shop/order.*"))(
-        noop
-    )
+def test_producer_id_sent_twice_starts_one_run(url, inngest_client, drain):
+    inngest_client.create_function(
+        fn_id="on-order", trigger=inngest.TriggerEvent(event="shop/order.*")
+    )(noop)
     event = {"name": "shop/order.placed", "data": {"order_id": 1}, "id": "order-1"}
     post(url, event)
     post(url, event)

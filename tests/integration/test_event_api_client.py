@@ -11,6 +11,7 @@ from inngest._internal.errors import SendEventsError
 import inngest_django
 from inngest_django.event_keys import issue_key
 from inngest_django.models import Event, FunctionRun
+from tests.helpers import sdk_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,19 +21,9 @@ def raw_key() -> str:
     return issue_key("python sdk")[1]
 
 
-def sdk_client(live_server, event_key: str) -> inngest.Inngest:
-    """Return the official client, pointed at the live server's Event API."""
-    return inngest.Inngest(
-        app_id="evapi-sdk",
-        event_key=event_key,
-        event_api_base_url=live_server.url,
-        is_production=False,
-    )
-
-
 @pytest.fixture
-def on_order(client: inngest_django.Inngest) -> inngest_django.Function:
-    @client.create_function(
+def on_order(inngest_client: inngest_django.Inngest) -> inngest_django.Function:
+    @inngest_client.create_function(
         fn_id="on-order", trigger=inngest_django.TriggerEvent(event="shop/order.placed")
     )
     def handler(ctx: inngest_django.Context) -> dict:
@@ -42,7 +33,7 @@ def on_order(client: inngest_django.Inngest) -> inngest_django.Function:
 
 
 def test_send_sync_of_one_event_stores_it_and_starts_its_run(live_server, raw_key, on_order, drain):
-    sdk = sdk_client(live_server, raw_key)
+    sdk = sdk_client(live_server, raw_key, app_id="evapi-sdk")
     ids = sdk.send_sync(
         inngest.Event(name="shop/order.placed", data={"order_id": 42}, id="order-42")
     )
@@ -63,7 +54,7 @@ def test_send_sync_of_one_event_stores_it_and_starts_its_run(live_server, raw_ke
 def test_send_sync_of_a_batch_returns_the_stored_ids_in_order(
     live_server, raw_key, on_order, drain
 ):
-    sdk = sdk_client(live_server, raw_key)
+    sdk = sdk_client(live_server, raw_key, app_id="evapi-sdk")
     ids = sdk.send_sync(
         [inngest.Event(name="shop/order.placed", data={"order_id": n}) for n in range(5)]
         + [inngest.Event(name="shop/newsletter.signup", data={"email": "a@example.com"})]
@@ -80,7 +71,7 @@ def test_send_sync_of_a_batch_returns_the_stored_ids_in_order(
 
 
 def test_wrong_key_raises_send_events_error(live_server, raw_key):
-    sdk = sdk_client(live_server, raw_key + "-wrong")
+    sdk = sdk_client(live_server, raw_key + "-wrong", app_id="evapi-sdk")
     with pytest.raises(SendEventsError, match="Event key not found") as caught:
         sdk.send_sync(inngest.Event(name="shop/order.placed", data={"order_id": 1}))
     assert caught.value.ids == []
@@ -88,7 +79,7 @@ def test_wrong_key_raises_send_events_error(live_server, raw_key):
 
 
 def test_bad_event_raises_send_events_error_naming_it(live_server, raw_key):
-    sdk = sdk_client(live_server, raw_key)
+    sdk = sdk_client(live_server, raw_key, app_id="evapi-sdk")
     with pytest.raises(SendEventsError, match=re.escape("event 1: name 'inngest/function.failed'")):
         sdk.send_sync(
             [

@@ -17,6 +17,7 @@ from inngest._internal.errors import SendEventsError
 import inngest_django
 from inngest_django.event_keys import allows_name, clean_prefixes, issue_key
 from inngest_django.models import Event, EventKey, FunctionRun
+from tests.helpers import sdk_client
 
 ADD_KEY_URL = reverse("admin:inngest_django_eventkey_add")
 KEYS_URL = reverse("admin:inngest_django_eventkey_changelist")
@@ -110,27 +111,18 @@ def test_keys_without_prefixes_send_any_name_and_bad_events_are_still_400_first(
 # -- the official client ------------------------------------------------------------------------
 
 
-def sdk_client(live_server, event_key: str) -> inngest.Inngest:
-    return inngest.Inngest(
-        app_id="prefix-sdk",
-        event_key=event_key,
-        event_api_base_url=live_server.url,
-        is_production=False,
-    )
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_official_client_is_refused_outside_the_prefix_and_served_inside(
-    live_server, client, drain
+    live_server, inngest_client, drain
 ):
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="on-paid", trigger=inngest_django.TriggerEvent(event="billing/invoice.paid")
     )
     def on_paid(ctx: inngest_django.Context) -> int:
         return ctx.event.data["amount"]
 
     _, raw_key = issue_key("billing", event_prefixes=["billing/"])
-    sdk = sdk_client(live_server, raw_key)
+    sdk = sdk_client(live_server, raw_key, app_id="prefix-sdk")
     expected = re.escape("event 0: name 'shop/order.placed' is not allowed for this event key")
     with pytest.raises(SendEventsError, match=expected) as caught:
         sdk.send_sync(inngest.Event(name="shop/order.placed", data={"amount": 1}))

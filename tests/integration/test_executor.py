@@ -25,17 +25,17 @@ def only_run(function_id: str) -> FunctionRun:
     return FunctionRun.objects.get(function_id=function_id)
 
 
-def test_three_step_function_completes_each_step_once(client, drain):
+def test_three_step_function_completes_each_step_once(inngest_client, drain):
     calls: list[str] = []
 
-    @client.create_function(fn_id="three", trigger=inngest.TriggerEvent(event="t/three"))
+    @inngest_client.create_function(fn_id="three", trigger=inngest.TriggerEvent(event="t/three"))
     def three(ctx):
         a = ctx.step.run("a", lambda: calls.append("a") or 1)
         b = ctx.step.run("b", lambda: calls.append("b") or a + 1)
         c = ctx.step.run("c", lambda: calls.append("c") or b + 1)
         return {"sum": a + b + c}
 
-    client.send(inngest.Event(name="t/three"))
+    inngest_client.send(inngest.Event(name="t/three"))
     drain()
     run = only_run("test-three")
     assert run.status == "COMPLETED", run.error
@@ -50,19 +50,19 @@ def test_three_step_function_completes_each_step_once(client, drain):
     assert run.started_at is not None and run.finished_at >= run.started_at
 
 
-def test_repeated_step_ids_get_index_suffixes(client, drain):
-    @client.create_function(fn_id="repeat", trigger=inngest.TriggerEvent(event="t/repeat"))
+def test_repeated_step_ids_get_index_suffixes(inngest_client, drain):
+    @inngest_client.create_function(fn_id="repeat", trigger=inngest.TriggerEvent(event="t/repeat"))
     def repeat(ctx):
         return [ctx.step.run("same", lambda i=i: i) for i in range(3)]
 
-    client.send(inngest.Event(name="t/repeat"))
+    inngest_client.send(inngest.Event(name="t/repeat"))
     drain()
     run = only_run("test-repeat")
     assert run.output == [0, 1, 2]
     assert list(run.steps.values_list("step_key", flat=True)) == ["same", "same:1", "same:2"]
 
 
-def test_step_failing_twice_then_succeeding_retries_with_backoff(client, drain):
+def test_step_failing_twice_then_succeeding_retries_with_backoff(inngest_client, drain):
     attempts: list[float] = []
     first_step_calls: list[int] = []
 
@@ -72,12 +72,12 @@ def test_step_failing_twice_then_succeeding_retries_with_backoff(client, drain):
             raise RuntimeError(f"boom {len(attempts)}")
         return "ok"
 
-    @client.create_function(fn_id="flaky", trigger=inngest.TriggerEvent(event="t/flaky"))
+    @inngest_client.create_function(fn_id="flaky", trigger=inngest.TriggerEvent(event="t/flaky"))
     def flaky_fn(ctx):
         ctx.step.run("first", lambda: first_step_calls.append(1))
         return ctx.step.run("flaky", flaky)
 
-    client.send(inngest.Event(name="t/flaky"))
+    inngest_client.send(inngest.Event(name="t/flaky"))
     drain()
     run = only_run("test-flaky")
     assert run.status == "COMPLETED", run.error
@@ -91,7 +91,7 @@ def test_step_failing_twice_then_succeeding_retries_with_backoff(client, drain):
     assert attempts[2] - attempts[1] >= BACKOFF_SECONDS[1] * SCALE
 
 
-def test_ctx_attempt_counts_failed_attempts_of_the_current_step(client, drain):
+def test_ctx_attempt_counts_failed_attempts_of_the_current_step(inngest_client, drain):
     seen: list[tuple[str, int]] = []
 
     def fail_once(name):
@@ -99,20 +99,22 @@ def test_ctx_attempt_counts_failed_attempts_of_the_current_step(client, drain):
         if len([s for s in seen if s[0] == name]) == 1:
             raise RuntimeError("once")
 
-    @client.create_function(fn_id="attempts", trigger=inngest.TriggerEvent(event="t/attempts"))
+    @inngest_client.create_function(
+        fn_id="attempts", trigger=inngest.TriggerEvent(event="t/attempts")
+    )
     def attempts_fn(ctx):
         observed = []
         observed.append(ctx.step.run("one", lambda: fail_once("one") or ctx.attempt))
         observed.append(ctx.step.run("two", lambda: fail_once("two") or ctx.attempt))
         return observed
 
-    client.send(inngest.Event(name="t/attempts"))
+    inngest_client.send(inngest.Event(name="t/attempts"))
     drain()
     assert only_run("test-attempts").output == [1, 1]
 
 
-def test_step_always_failing_raises_step_error_into_handler(client, drain):
-    @client.create_function(
+def test_step_always_failing_raises_step_error_into_handler(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="catches", trigger=inngest.TriggerEvent(event="t/catches"), retries=2
     )
     def catches(ctx):
@@ -122,7 +124,7 @@ def test_step_always_failing_raises_step_error_into_handler(client, drain):
             return {"caught": exc.name, "message": exc.message}
         return "not reached"
 
-    client.send(inngest.Event(name="t/catches"))
+    inngest_client.send(inngest.Event(name="t/catches"))
     drain()
     run = only_run("test-catches")
     assert run.status == "COMPLETED", run.error
@@ -132,13 +134,13 @@ def test_step_always_failing_raises_step_error_into_handler(client, drain):
     assert step.error["name"] == "ZeroDivisionError"
 
 
-def test_uncaught_step_failure_fails_run_and_runs_on_failure(client, drain):
+def test_uncaught_step_failure_fails_run_and_runs_on_failure(inngest_client, drain):
     failures = []
 
     def on_failure(ctx):
         failures.append(ctx.event)
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="doomed",
         trigger=inngest.TriggerEvent(event="t/doomed"),
         retries=1,
@@ -147,7 +149,7 @@ def test_uncaught_step_failure_fails_run_and_runs_on_failure(client, drain):
     def doomed(ctx):
         ctx.step.run("charge", lambda: (_ for _ in ()).throw(ValueError("card declined")))
 
-    client.send(inngest.Event(name="t/doomed", data={"order": 7}))
+    inngest_client.send(inngest.Event(name="t/doomed", data={"order": 7}))
     drain()
     run = only_run("test-doomed")
     assert run.status == "FAILED"
@@ -169,12 +171,14 @@ def test_uncaught_step_failure_fails_run_and_runs_on_failure(client, drain):
     assert not Event.objects.filter(data__run_id=failure_run.pk).exists()
 
 
-def test_non_retriable_error_fails_after_one_attempt(client, drain):
-    @client.create_function(fn_id="nonretry", trigger=inngest.TriggerEvent(event="t/nonretry"))
+def test_non_retriable_error_fails_after_one_attempt(inngest_client, drain):
+    @inngest_client.create_function(
+        fn_id="nonretry", trigger=inngest.TriggerEvent(event="t/nonretry")
+    )
     def nonretry(ctx):
         ctx.step.run("once", lambda: (_ for _ in ()).throw(inngest.NonRetriableError("gone")))
 
-    client.send(inngest.Event(name="t/nonretry"))
+    inngest_client.send(inngest.Event(name="t/nonretry"))
     drain()
     run = only_run("test-nonretry")
     assert run.status == "FAILED"
@@ -182,31 +186,31 @@ def test_non_retriable_error_fails_after_one_attempt(client, drain):
     assert run.steps.get().attempts == 1
 
 
-def test_non_retriable_error_outside_steps_fails_at_once(client, drain):
+def test_non_retriable_error_outside_steps_fails_at_once(inngest_client, drain):
     calls = []
 
-    @client.create_function(fn_id="nr-top", trigger=inngest.TriggerEvent(event="t/nr-top"))
+    @inngest_client.create_function(fn_id="nr-top", trigger=inngest.TriggerEvent(event="t/nr-top"))
     def nr_top(ctx):
         calls.append(1)
         raise inngest.NonRetriableError("bad input")
 
-    client.send(inngest.Event(name="t/nr-top"))
+    inngest_client.send(inngest.Event(name="t/nr-top"))
     drain()
     assert only_run("test-nr-top").status == "FAILED"
     assert calls == [1]
 
 
-def test_error_outside_steps_is_retried_then_fails(client, drain):
+def test_error_outside_steps_is_retried_then_fails(inngest_client, drain):
     calls = []
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="top-error", trigger=inngest.TriggerEvent(event="t/top-error"), retries=2
     )
     def top_error(ctx):
         calls.append(ctx.attempt)
         raise KeyError("missing")
 
-    client.send(inngest.Event(name="t/top-error"))
+    inngest_client.send(inngest.Event(name="t/top-error"))
     drain()
     run = only_run("test-top-error")
     assert run.status == "FAILED"
@@ -214,15 +218,15 @@ def test_error_outside_steps_is_retried_then_fails(client, drain):
     assert run.error["name"] == "KeyError"
 
 
-def test_retry_after_error_sets_next_attempt_time(client, drain):
-    @client.create_function(fn_id="later", trigger=inngest.TriggerEvent(event="t/later"))
+def test_retry_after_error_sets_next_attempt_time(inngest_client, drain):
+    @inngest_client.create_function(fn_id="later", trigger=inngest.TriggerEvent(event="t/later"))
     def later(ctx):
         ctx.step.run(
             "call-api",
             lambda: (_ for _ in ()).throw(inngest.RetryAfterError("429", timedelta(minutes=5))),
         )
 
-    client.send(inngest.Event(name="t/later"))
+    inngest_client.send(inngest.Event(name="t/later"))
     before = timezone.now()
     drain(timeout=0.5)
     run = only_run("test-later")
@@ -234,23 +238,23 @@ def test_retry_after_error_sets_next_attempt_time(client, drain):
     assert run.steps.get().status == "ERRORED"
 
 
-def test_retry_after_is_clamped_to_at_least_one_second(client, drain):
-    @client.create_function(fn_id="soon", trigger=inngest.TriggerEvent(event="t/soon"))
+def test_retry_after_is_clamped_to_at_least_one_second(inngest_client, drain):
+    @inngest_client.create_function(fn_id="soon", trigger=inngest.TriggerEvent(event="t/soon"))
     def soon(ctx):
         ctx.step.run("x", lambda: (_ for _ in ()).throw(inngest.RetryAfterError("now", 0)))
 
-    client.send(inngest.Event(name="t/soon"))
+    inngest_client.send(inngest.Event(name="t/soon"))
     before = timezone.now()
     drain(timeout=0.2)
     assert only_run("test-soon").available_at >= before + timedelta(seconds=1)
 
 
-def test_nested_step_is_a_non_retriable_error(client, drain):
-    @client.create_function(fn_id="nested", trigger=inngest.TriggerEvent(event="t/nested"))
+def test_nested_step_is_a_non_retriable_error(inngest_client, drain):
+    @inngest_client.create_function(fn_id="nested", trigger=inngest.TriggerEvent(event="t/nested"))
     def nested(ctx):
         ctx.step.run("outer", lambda: ctx.step.run("inner", lambda: 1))
 
-    client.send(inngest.Event(name="t/nested"))
+    inngest_client.send(inngest.Event(name="t/nested"))
     drain()
     run = only_run("test-nested")
     assert run.status == "FAILED"
@@ -259,8 +263,8 @@ def test_nested_step_is_a_non_retriable_error(client, drain):
     assert run.steps.get(step_key="outer").attempts == 1
 
 
-def test_step_that_writes_then_raises_leaves_no_row(client, drain):
-    @client.create_function(
+def test_step_that_writes_then_raises_leaves_no_row(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="rollback", trigger=inngest.TriggerEvent(event="t/rollback"), retries=1
     )
     def rollback(ctx):
@@ -270,22 +274,22 @@ def test_step_that_writes_then_raises_leaves_no_row(client, drain):
 
         ctx.step.run("write", write_then_fail)
 
-    client.send(inngest.Event(name="t/rollback"))
+    inngest_client.send(inngest.Event(name="t/rollback"))
     drain()
     assert only_run("test-rollback").status == "FAILED"
     assert Order.objects.count() == 0
 
 
-def test_step_that_writes_and_succeeds_leaves_one_row(client, drain):
+def test_step_that_writes_and_succeeds_leaves_one_row(inngest_client, drain):
     fail_once = _fail_first_time()
 
-    @client.create_function(fn_id="commit", trigger=inngest.TriggerEvent(event="t/commit"))
+    @inngest_client.create_function(fn_id="commit", trigger=inngest.TriggerEvent(event="t/commit"))
     def commit(ctx):
         ctx.step.run("write", lambda: Order.objects.create(reference=ctx.run_id).pk)
         ctx.step.run("fail-once", fail_once)
         return "done"
 
-    client.send(inngest.Event(name="t/commit"))
+    inngest_client.send(inngest.Event(name="t/commit"))
     drain()
     run = only_run("test-commit")
     assert run.status == "COMPLETED"
@@ -309,10 +313,10 @@ class Money(BaseModel):
     currency: str
 
 
-def test_output_type_round_trips_pydantic_models(client, drain):
+def test_output_type_round_trips_pydantic_models(inngest_client, drain):
     seen = []
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="typed", trigger=inngest.TriggerEvent(event="t/typed"), output_type=Money
     )
     def typed(ctx):
@@ -321,36 +325,36 @@ def test_output_type_round_trips_pydantic_models(client, drain):
         ctx.step.sleep("pause", timedelta(milliseconds=1))
         return money
 
-    client.send(inngest.Event(name="t/typed"))
+    inngest_client.send(inngest.Event(name="t/typed"))
     drain()
     run = only_run("test-typed")
     assert run.output == {"amount": 5, "currency": "EUR"}
     assert seen == [Money(amount=5, currency="EUR")] * 2
 
 
-def test_unserializable_step_output_fails_clearly(client, drain):
-    @client.create_function(fn_id="unser", trigger=inngest.TriggerEvent(event="t/unser"))
+def test_unserializable_step_output_fails_clearly(inngest_client, drain):
+    @inngest_client.create_function(fn_id="unser", trigger=inngest.TriggerEvent(event="t/unser"))
     def unser(ctx):
         ctx.step.run("obj", lambda: object())
 
-    client.send(inngest.Event(name="t/unser"))
+    inngest_client.send(inngest.Event(name="t/unser"))
     drain()
     run = only_run("test-unser")
     assert run.status == "FAILED"
     assert "not JSON-serializable" in run.error["message"]
 
 
-def test_sleep_resumes_no_earlier_than_its_duration(client, drain):
+def test_sleep_resumes_no_earlier_than_its_duration(inngest_client, drain):
     times = []
 
-    @client.create_function(fn_id="nap", trigger=inngest.TriggerEvent(event="t/nap"))
+    @inngest_client.create_function(fn_id="nap", trigger=inngest.TriggerEvent(event="t/nap"))
     def nap(ctx):
         start = ctx.step.run("before", lambda: timezone.now().isoformat())
         ctx.step.sleep("nap", "2s")
         times.append(timezone.now())
         return start
 
-    client.send(inngest.Event(name="t/nap"))
+    inngest_client.send(inngest.Event(name="t/nap"))
     drain(timeout=0.2)
     run = only_run("test-nap")
     assert run.status == "SLEEPING"
@@ -365,28 +369,28 @@ def test_sleep_resumes_no_earlier_than_its_duration(client, drain):
     assert run.steps.get(step_key="nap").status == "COMPLETED"
 
 
-def test_sleep_until_resumes_no_earlier_than_the_time(client, drain):
+def test_sleep_until_resumes_no_earlier_than_the_time(inngest_client, drain):
     until = timezone.now() + timedelta(seconds=2)
 
-    @client.create_function(fn_id="alarm", trigger=inngest.TriggerEvent(event="t/alarm"))
+    @inngest_client.create_function(fn_id="alarm", trigger=inngest.TriggerEvent(event="t/alarm"))
     def alarm(ctx):
         ctx.step.sleep_until("wake", ctx.event.data["until"])
         return ctx.step.run("after", lambda: timezone.now().isoformat())
 
-    client.send(inngest.Event(name="t/alarm", data={"until": until.isoformat()}))
+    inngest_client.send(inngest.Event(name="t/alarm", data={"until": until.isoformat()}))
     drain(timeout=5)
     run = only_run("test-alarm")
     assert run.status == "COMPLETED"
     assert timezone.datetime.fromisoformat(run.output) >= until
 
 
-def test_sleep_until_in_the_past_does_not_pause(client, drain):
-    @client.create_function(fn_id="past", trigger=inngest.TriggerEvent(event="t/past"))
+def test_sleep_until_in_the_past_does_not_pause(inngest_client, drain):
+    @inngest_client.create_function(fn_id="past", trigger=inngest.TriggerEvent(event="t/past"))
     def past(ctx):
         ctx.step.sleep_until("wake", timezone.now() - timedelta(days=1))
         return "awake"
 
-    client.send(inngest.Event(name="t/past"))
+    inngest_client.send(inngest.Event(name="t/past"))
     drain(timeout=0.1)
     assert only_run("test-past").output == "awake"
 
@@ -395,12 +399,12 @@ def test_sleep_until_in_the_past_does_not_pause(client, drain):
     ("duration", "message"),
     [("soon", "is not a duration"), (timedelta(days=400), "366 days"), (-5, "negative")],
 )
-def test_bad_sleep_durations_fail_the_run_clearly(client, drain, duration, message):
-    @client.create_function(fn_id="badnap", trigger=inngest.TriggerEvent(event="t/badnap"))
+def test_bad_sleep_durations_fail_the_run_clearly(inngest_client, drain, duration, message):
+    @inngest_client.create_function(fn_id="badnap", trigger=inngest.TriggerEvent(event="t/badnap"))
     def badnap(ctx):
         ctx.step.sleep("nap", duration)
 
-    client.send(inngest.Event(name="t/badnap"))
+    inngest_client.send(inngest.Event(name="t/badnap"))
     drain()
     run = only_run("test-badnap")
     assert run.status == "FAILED"
@@ -408,13 +412,13 @@ def test_bad_sleep_durations_fail_the_run_clearly(client, drain, duration, messa
 
 
 @override_settings(INNGEST_DJANGO={"MAX_STEPS_PER_RUN": 5, "RETRY_BACKOFF_SCALE": 0.001})
-def test_step_limit_fails_the_run_naming_the_limit(client, drain):
-    @client.create_function(fn_id="many", trigger=inngest.TriggerEvent(event="t/many"))
+def test_step_limit_fails_the_run_naming_the_limit(inngest_client, drain):
+    @inngest_client.create_function(fn_id="many", trigger=inngest.TriggerEvent(event="t/many"))
     def many(ctx):
         for i in range(10):
             ctx.step.run(f"s{i}", lambda: None)
 
-    client.send(inngest.Event(name="t/many"))
+    inngest_client.send(inngest.Event(name="t/many"))
     drain()
     run = only_run("test-many")
     assert run.status == "FAILED"
@@ -423,13 +427,15 @@ def test_step_limit_fails_the_run_naming_the_limit(client, drain):
     assert run.steps.count() == 5
 
 
-def test_default_step_limit_is_one_thousand(client, drain):
-    @client.create_function(fn_id="thousand", trigger=inngest.TriggerEvent(event="t/thousand"))
+def test_default_step_limit_is_one_thousand(inngest_client, drain):
+    @inngest_client.create_function(
+        fn_id="thousand", trigger=inngest.TriggerEvent(event="t/thousand")
+    )
     def thousand(ctx):
         for i in range(1001):
             ctx.step.run("s", lambda i=i: i)
 
-    client.send(inngest.Event(name="t/thousand"))
+    inngest_client.send(inngest.Event(name="t/thousand"))
     drain(timeout=60)
     run = only_run("test-thousand")
     assert run.status == "FAILED"
@@ -438,12 +444,12 @@ def test_default_step_limit_is_one_thousand(client, drain):
 
 
 @override_settings(INNGEST_DJANGO={"MAX_STEP_OUTPUT_BYTES": 100})
-def test_step_output_limit_fails_the_step_naming_the_limit(client, drain):
-    @client.create_function(fn_id="big", trigger=inngest.TriggerEvent(event="t/big"))
+def test_step_output_limit_fails_the_step_naming_the_limit(inngest_client, drain):
+    @inngest_client.create_function(fn_id="big", trigger=inngest.TriggerEvent(event="t/big"))
     def big(ctx):
         ctx.step.run("blob", lambda: "x" * 200)
 
-    client.send(inngest.Event(name="t/big"))
+    inngest_client.send(inngest.Event(name="t/big"))
     drain()
     run = only_run("test-big")
     assert run.status == "FAILED"
@@ -451,14 +457,14 @@ def test_step_output_limit_fails_the_step_naming_the_limit(client, drain):
     assert run.steps.get().attempts == 1
 
 
-def test_default_step_output_limit_is_four_mib(client, drain):
-    @client.create_function(fn_id="huge", trigger=inngest.TriggerEvent(event="t/huge"))
+def test_default_step_output_limit_is_four_mib(inngest_client, drain):
+    @inngest_client.create_function(fn_id="huge", trigger=inngest.TriggerEvent(event="t/huge"))
     def huge(ctx):
         ok = ctx.step.run("fits", lambda: "x" * (4 * 1024 * 1024 - 100))
         ctx.step.run("too-big", lambda: "x" * (4 * 1024 * 1024 + 1))
         return len(ok)
 
-    client.send(inngest.Event(name="t/huge"))
+    inngest_client.send(inngest.Event(name="t/huge"))
     drain()
     run = only_run("test-huge")
     assert run.status == "FAILED"
@@ -481,12 +487,12 @@ def test_unknown_function_fails_the_run_naming_it(drain):
     assert "'gone-function'" in run.error["message"]
 
 
-def test_finish_events_are_emitted_in_the_finalize_transaction(client, drain):
-    @client.create_function(fn_id="done", trigger=inngest.TriggerEvent(event="t/done"))
+def test_finish_events_are_emitted_in_the_finalize_transaction(inngest_client, drain):
+    @inngest_client.create_function(fn_id="done", trigger=inngest.TriggerEvent(event="t/done"))
     def done(ctx):
         return {"ok": True}
 
-    client.send(inngest.Event(name="t/done"))
+    inngest_client.send(inngest.Event(name="t/done"))
     drain()
     run = only_run("test-done")
     finished = Event.objects.get(name="inngest/function.finished")
@@ -496,27 +502,27 @@ def test_finish_events_are_emitted_in_the_finalize_transaction(client, drain):
     assert not Event.objects.filter(name="inngest/function.failed").exists()
 
 
-def test_logger_is_quiet_while_replaying(client, drain, caplog):
-    @client.create_function(fn_id="logs", trigger=inngest.TriggerEvent(event="t/logs"))
+def test_logger_is_quiet_while_replaying(inngest_client, drain, caplog):
+    @inngest_client.create_function(fn_id="logs", trigger=inngest.TriggerEvent(event="t/logs"))
     def logs(ctx):
         ctx.logger.info("before sleep")
         ctx.step.sleep("nap", 1)
         ctx.logger.info("after sleep")
 
-    client.send(inngest.Event(name="t/logs"))
+    inngest_client.send(inngest.Event(name="t/logs"))
     with caplog.at_level("INFO", logger="inngest_django.functions"):
         drain(timeout=2)
     messages = [r.getMessage() for r in caplog.records if r.name == "inngest_django.functions"]
     assert messages == ["before sleep", "after sleep"]
 
 
-def test_send_inside_rolled_back_transaction_sends_nothing(client, drain):
-    @client.create_function(fn_id="tx", trigger=inngest.TriggerEvent(event="t/tx"))
+def test_send_inside_rolled_back_transaction_sends_nothing(inngest_client, drain):
+    @inngest_client.create_function(fn_id="tx", trigger=inngest.TriggerEvent(event="t/tx"))
     def tx(ctx):
         return 1
 
     with pytest.raises(RuntimeError), transaction.atomic():
-        client.send(inngest.Event(name="t/tx"))
+        inngest_client.send(inngest.Event(name="t/tx"))
         raise RuntimeError("roll back")
     drain()
     assert not Event.objects.exists()
@@ -524,7 +530,7 @@ def test_send_inside_rolled_back_transaction_sends_nothing(client, drain):
     assert not StepRun.objects.exists()
 
 
-def test_run_signals_are_sent_as_a_pass_starts_and_after_the_run_finishes(client, drain):
+def test_run_signals_are_sent_as_a_pass_starts_and_after_the_run_finishes(inngest_client, drain):
     from inngest_django import signals
 
     seen = []
@@ -535,7 +541,9 @@ def test_run_signals_are_sent_as_a_pass_starts_and_after_the_run_finishes(client
     def on_finished(sender, run, **kwargs):
         seen.append(("finished", run.pk, run.status, run.output))
 
-    @client.create_function(fn_id="signals", trigger=inngest.TriggerEvent(event="t/signals"))
+    @inngest_client.create_function(
+        fn_id="signals", trigger=inngest.TriggerEvent(event="t/signals")
+    )
     def with_signals(ctx):
         ctx.step.sleep("nap", 1)
         return "ok"
@@ -543,7 +551,7 @@ def test_run_signals_are_sent_as_a_pass_starts_and_after_the_run_finishes(client
     signals.run_started.connect(on_started)
     signals.run_finished.connect(on_finished)
     try:
-        client.send(inngest.Event(name="t/signals"))
+        inngest_client.send(inngest.Event(name="t/signals"))
         drain(timeout=3)
     finally:
         signals.run_started.disconnect(on_started)

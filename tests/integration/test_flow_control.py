@@ -12,20 +12,17 @@ import inngest_django as inngest
 from inngest_django.events import dispatch_pending
 from inngest_django.models import FunctionRun
 from inngest_django.worker import Worker
+from tests.helpers import runs_of
 
 pytestmark = pytest.mark.django_db
-
-
-def runs_of(function_id: str) -> list[FunctionRun]:
-    return list(FunctionRun.objects.filter(function_id=function_id).order_by("created_at"))
 
 
 def statuses(function_id: str) -> list[str]:
     return [run.status for run in runs_of(function_id)]
 
 
-def test_idempotency_starts_one_run_per_key_and_shows_the_skips(client, drain):
-    @client.create_function(
+def test_idempotency_starts_one_run_per_key_and_shows_the_skips(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="charge",
         trigger=inngest.TriggerEvent(event="t/charge"),
         idempotency="event.data.order_id",
@@ -33,7 +30,9 @@ def test_idempotency_starts_one_run_per_key_and_shows_the_skips(client, drain):
     def charge(ctx):
         return ctx.event.data["order_id"]
 
-    client.send([inngest.Event(name="t/charge", data={"order_id": n}) for n in (1, 1, 2, 1)])
+    inngest_client.send(
+        [inngest.Event(name="t/charge", data={"order_id": n}) for n in (1, 1, 2, 1)]
+    )
     drain()
     runs = runs_of("test-charge")
     assert [(r.status, r.event.data["order_id"]) for r in runs] == [
@@ -45,8 +44,8 @@ def test_idempotency_starts_one_run_per_key_and_shows_the_skips(client, drain):
     assert runs[1].flow_note.startswith("idempotency: key '1'")
 
 
-def test_rate_limit_skips_the_surplus(client, drain):
-    @client.create_function(
+def test_rate_limit_skips_the_surplus(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="limited-rate",
         trigger=inngest.TriggerEvent(event="t/rate"),
         rate_limit=inngest.RateLimit(limit=2, period="1h", key="event.data.user"),
@@ -54,7 +53,7 @@ def test_rate_limit_skips_the_surplus(client, drain):
     def limited_rate(ctx):
         return None
 
-    client.send([inngest.Event(name="t/rate", data={"user": u}) for u in "aaaab"])
+    inngest_client.send([inngest.Event(name="t/rate", data={"user": u}) for u in "aaaab"])
     drain()
     by_user = [(r.event.data["user"], r.status) for r in runs_of("test-limited-rate")]
     assert by_user == [
@@ -67,8 +66,8 @@ def test_rate_limit_skips_the_surplus(client, drain):
     assert "rate limit" in runs_of("test-limited-rate")[2].flow_note
 
 
-def test_throttle_spreads_starts_and_drops_nothing(client, drain):
-    @client.create_function(
+def test_throttle_spreads_starts_and_drops_nothing(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="paced",
         trigger=inngest.TriggerEvent(event="t/paced"),
         throttle=inngest.Throttle(limit=4, period="1s", burst=2),
@@ -76,7 +75,7 @@ def test_throttle_spreads_starts_and_drops_nothing(client, drain):
     def paced(ctx):
         return None
 
-    client.send([inngest.Event(name="t/paced") for _ in range(5)])
+    inngest_client.send([inngest.Event(name="t/paced") for _ in range(5)])
     dispatch_pending()
     runs = runs_of("test-paced")
     first = runs[0].available_at
@@ -90,8 +89,8 @@ def test_throttle_spreads_starts_and_drops_nothing(client, drain):
     assert starts[-1] - starts[0] >= timedelta(seconds=0.7)
 
 
-def test_debounce_runs_once_with_the_last_event(client, drain):
-    @client.create_function(
+def test_debounce_runs_once_with_the_last_event(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="settle",
         trigger=inngest.TriggerEvent(event="t/settle"),
         debounce=inngest.Debounce(period="1s", key="event.data.doc"),
@@ -99,16 +98,20 @@ def test_debounce_runs_once_with_the_last_event(client, drain):
     def settle(ctx):
         return ctx.event.data["rev"]
 
-    client.send([inngest.Event(name="t/settle", data={"doc": "a", "rev": r}) for r in range(3)])
+    inngest_client.send(
+        [inngest.Event(name="t/settle", data={"doc": "a", "rev": r}) for r in range(3)]
+    )
     dispatch_pending()
-    client.send([inngest.Event(name="t/settle", data={"doc": "a", "rev": r}) for r in (3, 4)])
-    client.send(inngest.Event(name="t/settle", data={"doc": "b", "rev": 9}))
+    inngest_client.send(
+        [inngest.Event(name="t/settle", data={"doc": "a", "rev": r}) for r in (3, 4)]
+    )
+    inngest_client.send(inngest.Event(name="t/settle", data={"doc": "b", "rev": 9}))
     drain(timeout=3)
     assert sorted(run.output for run in runs_of("test-settle")) == [4, 9]
 
 
-def test_debounce_timeout_bounds_the_wait(client, drain):
-    @client.create_function(
+def test_debounce_timeout_bounds_the_wait(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="bounded",
         trigger=inngest.TriggerEvent(event="t/bounded"),
         debounce=inngest.Debounce(period="1s", timeout="2s"),
@@ -116,13 +119,13 @@ def test_debounce_timeout_bounds_the_wait(client, drain):
     def bounded(ctx):
         return ctx.event.data["n"]
 
-    client.send(inngest.Event(name="t/bounded", data={"n": 0}))
+    inngest_client.send(inngest.Event(name="t/bounded", data={"n": 0}))
     dispatch_pending()
     (run,) = runs_of("test-bounded")
     deadline = run.debounce_deadline
     for n in range(1, 4):
         time.sleep(0.6)
-        client.send(inngest.Event(name="t/bounded", data={"n": n}))
+        inngest_client.send(inngest.Event(name="t/bounded", data={"n": n}))
         dispatch_pending()
     run.refresh_from_db()
     # Each event pushed the start back a second, but never past the timeout.
@@ -131,10 +134,10 @@ def test_debounce_timeout_bounds_the_wait(client, drain):
     assert [r.output for r in runs_of("test-bounded")] == [3]
 
 
-def test_priority_lets_a_later_run_jump_the_backlog(client):
+def test_priority_lets_a_later_run_jump_the_backlog(inngest_client):
     order = []
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="ranked",
         trigger=inngest.TriggerEvent(event="t/ranked"),
         priority=inngest.Priority(run="event.data.vip ? 120 : 0"),
@@ -142,10 +145,10 @@ def test_priority_lets_a_later_run_jump_the_backlog(client):
     def ranked(ctx):
         order.append(ctx.event.data["name"])
 
-    client.send(
+    inngest_client.send(
         [inngest.Event(name="t/ranked", data={"name": f"n{i}", "vip": False}) for i in range(3)]
     )
-    client.send(inngest.Event(name="t/ranked", data={"name": "vip", "vip": True}))
+    inngest_client.send(inngest.Event(name="t/ranked", data={"name": "vip", "vip": True}))
     worker = Worker(threads=0)
     while worker.run_once():
         pass
@@ -154,8 +157,8 @@ def test_priority_lets_a_later_run_jump_the_backlog(client):
     assert vip.flow_note == "priority +120s"
 
 
-def test_singleton_skip_keeps_the_active_run(client, drain):
-    @client.create_function(
+def test_singleton_skip_keeps_the_active_run(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="single",
         trigger=inngest.TriggerEvent(event="t/single"),
         singleton=inngest.Singleton(key="event.data.user", mode="skip"),
@@ -163,15 +166,15 @@ def test_singleton_skip_keeps_the_active_run(client, drain):
     def single(ctx):
         ctx.step.sleep("nap", "1h")
 
-    client.send(inngest.Event(name="t/single", data={"user": 1}))
+    inngest_client.send(inngest.Event(name="t/single", data={"user": 1}))
     drain()
-    client.send([inngest.Event(name="t/single", data={"user": u}) for u in (1, 2)])
+    inngest_client.send([inngest.Event(name="t/single", data={"user": u}) for u in (1, 2)])
     drain()
     assert statuses("test-single") == ["SLEEPING", "SKIPPED", "SLEEPING"]
 
 
-def test_singleton_cancel_replaces_the_active_run(client, drain):
-    @client.create_function(
+def test_singleton_cancel_replaces_the_active_run(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="latest",
         trigger=inngest.TriggerEvent(event="t/latest"),
         singleton=inngest.Singleton(mode="cancel"),
@@ -179,17 +182,17 @@ def test_singleton_cancel_replaces_the_active_run(client, drain):
     def latest(ctx):
         ctx.step.sleep("nap", "1h")
 
-    client.send(inngest.Event(name="t/latest"))
+    inngest_client.send(inngest.Event(name="t/latest"))
     drain()
-    client.send(inngest.Event(name="t/latest"))
+    inngest_client.send(inngest.Event(name="t/latest"))
     drain()
     first, second = runs_of("test-latest")
     assert (first.status, second.status) == ("CANCELLED", "SLEEPING")
     assert first.cancel_reason == f"singleton: replaced by run {second.pk}"
 
 
-def test_concurrency_claims_no_more_than_the_limit_per_key(client):
-    @client.create_function(
+def test_concurrency_claims_no_more_than_the_limit_per_key(inngest_client):
+    @inngest_client.create_function(
         fn_id="per-user",
         trigger=inngest.TriggerEvent(event="t/per-user"),
         concurrency=[inngest.Concurrency(limit=1, key="event.data.user")],
@@ -197,7 +200,7 @@ def test_concurrency_claims_no_more_than_the_limit_per_key(client):
     def per_user(ctx):
         return None
 
-    client.send([inngest.Event(name="t/per-user", data={"user": u}) for u in "aaabb"])
+    inngest_client.send([inngest.Event(name="t/per-user", data={"user": u}) for u in "aaabb"])
     dispatch_pending()
     claimed = worker_claim(Worker(threads=3))
     users = sorted(FunctionRun.objects.get(pk=pk).event.data["user"] for pk in claimed)
@@ -217,23 +220,23 @@ def worker_claim(worker: Worker) -> list[str]:
         )
 
 
-def test_env_scope_shares_capacity_across_functions_and_sleepers_hold_none(client, drain):
+def test_env_scope_shares_capacity_across_functions_and_sleepers_hold_none(inngest_client, drain):
     shared = [inngest.Concurrency(limit=1, key='"smtp"', scope="env")]
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="mail-a", trigger=inngest.TriggerEvent(event="t/mail"), concurrency=shared
     )
     def mail_a(ctx):
         ctx.step.run("send", lambda: None)
         ctx.step.sleep("later", "1h")
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="mail-b", trigger=inngest.TriggerEvent(event="t/mail"), concurrency=shared
     )
     def mail_b(ctx):
         return None
 
-    client.send(inngest.Event(name="t/mail"))
+    inngest_client.send(inngest.Event(name="t/mail"))
     dispatch_pending()
     first = worker_claim(Worker(threads=2))
     assert len(first) == 1  # the two functions share one slot
@@ -257,17 +260,17 @@ def test_env_scope_shares_capacity_across_functions_and_sleepers_hold_none(clien
         ({"batch_events": inngest.Batch(max_size=1, timeout="1s")}, "max_size"),
     ],
 )
-def test_invalid_options_fail_at_declaration_naming_the_option(client, options, message):
+def test_invalid_options_fail_at_declaration_naming_the_option(inngest_client, options, message):
     with pytest.raises(inngest.InvalidFunctionConfigError, match=message):
-        client.create_function(fn_id="bad", trigger=inngest.TriggerEvent(event="t/x"), **options)(
-            lambda ctx: None
-        )
+        inngest_client.create_function(
+            fn_id="bad", trigger=inngest.TriggerEvent(event="t/x"), **options
+        )(lambda ctx: None)
 
 
-def test_batches_flush_at_max_size_and_the_rest_at_the_timeout(client, drain):
+def test_batches_flush_at_max_size_and_the_rest_at_the_timeout(inngest_client, drain):
     seen = []
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="batched",
         trigger=inngest.TriggerEvent(event="t/batched"),
         batch_events=inngest.Batch(max_size=10, timeout="1s"),
@@ -277,7 +280,7 @@ def test_batches_flush_at_max_size_and_the_rest_at_the_timeout(client, drain):
         assert ctx.event == ctx.events[0]
         return len(ctx.events)
 
-    client.send([inngest.Event(name="t/batched", data={"n": n}) for n in range(25)])
+    inngest_client.send([inngest.Event(name="t/batched", data={"n": n}) for n in range(25)])
     dispatch_pending()
     runs = runs_of("test-batched")
     assert [run.batch_size for run in runs] == [10, 10, 5]
@@ -289,10 +292,10 @@ def test_batches_flush_at_max_size_and_the_rest_at_the_timeout(client, drain):
     assert statuses("test-batched") == ["COMPLETED"] * 3
 
 
-def test_batches_split_by_key_and_if_exp_false_runs_alone(client, drain):
+def test_batches_split_by_key_and_if_exp_false_runs_alone(inngest_client, drain):
     seen = []
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="by-key",
         trigger=inngest.TriggerEvent(event="t/by-key"),
         batch_events=inngest.Batch(
@@ -302,7 +305,7 @@ def test_batches_split_by_key_and_if_exp_false_runs_alone(client, drain):
     def by_key(ctx):
         seen.append(sorted(e.data["n"] for e in ctx.events))
 
-    client.send(
+    inngest_client.send(
         [
             inngest.Event(name="t/by-key", data={"n": 1, "shop": "a", "batch": True}),
             inngest.Event(name="t/by-key", data={"n": 2, "shop": "b", "batch": True}),
@@ -315,10 +318,10 @@ def test_batches_split_by_key_and_if_exp_false_runs_alone(client, drain):
     assert sorted(seen) == [[1, 3], [2, 5], [4]]
 
 
-def test_a_batch_filled_across_dispatch_rounds_keeps_every_event(client, drain):
+def test_a_batch_filled_across_dispatch_rounds_keeps_every_event(inngest_client, drain):
     seen = []
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="rounds",
         trigger=inngest.TriggerEvent(event="t/rounds"),
         batch_events=inngest.Batch(max_size=3, timeout="1s"),
@@ -327,7 +330,7 @@ def test_a_batch_filled_across_dispatch_rounds_keeps_every_event(client, drain):
         seen.append([e.data["n"] for e in ctx.events])
 
     for n in range(3):
-        client.send(inngest.Event(name="t/rounds", data={"n": n}))
+        inngest_client.send(inngest.Event(name="t/rounds", data={"n": n}))
         dispatch_pending()
     drain()
     assert seen == [[0, 1, 2]]
@@ -344,9 +347,9 @@ def test_a_batch_filled_across_dispatch_rounds_keeps_every_event(client, drain):
         ({"cancel": [inngest.Cancel(event="t/stop")]}, "cancel"),
     ],
 )
-def test_batching_refuses_options_that_decide_per_event(client, options, message):
+def test_batching_refuses_options_that_decide_per_event(inngest_client, options, message):
     with pytest.raises(inngest.InvalidFunctionConfigError, match=f"batch_events.*{message}"):
-        client.create_function(
+        inngest_client.create_function(
             fn_id="bad-batch",
             trigger=inngest.TriggerEvent(event="t/x"),
             batch_events=inngest.Batch(max_size=5, timeout="1s"),
@@ -354,19 +357,21 @@ def test_batching_refuses_options_that_decide_per_event(client, options, message
         )(lambda ctx: None)
 
 
-def test_deferred_functions_apply_their_own_flow_control(client, drain):
+def test_deferred_functions_apply_their_own_flow_control(inngest_client, drain):
     @inngest.create_defer(
-        client, id="notify-once", rate_limit=inngest.RateLimit(limit=1, period="1h")
+        inngest_client, id="notify-once", rate_limit=inngest.RateLimit(limit=1, period="1h")
     )
     def notify_once(ctx):
         return ctx.event.data["n"]
 
-    @client.create_function(fn_id="notifier", trigger=inngest.TriggerEvent(event="t/notifier"))
+    @inngest_client.create_function(
+        fn_id="notifier", trigger=inngest.TriggerEvent(event="t/notifier")
+    )
     def notifier(ctx):
         ctx.defer("first", function=notify_once, data={"n": 1})
         ctx.defer("second", function=notify_once, data={"n": 2})
 
-    client.send(inngest.Event(name="t/notifier"))
+    inngest_client.send(inngest.Event(name="t/notifier"))
     drain()
     runs = runs_of("test-notify-once")
     assert [(run.status, run.defer_intent.defer_id) for run in runs] == [
@@ -376,10 +381,10 @@ def test_deferred_functions_apply_their_own_flow_control(client, drain):
     assert "rate limit" in runs[1].flow_note
 
 
-def test_a_debounced_run_waiting_to_retry_keeps_its_event(client, drain):
+def test_a_debounced_run_waiting_to_retry_keeps_its_event(inngest_client, drain):
     attempts = []
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="settle-retry",
         trigger=inngest.TriggerEvent(event="t/settle-retry"),
         debounce=inngest.Debounce(period="1s"),
@@ -390,11 +395,11 @@ def test_a_debounced_run_waiting_to_retry_keeps_its_event(client, drain):
             raise inngest.RetryAfterError("later", retry_after=1500)
         return ctx.event.data["rev"]
 
-    client.send(inngest.Event(name="t/settle-retry", data={"rev": 1}))
+    inngest_client.send(inngest.Event(name="t/settle-retry", data={"rev": 1}))
     dispatch_pending()
     FunctionRun.objects.update(available_at=FunctionRun.objects.get().created_at)
     Worker(threads=0).run_once()  # first attempt fails; the run is queued to retry
-    client.send(inngest.Event(name="t/settle-retry", data={"rev": 2}))
+    inngest_client.send(inngest.Event(name="t/settle-retry", data={"rev": 2}))
     dispatch_pending()
     assert len(runs_of("test-settle-retry")) == 2  # a new debounced run, not a replaced event
     drain(timeout=4)

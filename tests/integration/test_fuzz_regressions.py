@@ -43,9 +43,11 @@ def test_send_still_stores_astral_characters_and_long_but_legal_values():
     assert stored.data == {"s": "😀", "n": 2**70}
 
 
-def test_a_step_output_with_nul_fails_its_run_clearly_on_every_database(client, drain):
+def test_a_step_output_with_nul_fails_its_run_clearly_on_every_database(inngest_client, drain):
     # SQLite stored it and PostgreSQL's jsonb refused it: the run's fate depended on the backend.
-    @client.create_function(fn_id="nul-output", trigger=inngest.TriggerEvent(event="t/nul-output"))
+    @inngest_client.create_function(
+        fn_id="nul-output", trigger=inngest.TriggerEvent(event="t/nul-output")
+    )
     def nul_output(ctx):
         return ctx.step.run("make", lambda: "a\x00b")
 
@@ -57,8 +59,8 @@ def test_a_step_output_with_nul_fails_its_run_clearly_on_every_database(client, 
     assert "output contains a NUL character" in run.error["message"]
 
 
-def test_an_error_message_with_nul_is_stored_escaped(client, drain):
-    @client.create_function(
+def test_an_error_message_with_nul_is_stored_escaped(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="nul-error", trigger=inngest.TriggerEvent(event="t/nul-error"), retries=0
     )
     def nul_error(ctx):

@@ -23,11 +23,11 @@ PARKED_FOR = LEASE * 5
 
 
 @pytest.fixture
-def client(client: inngest.Inngest) -> inngest.Inngest:
+def inngest_client(inngest_client: inngest.Inngest) -> inngest.Inngest:
     """A client whose registry holds only the per-user limited function."""
-    client.registry.restore({})
+    inngest_client.registry.restore({})
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="per-user",
         trigger=inngest.TriggerEvent(event="test/job"),
         concurrency=[inngest.Concurrency(limit=1, key="event.data.user")],
@@ -35,7 +35,7 @@ def client(client: inngest.Inngest) -> inngest.Inngest:
     def per_user(ctx):
         return ctx.step.run("work", lambda: ctx.event.data["n"])
 
-    return client
+    return inngest_client
 
 
 def queue(client: inngest.Inngest, *users: str) -> list[str]:
@@ -62,8 +62,8 @@ def parked() -> list[str]:
     )
 
 
-def test_a_claim_parks_the_runs_of_a_full_key_and_takes_a_free_one(client):
-    a1, a2, a3, b1 = queue(client, "a", "a", "a", "b")
+def test_a_claim_parks_the_runs_of_a_full_key_and_takes_a_free_one(inngest_client):
+    a1, a2, a3, b1 = queue(inngest_client, "a", "a", "a", "b")
     due_before = dict(FunctionRun.objects.values_list("pk", "available_at"))
 
     assert claim(token="first")[0] == [a1]
@@ -78,13 +78,13 @@ def test_a_claim_parks_the_runs_of_a_full_key_and_takes_a_free_one(client):
         assert run.status == RunStatus.QUEUED
 
 
-def test_the_run_that_frees_a_slot_wakes_the_oldest_parked_run_at_its_old_place(client):
-    a1, a2, a3, _ = queue(client, "a", "a", "a", "b")
+def test_the_run_that_frees_a_slot_wakes_the_oldest_parked_run_at_its_old_place(inngest_client):
+    a1, a2, a3, _ = queue(inngest_client, "a", "a", "a", "b")
     due_before = dict(FunctionRun.objects.values_list("pk", "available_at"))
     claim(token="first")
     claim(token="second")
 
-    execute_run(a1, lease_token="first", registry=client.registry)
+    execute_run(a1, lease_token="first", registry=inngest_client.registry)
 
     a2_row = FunctionRun.objects.get(pk=a2)
     assert (a2_row.parked_from, a2_row.available_at) == (None, due_before[a2])
@@ -92,9 +92,9 @@ def test_the_run_that_frees_a_slot_wakes_the_oldest_parked_run_at_its_old_place(
     assert claim(token="third")[0] == [a2]
 
 
-def test_parked_runs_all_complete_one_at_a_time(client, drain):
-    queue(client, *["a"] * 5, "b")
-    drain(registry=client.registry)
+def test_parked_runs_all_complete_one_at_a_time(inngest_client, drain):
+    queue(inngest_client, *["a"] * 5, "b")
+    drain(registry=inngest_client.registry)
     runs = FunctionRun.objects.all()
     assert {run.status for run in runs} == {RunStatus.COMPLETED}
     assert not parked()
@@ -104,8 +104,8 @@ def test_parked_runs_all_complete_one_at_a_time(client, drain):
         assert after.started_at >= before.finished_at
 
 
-def test_a_run_asked_to_cancel_is_not_parked(client):
-    _, a2, _ = queue(client, "a", "a", "b")
+def test_a_run_asked_to_cancel_is_not_parked(inngest_client):
+    _, a2, _ = queue(inngest_client, "a", "a", "b")
     claim(token="first")
     FunctionRun.request_cancel(a2, now=timezone.now(), reason="test")
     claim(token="second")
@@ -119,8 +119,8 @@ def claim_at(at: timezone.datetime, token: str, limit: int = 1) -> list[str]:
         )
 
 
-def test_a_parked_run_is_looked_at_again_after_the_backstop_and_keeps_its_place(client):
-    a1, a2, _ = queue(client, "a", "a", "b")
+def test_a_parked_run_is_looked_at_again_after_the_backstop_and_keeps_its_place(inngest_client):
+    a1, a2, _ = queue(inngest_client, "a", "a", "b")
     first_due = FunctionRun.objects.get(pk=a2).available_at
     claim(token="first")
     _, now = claim(token="second")

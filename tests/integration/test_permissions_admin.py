@@ -7,7 +7,6 @@ from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
@@ -15,29 +14,36 @@ import inngest_django as inngest
 from inngest_django import event_keys
 from inngest_django.models import DeferIntent, Event, EventKey, FunctionRun, IdempotencyKey
 from inngest_django.payload_access import HIDDEN_TEXT
+from tests.helpers import (
+    ADD_KEY_URL,
+    DEFERS_URL,
+    EVENTS_URL,
+    FUNCTIONS_URL,
+    KEYS_URL,
+    OUTBOX_URL,
+    RUNS_URL,
+    SEND_URL,
+    action_url,
+    cells,
+    change_url,
+    inline,
+    run_url,
+    staff_client,
+)
 
-from .test_admin import cells, inline, run_url
 from .test_permissions_api import MARK, build_world, login_factory, turn_on_encryption
 
 pytestmark = pytest.mark.django_db
 
 ADMIN = reverse("admin:index")
 APP_INDEX = reverse("admin:app_list", args=["inngest_django"])
-RUNS_URL = reverse("admin:inngest_django_functionrun_changelist")
-EVENTS_URL = reverse("admin:inngest_django_event_changelist")
-DEFERS_URL = reverse("admin:inngest_django_deferintent_changelist")
-OUTBOX_URL = reverse("admin:inngest_django_outboxmessage_changelist")
-FUNCTIONS_URL = reverse("admin:inngest_django_functionrun_functions")
-SEND_URL = reverse("admin:inngest_django_event_send")
-KEYS_URL = reverse("admin:inngest_django_eventkey_changelist")
-ADD_KEY_URL = reverse("admin:inngest_django_eventkey_add")
 IDEMPOTENCY_URL = reverse("admin:inngest_django_idempotencykey_changelist")
 HIDDEN = html.escape(str(HIDDEN_TEXT))
 
 
 @pytest.fixture
-def world(client, drain) -> SimpleNamespace:
-    return build_world(client, drain)
+def world(inngest_client, drain) -> SimpleNamespace:
+    return build_world(inngest_client, drain)
 
 
 @pytest.fixture
@@ -49,11 +55,6 @@ def login(django_user_model) -> Callable[..., Client]:
 def encryption_on(settings) -> str:
     """Encryption at rest is on for the rest of the test (and for the world it builds)."""
     return turn_on_encryption(settings)
-
-
-def change_url(obj: object) -> str:
-    opts = obj._meta  # type: ignore[attr-defined]
-    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])  # type: ignore[attr-defined]
 
 
 def pages(world) -> dict[str, str]:
@@ -116,8 +117,7 @@ def test_viewers_see_a_runs_steps_but_no_way_to_steer_it(world, login):
     listing = viewer.get(RUNS_URL).content.decode()
     assert "cancel_runs" not in listing and "retry_runs" not in listing
     for verb, run in (("cancel", world.waiting), ("rerun", world.order), ("retry", world.broken)):
-        url = reverse(f"admin:inngest_django_functionrun_{verb}", args=[run.pk])
-        assert viewer.post(url).status_code == 403, verb
+        assert viewer.post(action_url(verb, run)).status_code == 403, verb
         action = viewer.post(RUNS_URL, {"action": f"{verb}_runs", "_selected_action": [run.pk]})
         assert action.status_code in (200, 302), verb
     world.waiting.refresh_from_db()
@@ -130,9 +130,9 @@ def test_operators_get_the_buttons_and_actions_and_they_work(world, login):
     operator = login("operator")
     page = operator.get(run_url(world.broken)).content.decode()
     for verb in ("rerun", "retry"):
-        assert reverse(f"admin:inngest_django_functionrun_{verb}", args=[world.broken.pk]) in page
+        assert action_url(verb, world.broken) in page
     waiting_page = operator.get(run_url(world.waiting)).content.decode()
-    cancel = reverse("admin:inngest_django_functionrun_cancel", args=[world.waiting.pk])
+    cancel = action_url("cancel", world.waiting)
     assert cancel in waiting_page
     assert operator.post(cancel).status_code == 302
     operator.post(RUNS_URL, {"action": "retry_runs", "_selected_action": [world.broken.pk]})
@@ -164,10 +164,7 @@ def test_key_managers_issue_and_revoke_keys_and_viewers_cannot(login, django_use
     assert key.revoked_at is not None
     # Viewing keys is not revoking them.
     other, raw_key = event_keys.issue_key("web shop")
-    watcher = Client()
-    user = django_user_model.objects.create_user("watcher", password="pw", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(codename="view_eventkey"))
-    watcher.force_login(user)
+    watcher = staff_client(django_user_model, "watcher", "view_eventkey")
     assert watcher.get(KEYS_URL).status_code == 200
     watcher.post(KEYS_URL, {"action": "revoke_keys", "_selected_action": [other.pk]})
     assert event_keys.authenticate(raw_key) == other
@@ -227,10 +224,10 @@ def test_with_encryption_on_the_view_payloads_permission_shows_them(world, login
 
 
 @pytest.fixture
-def tenants(client, drain) -> FunctionRun:
+def tenants(inngest_client, drain) -> FunctionRun:
     """Return a run whose concurrency and idempotency keys come from its event's data."""
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="perm-tenant",
         trigger=inngest.TriggerEvent(event="perm/tenant"),
         concurrency=[inngest.Concurrency(limit=5, key="event.data.tenant")],
@@ -239,7 +236,7 @@ def tenants(client, drain) -> FunctionRun:
     def tenant(ctx):
         return "ok"
 
-    client.send(inngest.Event(name="perm/tenant", data={"tenant": "acme-7f3a"}))
+    inngest_client.send(inngest.Event(name="perm/tenant", data={"tenant": "acme-7f3a"}))
     drain()
     return FunctionRun.objects.get(function_id="test-perm-tenant")
 

@@ -42,8 +42,8 @@ ROLES: dict[str, tuple[str, ...]] = {
 
 
 @pytest.fixture
-def world(client, drain) -> SimpleNamespace:
-    return build_world(client, drain)
+def world(inngest_client, drain) -> SimpleNamespace:
+    return build_world(inngest_client, drain)
 
 
 def build_world(client: inngest.Inngest, drain: Callable[[], None]) -> SimpleNamespace:

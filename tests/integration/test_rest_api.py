@@ -48,20 +48,20 @@ def _record(name: str) -> str:
 
 
 @pytest.fixture
-def world(client, drain) -> SimpleNamespace:
+def world(inngest_client, drain) -> SimpleNamespace:
     """Runs that completed, failed, deferred, invoked, slept and were batched, plus their events."""
     CALLS.clear()
     FAIL_B["on"] = True
 
-    @inngest.create_defer(client, id="api-tidy", schema=Tidy)
+    @inngest.create_defer(inngest_client, id="api-tidy", schema=Tidy)
     def tidy(ctx):
         return ctx.step.run("tidy", lambda: "tidied")
 
-    @client.create_function(fn_id="api-ok", trigger=inngest.TriggerEvent(event="api/ok"))
+    @inngest_client.create_function(fn_id="api-ok", trigger=inngest.TriggerEvent(event="api/ok"))
     def ok(ctx):
         return {"doubled": ctx.step.run("double", lambda: ctx.event.data["n"] * 2)}
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="api-flaky", trigger=inngest.TriggerEvent(event="api/flaky"), retries=0
     )
     def flaky(ctx):
@@ -69,21 +69,27 @@ def world(client, drain) -> SimpleNamespace:
         ctx.step.run("b", _record, "b")
         return "done"
 
-    @client.create_function(fn_id="api-defers", trigger=inngest.TriggerEvent(event="api/defers"))
+    @inngest_client.create_function(
+        fn_id="api-defers", trigger=inngest.TriggerEvent(event="api/defers")
+    )
     def defers(ctx):
         ctx.defer("tidy-up", function=tidy, data={"n": 1})
         return "deferred"
 
-    @client.create_function(fn_id="api-invokes", trigger=inngest.TriggerEvent(event="api/invokes"))
+    @inngest_client.create_function(
+        fn_id="api-invokes", trigger=inngest.TriggerEvent(event="api/invokes")
+    )
     def invokes(ctx):
         return ctx.step.invoke("call-ok", function=ok, data={"n": 21})
 
-    @client.create_function(fn_id="api-sleeps", trigger=inngest.TriggerEvent(event="api/sleeps"))
+    @inngest_client.create_function(
+        fn_id="api-sleeps", trigger=inngest.TriggerEvent(event="api/sleeps")
+    )
     def sleeps(ctx):
         ctx.step.sleep("nap", timedelta(hours=1))
         return "woke"
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="api-batched",
         trigger=inngest.TriggerEvent(event="api/batched"),
         batch_events=inngest.Batch(max_size=2, timeout="1s"),
@@ -91,7 +97,7 @@ def world(client, drain) -> SimpleNamespace:
     def batched(ctx):
         return len(ctx.events)
 
-    ids = client.send(
+    ids = inngest_client.send(
         [
             inngest.Event(name="api/ok", data={"n": 1}),
             inngest.Event(name="api/flaky"),
@@ -158,11 +164,11 @@ def list_runs(staff: Client, **params: Any) -> list[str]:
 # -- functions ----------------------------------------------------------------------------------
 
 
-def test_functions_list_shows_triggers_options_and_kinds(client, staff):
+def test_functions_list_shows_triggers_options_and_kinds(inngest_client, staff):
     def on_failure(ctx):
         return None
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="api-described",
         name="Described",
         trigger=[
@@ -180,7 +186,7 @@ def test_functions_list_shows_triggers_options_and_kinds(client, staff):
     def described(ctx):
         return None
 
-    @inngest.create_defer(client, id="api-typed", schema=Tidy)
+    @inngest.create_defer(inngest_client, id="api-typed", schema=Tidy)
     def typed(ctx):
         return None
 
@@ -430,14 +436,16 @@ def test_rerun_starts_the_function_again_with_the_same_event(world, staff, drain
     assert staff.get(f"{RUNS}{new_id}/").json()["rerun_of"] == world.ok.pk
 
 
-def test_rerun_of_a_function_no_longer_registered_is_409(client, staff, drain):
+def test_rerun_of_a_function_no_longer_registered_is_409(inngest_client, staff, drain):
     with isolated_registry():
 
-        @client.create_function(fn_id="api-gone", trigger=inngest.TriggerEvent(event="api/gone"))
+        @inngest_client.create_function(
+            fn_id="api-gone", trigger=inngest.TriggerEvent(event="api/gone")
+        )
         def gone(ctx):
             return "here"
 
-        client.send(inngest.Event(name="api/gone"))
+        inngest_client.send(inngest.Event(name="api/gone"))
         drain()
     run = FunctionRun.objects.get(function_id="test-api-gone")
     response = staff.post(f"{RUNS}{run.pk}/rerun/")
@@ -515,12 +523,12 @@ def _queries(browser: Client, url: str) -> int:
     return len(queries)
 
 
-def test_lists_and_details_take_a_fixed_number_of_queries(world, staff, client, drain):
+def test_lists_and_details_take_a_fixed_number_of_queries(world, staff, inngest_client, drain):
     lists = [RUNS, EVENTS, f"{RUNS}{world.invoker.pk}/", f"{RUNS}{world.deferring.pk}/"]
     lists.append(f"{EVENTS}{world.event_ids[5]}/")
     before = [_queries(staff, url) for url in lists]
-    client.send([inngest.Event(name="api/ok", data={"n": n}) for n in range(20)])
-    client.send([inngest.Event(name="api/defers") for _ in range(5)])
+    inngest_client.send([inngest.Event(name="api/ok", data={"n": n}) for n in range(20)])
+    inngest_client.send([inngest.Event(name="api/defers") for _ in range(5)])
     drain()
     for url in (f"{RUNS}{world.invoker.pk}/rerun/", f"{RUNS}{world.deferring.pk}/rerun/"):
         staff.post(url)

@@ -38,29 +38,33 @@ EXAMPLES = 15
 
 
 @pytest.fixture
-def runs(client, drain) -> None:
+def runs(inngest_client, drain) -> None:
     """Completed, failed, sleeping, deferring and deferred runs, so detail pages answer 200."""
 
-    @inngest.create_defer(client, id="fuzz-tidy")
+    @inngest.create_defer(inngest_client, id="fuzz-tidy")
     def tidy(ctx):
         return ctx.step.run("tidy", lambda: "tidied")
 
-    @client.create_function(fn_id="fuzz-ok", trigger=inngest.TriggerEvent(event="fuzz/ok"))
+    @inngest_client.create_function(fn_id="fuzz-ok", trigger=inngest.TriggerEvent(event="fuzz/ok"))
     def ok(ctx):
         ctx.defer("tidy-up", function=tidy, data={"n": 1})
         return ctx.step.run("double", lambda: ctx.event.data.get("n", 1) * 2)
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="fuzz-fails", trigger=inngest.TriggerEvent(event="fuzz/fails"), retries=0
     )
     def fails(ctx):
         ctx.step.run("breaks", lambda: 1 / 0)
 
-    @client.create_function(fn_id="fuzz-sleeps", trigger=inngest.TriggerEvent(event="fuzz/sleeps"))
+    @inngest_client.create_function(
+        fn_id="fuzz-sleeps", trigger=inngest.TriggerEvent(event="fuzz/sleeps")
+    )
     def sleeps(ctx):
         ctx.step.sleep("nap", timedelta(hours=1))
 
-    client.send([inngest.Event(name=f"fuzz/{name}") for name in ("ok", "fails", "sleeps", "fails")])
+    inngest_client.send(
+        [inngest.Event(name=f"fuzz/{name}") for name in ("ok", "fails", "sleeps", "fails")]
+    )
     drain()
     assert set(FunctionRun.objects.values_list("status", flat=True)) == {
         "COMPLETED",

@@ -7,17 +7,18 @@ import pytest
 import inngest_django as inngest
 from inngest_django.models import FunctionRun, RunEvent, StepRun, Wait
 from inngest_django.testing import isolated_registry
+from tests.helpers import the_run
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def flaky(client):
+def flaky(inngest_client):
     """A two-step function whose second step fails until `healed` is set; calls are counted."""
     calls: list[str] = []
     state = {"healed": False}
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="charge",
         trigger=inngest.TriggerEvent(event="shop/order.placed"),
         retries=0,
@@ -37,57 +38,54 @@ def flaky(client):
     return calls, state
 
 
-def the_run(**filters) -> FunctionRun:
-    (run,) = FunctionRun.objects.filter(function_id="test-charge", **filters)
-    return run
-
-
-def test_retry_runs_the_failed_step_again_and_keeps_completed_ones(client, drain, flaky):
+def test_retry_runs_the_failed_step_again_and_keeps_completed_ones(inngest_client, drain, flaky):
     calls, state = flaky
-    client.send(inngest.Event(name="shop/order.placed", data={"id": 7}))
+    inngest_client.send(inngest.Event(name="shop/order.placed", data={"id": 7}))
     drain()
-    failed = the_run()
+    failed = the_run("test-charge")
     assert failed.status == "FAILED"
     assert calls == ["reserve", "capture"]
 
     state["healed"] = True
     assert inngest.retry_run(failed.pk) is True
-    queued = the_run()
+    queued = the_run("test-charge")
     assert (queued.pk, queued.status, queued.finished_at) == (failed.pk, "QUEUED", None)
     assert list(StepRun.objects.filter(run=failed).values_list("step_key", flat=True)) == [
         "reserve"
     ]
     drain()
-    done = the_run()
+    done = the_run("test-charge")
     assert (done.status, done.output) == ("COMPLETED", ["reserved", "captured"])
     assert calls == ["reserve", "capture", "capture"]  # "reserve" was memoized
 
 
-def test_retry_refuses_runs_that_did_not_fail(client, drain, flaky):
+def test_retry_refuses_runs_that_did_not_fail(inngest_client, drain, flaky):
     _, state = flaky
     state["healed"] = True
-    client.send(inngest.Event(name="shop/order.placed", data={"id": 1}))
+    inngest_client.send(inngest.Event(name="shop/order.placed", data={"id": 1}))
     drain()
-    assert inngest.retry_run(the_run().pk) is False  # completed
+    assert inngest.retry_run(the_run("test-charge").pk) is False  # completed
     assert inngest.retry_run("01NOSUCHRUN0000000000000000") is False
-    assert the_run().status == "COMPLETED"
+    assert the_run("test-charge").status == "COMPLETED"
 
 
-def test_a_retried_run_listens_to_its_cancel_rules_again(client, drain, flaky):
-    client.send(inngest.Event(name="shop/order.placed", data={"id": 3}))
+def test_a_retried_run_listens_to_its_cancel_rules_again(inngest_client, drain, flaky):
+    inngest_client.send(inngest.Event(name="shop/order.placed", data={"id": 3}))
     drain()
-    failed = the_run()
+    failed = the_run("test-charge")
     assert not Wait.objects.pending().filter(run=failed).exists()
     inngest.retry_run(failed.pk)
     assert Wait.objects.pending().filter(run=failed, kind="CANCEL").count() == 1
 
 
-def test_rerun_starts_a_new_run_from_the_first_step_with_the_same_event(client, drain, flaky):
+def test_rerun_starts_a_new_run_from_the_first_step_with_the_same_event(
+    inngest_client, drain, flaky
+):
     calls, state = flaky
     state["healed"] = True
-    client.send(inngest.Event(name="shop/order.placed", data={"id": 9}))
+    inngest_client.send(inngest.Event(name="shop/order.placed", data={"id": 9}))
     drain()
-    original = the_run()
+    original = the_run("test-charge")
     assert calls == ["reserve", "capture"]
 
     rerun_id = inngest.rerun_run(original.pk)
@@ -107,8 +105,8 @@ def test_rerun_starts_a_new_run_from_the_first_step_with_the_same_event(client, 
     assert original.status == "COMPLETED"  # untouched
 
 
-def test_rerun_is_not_skipped_by_the_event_idempotency_it_shares(client, drain):
-    @client.create_function(
+def test_rerun_is_not_skipped_by_the_event_idempotency_it_shares(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="once",
         trigger=inngest.TriggerEvent(event="shop/once"),
         idempotency="event.data.id",
@@ -116,7 +114,7 @@ def test_rerun_is_not_skipped_by_the_event_idempotency_it_shares(client, drain):
     def once(ctx):
         return ctx.event.data["id"]
 
-    client.send(inngest.Event(name="shop/once", data={"id": "a"}))
+    inngest_client.send(inngest.Event(name="shop/once", data={"id": "a"}))
     drain()
     (original,) = FunctionRun.objects.filter(function_id="test-once")
     rerun = FunctionRun.objects.get(pk=inngest.rerun_run(original.pk))
@@ -125,8 +123,8 @@ def test_rerun_is_not_skipped_by_the_event_idempotency_it_shares(client, drain):
     assert (rerun.status, rerun.output) == ("COMPLETED", "a")
 
 
-def test_rerun_of_a_batched_run_gets_the_same_events(client, drain):
-    @client.create_function(
+def test_rerun_of_a_batched_run_gets_the_same_events(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="batched",
         trigger=inngest.TriggerEvent(event="shop/item"),
         batch_events=inngest.Batch(max_size=3, timeout="1s"),
@@ -134,7 +132,7 @@ def test_rerun_of_a_batched_run_gets_the_same_events(client, drain):
     def batched(ctx):
         return [event.data["n"] for event in ctx.events]
 
-    client.send([inngest.Event(name="shop/item", data={"n": n}) for n in range(3)])
+    inngest_client.send([inngest.Event(name="shop/item", data={"n": n}) for n in range(3)])
     drain()
     (original,) = FunctionRun.objects.filter(function_id="test-batched")
     rerun = FunctionRun.objects.get(pk=inngest.rerun_run(original.pk))
@@ -144,12 +142,12 @@ def test_rerun_of_a_batched_run_gets_the_same_events(client, drain):
     assert (rerun.status, rerun.output) == ("COMPLETED", [0, 1, 2])
 
 
-def test_rerun_of_an_unknown_run_or_function(client, drain, flaky):
+def test_rerun_of_an_unknown_run_or_function(inngest_client, drain, flaky):
     assert inngest.rerun_run("01NOSUCHRUN0000000000000000") is None
     flaky[1]["healed"] = True
-    client.send(inngest.Event(name="shop/order.placed", data={"id": 4}))
+    inngest_client.send(inngest.Event(name="shop/order.placed", data={"id": 4}))
     drain()
-    run = the_run()
+    run = the_run("test-charge")
     with isolated_registry() as registry:
         registry.restore({})
         with pytest.raises(inngest.FunctionNotFoundError):
@@ -157,10 +155,10 @@ def test_rerun_of_an_unknown_run_or_function(client, drain, flaky):
     assert not FunctionRun.objects.filter(rerun_of=run).exists()
 
 
-def test_a_retried_run_that_fails_again_calls_on_failure_again(client, drain):
+def test_a_retried_run_that_fails_again_calls_on_failure_again(inngest_client, drain):
     failures = []
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="always-fails",
         trigger=inngest.TriggerEvent(event="shop/doomed"),
         retries=0,
@@ -169,7 +167,7 @@ def test_a_retried_run_that_fails_again_calls_on_failure_again(client, drain):
     def always_fails(ctx):
         ctx.step.run("boom", lambda: 1 / 0)
 
-    client.send(inngest.Event(name="shop/doomed", data={}))
+    inngest_client.send(inngest.Event(name="shop/doomed", data={}))
     drain()
     (run,) = FunctionRun.objects.filter(function_id="test-always-fails")
     assert failures == [run.pk]

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def hourly(client):
-    @client.create_function(fn_id="hourly", trigger=inngest.TriggerCron(cron="0 * * * *"))
+def hourly(inngest_client):
+    @inngest_client.create_function(fn_id="hourly", trigger=inngest.TriggerCron(cron="0 * * * *"))
     def hourly(ctx):
         return ctx.event.data
 

@@ -13,11 +13,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.mark.postgres
-def test_a_connection_dying_mid_step_spends_no_retry(client, drain):
+def test_a_connection_dying_mid_step_spends_no_retry(inngest_client, drain):
     """A step whose connection is killed ends the pass without recording a failed attempt."""
     calls = []
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="severed", trigger=inngest.TriggerEvent(event="t/severed"), retries=0
     )
     def severed(ctx):
@@ -45,8 +45,10 @@ def test_a_connection_dying_mid_step_spends_no_retry(client, drain):
     assert (run.status, run.output, calls) == (RunStatus.COMPLETED, "done", ["work", "work"])
 
 
-def test_a_failing_statement_in_a_step_is_the_steps_failure(client, drain):
-    @client.create_function(fn_id="bad-sql", trigger=inngest.TriggerEvent(event="t/bad"), retries=0)
+def test_a_failing_statement_in_a_step_is_the_steps_failure(inngest_client, drain):
+    @inngest_client.create_function(
+        fn_id="bad-sql", trigger=inngest.TriggerEvent(event="t/bad"), retries=0
+    )
     def bad_sql(ctx):
         def work() -> None:
             with connection.cursor() as cursor:

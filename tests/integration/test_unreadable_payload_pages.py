@@ -6,8 +6,9 @@ import pytest
 from cryptography.fernet import Fernet
 
 from inngest_django.models import DeferIntent, Event
+from tests.helpers import change_url
 
-from .test_permissions_admin import ALLOWED, change_url, pages
+from .test_permissions_admin import ALLOWED, pages
 from .test_permissions_api import _reads, build_world, login_factory, turn_on_encryption
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -16,10 +17,10 @@ UNREADABLE = "cannot decrypt"
 
 
 @pytest.fixture
-def sealed_world(client, drain, settings):
+def sealed_world(inngest_client, drain, settings):
     """A world written under one key, then read with only another key configured."""
     turn_on_encryption(settings)
-    world = build_world(client, drain)
+    world = build_world(inngest_client, drain)
     other = Fernet.generate_key().decode()
     settings.INNGEST_DJANGO = {**settings.INNGEST_DJANGO, "ENCRYPTION_KEYS": (other,)}
     return world

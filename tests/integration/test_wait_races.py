@@ -37,22 +37,28 @@ def reply_while_the_wait_is_stored(monkeypatch, client, data: dict) -> list[int]
     return dispatched
 
 
-def test_a_reply_dispatched_before_its_wait_committed_still_resolves_it(client, drain, monkeypatch):
-    waiter(client)
-    dispatched = reply_while_the_wait_is_stored(monkeypatch, client, {"id": 7, "answer": "yes"})
+def test_a_reply_dispatched_before_its_wait_committed_still_resolves_it(
+    inngest_client, drain, monkeypatch
+):
+    waiter(inngest_client)
+    dispatched = reply_while_the_wait_is_stored(
+        monkeypatch, inngest_client, {"id": 7, "answer": "yes"}
+    )
     inngest.send({"name": "test/ask", "data": {"id": 7}})
-    drain(registry=client.registry)
+    drain(registry=inngest_client.registry)
 
     assert dispatched == [1]
     run = FunctionRun.objects.get(function_id="test-waiter")
     assert (run.status, run.output) == (RunStatus.COMPLETED, "yes")
 
 
-def test_a_reply_for_another_match_value_does_not_resolve_the_wait(client, drain, monkeypatch):
-    waiter(client)
-    reply_while_the_wait_is_stored(monkeypatch, client, {"id": 8, "answer": "not yours"})
+def test_a_reply_for_another_match_value_does_not_resolve_the_wait(
+    inngest_client, drain, monkeypatch
+):
+    waiter(inngest_client)
+    reply_while_the_wait_is_stored(monkeypatch, inngest_client, {"id": 8, "answer": "not yours"})
     inngest.send({"name": "test/ask", "data": {"id": 7}})
-    drain(registry=client.registry)
+    drain(registry=inngest_client.registry)
 
     assert FunctionRun.objects.get(function_id="test-waiter").status == RunStatus.WAITING
 
@@ -78,24 +84,24 @@ def dispatched_elsewhere(event_id: str) -> None:
     ("cancelled_id", "status"), [(1, RunStatus.CANCELLED), (2, RunStatus.COMPLETED)]
 )
 def test_a_cancel_event_dispatched_before_the_rule_was_stored_still_applies(
-    client, drain, cancelled_id, status
+    inngest_client, drain, cancelled_id, status
 ):
-    cancellable(client)
+    cancellable(inngest_client)
     inngest.send({"name": "test/order", "data": {"id": 1}})
     (cancel_id,) = inngest.send({"name": "test/order.cancelled", "data": {"id": cancelled_id}})
     dispatched_elsewhere(cancel_id)
 
-    drain(registry=client.registry)
+    drain(registry=inngest_client.registry)
 
     assert FunctionRun.objects.get(function_id="test-cancellable").status == status
 
 
-def test_a_cancel_event_sent_before_the_trigger_does_not_apply(client, drain):
-    cancellable(client)
+def test_a_cancel_event_sent_before_the_trigger_does_not_apply(inngest_client, drain):
+    cancellable(inngest_client)
     (cancel_id,) = inngest.send({"name": "test/order.cancelled", "data": {"id": 1}})
     dispatched_elsewhere(cancel_id)
     inngest.send({"name": "test/order", "data": {"id": 1}})
 
-    drain(registry=client.registry)
+    drain(registry=inngest_client.registry)
 
     assert FunctionRun.objects.get(function_id="test-cancellable").status == RunStatus.COMPLETED

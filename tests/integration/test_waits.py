@@ -8,23 +8,17 @@ from django.test.utils import CaptureQueriesContext
 
 import inngest_django as inngest
 from inngest_django.enums import WaitKind
-from inngest_django.models import Event, FunctionRun, StepRun, Wait
+from inngest_django.models import Event, StepRun, Wait
+from tests.helpers import runs_of, the_run
 
 pytestmark = pytest.mark.django_db
 
 
-def runs_of(function_id: str) -> list[FunctionRun]:
-    return list(FunctionRun.objects.filter(function_id=function_id).order_by("created_at"))
-
-
-def the_run(function_id: str) -> FunctionRun:
-    (run,) = runs_of(function_id)
-    return run
-
-
 @pytest.fixture
-def onboarding(client):
-    @client.create_function(fn_id="onboard", trigger=inngest.TriggerEvent(event="app/signup"))
+def onboarding(inngest_client):
+    @inngest_client.create_function(
+        fn_id="onboard", trigger=inngest.TriggerEvent(event="app/signup")
+    )
     def onboard(ctx):
         activated = ctx.step.wait_for_event(
             "wait-activation", event="app/activated", timeout="1h", match="data.user_id"
@@ -34,8 +28,8 @@ def onboarding(client):
     return onboard
 
 
-def test_wait_resolves_with_the_matching_event_only(client, drain, onboarding):
-    client.send(
+def test_wait_resolves_with_the_matching_event_only(inngest_client, drain, onboarding):
+    inngest_client.send(
         [
             inngest.Event(name="app/signup", data={"user_id": 1}),
             inngest.Event(name="app/signup", data={"user_id": 2}),
@@ -43,7 +37,7 @@ def test_wait_resolves_with_the_matching_event_only(client, drain, onboarding):
     )
     drain()
     assert {run.status for run in runs_of("test-onboard")} == {"WAITING"}
-    client.send(inngest.Event(name="app/activated", data={"user_id": 2, "plan": "pro"}))
+    inngest_client.send(inngest.Event(name="app/activated", data={"user_id": 2, "plan": "pro"}))
     drain()
     outcome = {
         run.event.data["user_id"]: (run.status, run.output) for run in runs_of("test-onboard")
@@ -53,29 +47,29 @@ def test_wait_resolves_with_the_matching_event_only(client, drain, onboarding):
     assert wait.outcome == "EVENT" and wait.event.name == "app/activated"
 
 
-def test_events_sent_before_the_wait_do_not_count(client, drain, onboarding):
-    client.send(inngest.Event(name="app/activated", data={"user_id": 1}))
+def test_events_sent_before_the_wait_do_not_count(inngest_client, drain, onboarding):
+    inngest_client.send(inngest.Event(name="app/activated", data={"user_id": 1}))
     drain()
-    client.send(inngest.Event(name="app/signup", data={"user_id": 1}))
+    inngest_client.send(inngest.Event(name="app/signup", data={"user_id": 1}))
     drain()
     assert the_run("test-onboard").status == "WAITING"
 
 
-def test_timeout_returns_none(client, drain):
-    @client.create_function(fn_id="short", trigger=inngest.TriggerEvent(event="t/short"))
+def test_timeout_returns_none(inngest_client, drain):
+    @inngest_client.create_function(fn_id="short", trigger=inngest.TriggerEvent(event="t/short"))
     def short(ctx):
         got = ctx.step.wait_for_event("w", event="t/never", timeout=50)
         return {"got": got}
 
-    client.send(inngest.Event(name="t/short"))
+    inngest_client.send(inngest.Event(name="t/short"))
     drain()
     run = the_run("test-short")
     assert (run.status, run.output) == ("COMPLETED", {"got": None})
     assert Wait.objects.get(run=run).outcome == "TIMEOUT"
 
 
-def test_if_exp_sees_the_trigger_as_event_and_the_candidate_as_async(client, drain):
-    @client.create_function(fn_id="bid", trigger=inngest.TriggerEvent(event="t/auction"))
+def test_if_exp_sees_the_trigger_as_event_and_the_candidate_as_async(inngest_client, drain):
+    @inngest_client.create_function(fn_id="bid", trigger=inngest.TriggerEvent(event="t/auction"))
     def bid(ctx):
         won = ctx.step.wait_for_event(
             "bid",
@@ -85,9 +79,9 @@ def test_if_exp_sees_the_trigger_as_event_and_the_candidate_as_async(client, dra
         )
         return won.data["amount"]
 
-    client.send(inngest.Event(name="t/auction", data={"reserve": 100, "lot": "a"}))
+    inngest_client.send(inngest.Event(name="t/auction", data={"reserve": 100, "lot": "a"}))
     drain()
-    client.send(
+    inngest_client.send(
         [
             inngest.Event(name="t/bid", data={"amount": 90, "lot": "a"}),
             inngest.Event(name="t/bid", data={"amount": 150, "lot": "b"}),
@@ -99,21 +93,25 @@ def test_if_exp_sees_the_trigger_as_event_and_the_candidate_as_async(client, dra
     assert the_run("test-bid").output == 120
 
 
-def test_one_event_resumes_several_waiting_runs_and_still_triggers(client, drain, onboarding):
-    @client.create_function(fn_id="audit", trigger=inngest.TriggerEvent(event="app/activated"))
+def test_one_event_resumes_several_waiting_runs_and_still_triggers(
+    inngest_client, drain, onboarding
+):
+    @inngest_client.create_function(
+        fn_id="audit", trigger=inngest.TriggerEvent(event="app/activated")
+    )
     def audit(ctx):
         return "audited"
 
-    client.send([inngest.Event(name="app/signup", data={"user_id": 7}) for _ in range(3)])
+    inngest_client.send([inngest.Event(name="app/signup", data={"user_id": 7}) for _ in range(3)])
     drain()
-    client.send(inngest.Event(name="app/activated", data={"user_id": 7}))
+    inngest_client.send(inngest.Event(name="app/activated", data={"user_id": 7}))
     drain()
     assert [run.status for run in runs_of("test-onboard")] == ["COMPLETED"] * 3
     assert the_run("test-audit").output == "audited"
 
 
-def test_waiting_holds_no_worker_and_the_step_row_shows_the_wait(client, drain, onboarding):
-    client.send(inngest.Event(name="app/signup", data={"user_id": 3}))
+def test_waiting_holds_no_worker_and_the_step_row_shows_the_wait(inngest_client, drain, onboarding):
+    inngest_client.send(inngest.Event(name="app/signup", data={"user_id": 3}))
     drain()
     run = the_run("test-onboard")
     assert run.locked_by == "" and run.status == "WAITING"
@@ -122,8 +120,10 @@ def test_waiting_holds_no_worker_and_the_step_row_shows_the_wait(client, drain, 
     assert step.wake_at == run.available_at
 
 
-def test_one_event_finds_its_wait_among_10000_without_reading_the_others(client, drain, onboarding):
-    client.send(inngest.Event(name="app/signup", data={"user_id": "target"}))
+def test_one_event_finds_its_wait_among_10000_without_reading_the_others(
+    inngest_client, drain, onboarding
+):
+    inngest_client.send(inngest.Event(name="app/signup", data={"user_id": "target"}))
     drain()
     target = the_run("test-onboard")
     template = Wait.objects.get(run=target)
@@ -141,7 +141,7 @@ def test_one_event_finds_its_wait_among_10000_without_reading_the_others(client,
         for i in range(10_000)
     ]
     Wait.objects.bulk_create(others, batch_size=1000)
-    client.send(inngest.Event(name="app/activated", data={"user_id": "target"}))
+    inngest_client.send(inngest.Event(name="app/activated", data={"user_id": "target"}))
     from inngest_django.events import dispatch_pending
 
     with CaptureQueriesContext(connection) as queries:
@@ -155,16 +155,16 @@ def test_one_event_finds_its_wait_among_10000_without_reading_the_others(client,
     assert Wait.objects.pending().count() == 10_000
 
 
-def test_invoke_returns_the_child_output_and_links_both_runs(client, drain):
-    @client.create_function(fn_id="child", trigger=inngest.TriggerEvent(event="t/unused"))
+def test_invoke_returns_the_child_output_and_links_both_runs(inngest_client, drain):
+    @inngest_client.create_function(fn_id="child", trigger=inngest.TriggerEvent(event="t/unused"))
     def child(ctx):
         return {"doubled": ctx.step.run("double", lambda: ctx.event.data["n"] * 2)}
 
-    @client.create_function(fn_id="caller", trigger=inngest.TriggerEvent(event="t/call"))
+    @inngest_client.create_function(fn_id="caller", trigger=inngest.TriggerEvent(event="t/call"))
     def caller(ctx):
         return ctx.step.invoke("call-child", function=child, data={"n": 21})
 
-    client.send(inngest.Event(name="t/call"))
+    inngest_client.send(inngest.Event(name="t/call"))
     drain()
     parent, kid = the_run("test-caller"), the_run("test-child")
     assert (parent.status, parent.output) == ("COMPLETED", {"doubled": 42})
@@ -173,20 +173,22 @@ def test_invoke_returns_the_child_output_and_links_both_runs(client, drain):
     assert StepRun.objects.get(run=parent).op == "INVOKE"
 
 
-def test_invoke_child_failure_and_timeout_raise_non_retriable_errors(client, drain):
-    @client.create_function(
+def test_invoke_child_failure_and_timeout_raise_non_retriable_errors(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="breaks", trigger=inngest.TriggerEvent(event="t/unused"), retries=1
     )
     def breaks(ctx):
         raise ValueError("child broke")
 
-    @client.create_function(fn_id="slowpoke", trigger=inngest.TriggerEvent(event="t/unused2"))
+    @inngest_client.create_function(
+        fn_id="slowpoke", trigger=inngest.TriggerEvent(event="t/unused2")
+    )
     def slowpoke(ctx):
         ctx.step.sleep("nap", "1h")
 
     seen = []
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="invoker", trigger=inngest.TriggerEvent(event="t/invoke"), retries=3
     )
     def invoker(ctx):
@@ -201,7 +203,7 @@ def test_invoke_child_failure_and_timeout_raise_non_retriable_errors(client, dra
                 seen.append((step_id, str(exc)))
         return "handled"
 
-    client.send(inngest.Event(name="t/invoke"))
+    inngest_client.send(inngest.Event(name="t/invoke"))
     drain()
     run = the_run("test-invoker")
     assert run.status == "COMPLETED", run.error
@@ -213,10 +215,10 @@ def test_invoke_child_failure_and_timeout_raise_non_retriable_errors(client, dra
     assert the_run("test-slowpoke").status == "SLEEPING"  # a timed-out child goes on
 
 
-def test_send_event_is_not_repeated_when_a_later_step_retries(client, drain):
+def test_send_event_is_not_repeated_when_a_later_step_retries(inngest_client, drain):
     attempts = []
 
-    @client.create_function(fn_id="notify", trigger=inngest.TriggerEvent(event="t/notify"))
+    @inngest_client.create_function(fn_id="notify", trigger=inngest.TriggerEvent(event="t/notify"))
     def notify(ctx):
         ids = ctx.step.send_event("fan-out", [inngest.Event(name="t/fanned", data={"i": 1})])
 
@@ -228,7 +230,7 @@ def test_send_event_is_not_repeated_when_a_later_step_retries(client, drain):
 
         return ctx.step.run("after", flaky)
 
-    client.send(inngest.Event(name="t/notify"))
+    inngest_client.send(inngest.Event(name="t/notify"))
     drain()
     run = the_run("test-notify")
     assert run.status == "COMPLETED" and len(attempts) == 2
@@ -237,22 +239,24 @@ def test_send_event_is_not_repeated_when_a_later_step_retries(client, drain):
     assert StepRun.objects.get(run=run, step_key="fan-out").op == "SEND_EVENT"
 
 
-def test_send_event_with_a_reserved_name_fails_the_step_without_retries(client, drain):
-    @client.create_function(fn_id="bad-send", trigger=inngest.TriggerEvent(event="t/bad-send"))
+def test_send_event_with_a_reserved_name_fails_the_step_without_retries(inngest_client, drain):
+    @inngest_client.create_function(
+        fn_id="bad-send", trigger=inngest.TriggerEvent(event="t/bad-send")
+    )
     def bad_send(ctx):
         ctx.step.send_event("oops", inngest.Event(name="inngest/fake"))
 
-    client.send(inngest.Event(name="t/bad-send"))
+    inngest_client.send(inngest.Event(name="t/bad-send"))
     drain()
     run = the_run("test-bad-send")
     assert run.status == "FAILED" and "reserved" in run.error["message"]
     assert StepRun.objects.get(run=run).attempts == 1
 
 
-def test_parallel_returns_results_in_order_and_runs_each_step_once(client, drain):
+def test_parallel_returns_results_in_order_and_runs_each_step_once(inngest_client, drain):
     calls = []
 
-    @client.create_function(fn_id="fan", trigger=inngest.TriggerEvent(event="t/fan"))
+    @inngest_client.create_function(fn_id="fan", trigger=inngest.TriggerEvent(event="t/fan"))
     def fan(ctx):
         def part(name):
             return lambda: ctx.step.run(name, lambda: calls.append(name) or name.upper())
@@ -261,14 +265,14 @@ def test_parallel_returns_results_in_order_and_runs_each_step_once(client, drain
         ctx.step.sleep("between", 10)
         return list(first)
 
-    client.send(inngest.Event(name="t/fan"))
+    inngest_client.send(inngest.Event(name="t/fan"))
     drain()
     assert the_run("test-fan").output == ["A", "B", "C"]
     assert calls == ["a", "b", "c"]
 
 
-def test_a_failing_parallel_step_fails_like_any_step(client, drain):
-    @client.create_function(
+def test_a_failing_parallel_step_fails_like_any_step(inngest_client, drain):
+    @inngest_client.create_function(
         fn_id="fan-fail", trigger=inngest.TriggerEvent(event="t/fan-fail"), retries=0
     )
     def fan_fail(ctx):
@@ -276,7 +280,7 @@ def test_a_failing_parallel_step_fails_like_any_step(client, drain):
             (lambda: ctx.step.run("ok", lambda: 1), lambda: ctx.step.run("bad", lambda: 1 / 0))
         )
 
-    client.send(inngest.Event(name="t/fan-fail"))
+    inngest_client.send(inngest.Event(name="t/fan-fail"))
     drain()
     run = the_run("test-fan-fail")
     assert run.status == "FAILED" and run.error["name"] == "ZeroDivisionError"
@@ -295,12 +299,16 @@ def test_a_failing_parallel_step_fails_like_any_step(client, drain):
         (lambda s: s.sleep("s", "400d"), "366 days"),
     ],
 )
-def test_bad_durations_and_arguments_fail_the_run_with_a_clear_error(client, drain, call, message):
-    @client.create_function(fn_id="bad-args", trigger=inngest.TriggerEvent(event="t/bad-args"))
+def test_bad_durations_and_arguments_fail_the_run_with_a_clear_error(
+    inngest_client, drain, call, message
+):
+    @inngest_client.create_function(
+        fn_id="bad-args", trigger=inngest.TriggerEvent(event="t/bad-args")
+    )
     def bad_args(ctx):
         call(ctx.step)
 
-    client.send(inngest.Event(name="t/bad-args"))
+    inngest_client.send(inngest.Event(name="t/bad-args"))
     drain()
     run = the_run("test-bad-args")
     assert run.status == "FAILED" and run.error["name"] == "NonRetriableError"

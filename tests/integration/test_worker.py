@@ -16,6 +16,7 @@ from inngest_django.enums import RunStatus
 from inngest_django.ids import new_id
 from inngest_django.models import CronSchedule, Event, FunctionRun, StepRun
 from inngest_django.worker import Worker
+from tests.helpers import committed_steps, orders_per_step, send_steps, status_of, step_starts
 from tests.testapp.inngest_functions import CRON_ENV, EVERY_MINUTE, HOLD_AFTER_ENV
 from tests.testapp.models import Call, Order
 
@@ -28,29 +29,9 @@ LEASE_SECONDS = 2.0
 SHORT_LEASE = {"INNGEST_DJANGO_TEST_LEASE_SECONDS": str(LEASE_SECONDS)}
 
 
-def send_steps(**data: object) -> None:
-    inngest.send({"name": "testapp/steps", "data": data})
-
-
-def the_run() -> FunctionRun | None:
+def record_steps_run() -> FunctionRun | None:
+    """Return the record-steps run, or None until an event has started one."""
     return FunctionRun.objects.filter(function_id=RECORD_STEPS).first()
-
-
-def status_of(run_id: str) -> str:
-    return FunctionRun.objects.values_list("status", flat=True).get(pk=run_id)
-
-
-def step_starts(workers, run_id: str) -> list[tuple[str, int]]:
-    """Return (step, pid) for every call of the run's step callables, rolled back or not."""
-    return [
-        (entry["step"], entry["pid"])
-        for entry in workers.journal()
-        if entry["run"] == run_id and entry["phase"] == "start"
-    ]
-
-
-def orders_per_step(run_id: str) -> Counter[str]:
-    return Counter(Order.objects.filter(reference=run_id).values_list("step_key", flat=True))
 
 
 def call_pids(run_id: str) -> dict[str, list[int]]:
@@ -60,14 +41,10 @@ def call_pids(run_id: str) -> dict[str, list[int]]:
     return pids
 
 
-def committed_steps(run_id: str) -> list[str]:
-    return sorted(StepRun.objects.filter(run_id=run_id).values_list("step_key", flat=True))
-
-
 def test_killed_worker_run_resumes_in_another_worker_without_rerunning_committed_steps(workers):
     send_steps(steps=3, pause_s=1.0)
     first = workers.start(**SHORT_LEASE)
-    run = workers.wait_for(the_run, what="the run to be queued")
+    run = workers.wait_for(record_steps_run, what="the run to be queued")
     # Kill inside step s1: s0 has committed, s1's transaction is open.
     workers.wait_for(
         lambda: ("s1", first.pid) in step_starts(workers, run.pk), what="step s1 to start"
@@ -100,7 +77,7 @@ def test_heartbeat_keeps_a_live_worker_run_and_a_committed_step_survives_its_kil
     send_steps(steps=2)
     # The first worker blocks after s0 commits, between steps, until it is killed.
     first = workers.start(**SHORT_LEASE, **{HOLD_AFTER_ENV: "s0"})
-    run = workers.wait_for(the_run, what="the run to be queued")
+    run = workers.wait_for(record_steps_run, what="the run to be queued")
     workers.wait_for(
         lambda: any(e["phase"] == "held" for e in workers.journal()), what="s0 to commit"
     )
@@ -126,7 +103,7 @@ def test_heartbeat_keeps_a_live_worker_run_and_a_committed_step_survives_its_kil
 def test_heartbeat_keeps_a_step_longer_than_the_lease_from_running_twice(workers):
     send_steps(steps=2, pause_s=LEASE_SECONDS + 0.5)
     first = workers.start(**SHORT_LEASE)
-    run = workers.wait_for(the_run, what="the run to be queued")
+    run = workers.wait_for(record_steps_run, what="the run to be queued")
     workers.wait_for(lambda: step_starts(workers, run.pk), what="step s0 to start")
     second = workers.start(**SHORT_LEASE)
     workers.wait_for(
@@ -165,7 +142,7 @@ def test_stalled_worker_that_lost_its_lease_commits_nothing_when_it_wakes(worker
     # other writer waits for it.
     send_steps(steps=2, pause_s=1.0)
     first = workers.start(**SHORT_LEASE)
-    run = workers.wait_for(the_run, what="the run to be queued")
+    run = workers.wait_for(record_steps_run, what="the run to be queued")
     workers.wait_for(lambda: step_starts(workers, run.pk), what="step s0 to start")
     first.send_signal(signal.SIGSTOP)  # heartbeat included
     try:
@@ -285,14 +262,16 @@ def test_ticks_missed_while_no_worker_ran_start_one_run(workers):
     assert schedule.next_tick_at == minute_floor(timezone.now()) + timedelta(minutes=1)
 
 
-def test_until_idle_sees_work_left_by_a_run_finishing_during_its_last_round(client):
+def test_until_idle_sees_work_left_by_a_run_finishing_during_its_last_round(inngest_client):
     release = threading.Event()
 
-    @client.create_function(fn_id="blocking", trigger=inngest.TriggerEvent(event="test/block"))
+    @inngest_client.create_function(
+        fn_id="blocking", trigger=inngest.TriggerEvent(event="test/block")
+    )
     def blocking(ctx):
         return release.wait(10)
 
-    @client.create_function(
+    @inngest_client.create_function(
         fn_id="after-blocking",
         trigger=inngest.TriggerEvent(
             event="inngest/function.finished",
@@ -302,7 +281,7 @@ def test_until_idle_sees_work_left_by_a_run_finishing_during_its_last_round(clie
     def after_blocking(ctx):
         return "seen"
 
-    worker = Worker(threads=1, until_idle=True, registry=client.registry)
+    worker = Worker(threads=1, until_idle=True, registry=inngest_client.registry)
     fire_due = worker.scheduler.fire_due
 
     def fire_due_letting_the_run_finish() -> int:

@@ -9,16 +9,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-import inngest_django as inngest
 from inngest_django.enums import RunStatus
 from inngest_django.models import Event, FunctionRun
+from tests.helpers import send_steps
 from tests.testapp.models import Order
 
 RECORD_STEPS = "testapp-record-steps"
-
-
-def send_steps(count: int = 1, **data: object) -> None:
-    inngest.send([{"name": "testapp/steps", "data": data} for _ in range(count)])
 
 
 def statuses() -> list[str]:

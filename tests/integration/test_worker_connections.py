@@ -15,8 +15,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def steps(client):
-    @client.create_function(fn_id="two-steps", trigger=inngest.TriggerEvent(event="t/two"))
+def steps(inngest_client):
+    @inngest_client.create_function(fn_id="two-steps", trigger=inngest.TriggerEvent(event="t/two"))
     def two_steps(ctx):
         return [ctx.step.run(key, lambda key=key: key) for key in ("a", "b")]
 

@@ -21,10 +21,10 @@ FINISHED = "inngest/function.finished"
 
 
 @pytest.fixture
-def client(client: inngest.Inngest) -> inngest.Inngest:
+def inngest_client(inngest_client: inngest.Inngest) -> inngest.Inngest:
     """A client whose registry holds only what the test registers (testapp has a limit)."""
-    client.registry.restore({})
-    return client
+    inngest_client.registry.restore({})
+    return inngest_client
 
 
 def one_step(client: inngest.Inngest, fn_id: str = "one-step", **options) -> None:
@@ -42,48 +42,50 @@ def dispatch_only(client: inngest.Inngest) -> None:
     inngest.events.dispatch_pending(registry=client.registry)
 
 
-def test_one_claim_takes_a_run_per_thread_plus_the_prefetch(client, settings):
+def test_one_claim_takes_a_run_per_thread_plus_the_prefetch(inngest_client, settings):
     settings.INNGEST_DJANGO = {"PREFETCH_RUNS": 3}
-    one_step(client)
+    one_step(inngest_client)
     inngest.send([{"name": "test/one"}] * 6)
-    dispatch_only(client)
+    dispatch_only(inngest_client)
 
-    worker = Worker(threads=0, registry=client.registry)
+    worker = Worker(threads=0, registry=inngest_client.registry)
     assert worker._claim_and_execute() == 4
     assert statuses().count(RunStatus.COMPLETED) == 4
 
 
-def test_prefetch_zero_claims_for_free_threads_only(client, settings):
+def test_prefetch_zero_claims_for_free_threads_only(inngest_client, settings):
     settings.INNGEST_DJANGO = {"PREFETCH_RUNS": 0}
-    one_step(client)
+    one_step(inngest_client)
     inngest.send([{"name": "test/one"}] * 3)
-    dispatch_only(client)
+    dispatch_only(inngest_client)
 
-    assert Worker(threads=0, registry=client.registry)._claim_and_execute() == 1
+    assert Worker(threads=0, registry=inngest_client.registry)._claim_and_execute() == 1
 
 
-def test_no_prefetch_while_a_function_has_a_concurrency_limit(client, settings):
+def test_no_prefetch_while_a_function_has_a_concurrency_limit(inngest_client, settings):
     settings.INNGEST_DJANGO = {"PREFETCH_RUNS": 3}
-    one_step(client, concurrency=[inngest.Concurrency(limit=5)])
+    one_step(inngest_client, concurrency=[inngest.Concurrency(limit=5)])
     inngest.send([{"name": "test/one"}] * 3)
-    dispatch_only(client)
+    dispatch_only(inngest_client)
 
     # Claimed ahead, a limited run would hold its key's slot before a thread could start it.
-    assert Worker(threads=0, registry=client.registry)._claim_and_execute() == 1
+    assert Worker(threads=0, registry=inngest_client.registry)._claim_and_execute() == 1
 
 
-def test_runs_claimed_ahead_are_handed_back_when_the_worker_stops(client, settings):
+def test_runs_claimed_ahead_are_handed_back_when_the_worker_stops(inngest_client, settings):
     settings.INNGEST_DJANGO = {"PREFETCH_RUNS": 3}
     started, release = threading.Event(), threading.Event()
 
-    @client.create_function(fn_id="blocking", trigger=inngest.TriggerEvent(event="test/block"))
+    @inngest_client.create_function(
+        fn_id="blocking", trigger=inngest.TriggerEvent(event="test/block")
+    )
     def blocking(ctx):
         started.set()
         return release.wait(10)
 
     inngest.send([{"name": "test/block"}] * 4)
-    dispatch_only(client)
-    worker = Worker(threads=1, registry=client.registry)
+    dispatch_only(inngest_client)
+    worker = Worker(threads=1, registry=inngest_client.registry)
     loop = threading.Thread(target=worker.run)
     loop.start()
     try:
@@ -103,14 +105,14 @@ def test_runs_claimed_ahead_are_handed_back_when_the_worker_stops(client, settin
     }
     # Due at once for the next worker, not after a lease.
     assert all(run.available_at <= timezone.now() for run in handed_back)
-    Worker(threads=0, until_idle=True, registry=client.registry).run()
+    Worker(threads=0, until_idle=True, registry=inngest_client.registry).run()
     assert statuses() == [RunStatus.COMPLETED] * 4
 
 
-def test_handing_back_keeps_the_start_time_of_an_earlier_pass(client):
-    one_step(client)
+def test_handing_back_keeps_the_start_time_of_an_earlier_pass(inngest_client):
+    one_step(inngest_client)
     inngest.send({"name": "test/one"})
-    dispatch_only(client)
+    dispatch_only(inngest_client)
     first_start = timezone.now() - timedelta(minutes=5)
     FunctionRun.objects.update(started_at=first_start)
     now = timezone.now()
@@ -123,66 +125,66 @@ def test_handing_back_keeps_the_start_time_of_an_earlier_pass(client):
     assert FunctionRun.objects.get().started_at == first_start
 
 
-def test_a_finish_event_nobody_listens_for_is_stored_already_dispatched(client, drain):
-    one_step(client)
+def test_a_finish_event_nobody_listens_for_is_stored_already_dispatched(inngest_client, drain):
+    one_step(inngest_client)
     inngest.send({"name": "test/one"})
-    drain(registry=client.registry)
+    drain(registry=inngest_client.registry)
 
     finished = Event.objects.get(name=FINISHED)
     assert finished.dispatched_at is not None
     assert finished.data["function_id"] == "test-one-step"
 
 
-def test_a_finish_event_a_function_listens_for_is_dispatched_to_it(client, drain):
-    one_step(client)
+def test_a_finish_event_a_function_listens_for_is_dispatched_to_it(inngest_client, drain):
+    one_step(inngest_client)
 
-    @client.create_function(fn_id="after", trigger=inngest.TriggerEvent(event="inngest/*"))
+    @inngest_client.create_function(fn_id="after", trigger=inngest.TriggerEvent(event="inngest/*"))
     def after(ctx):
         return ctx.event.data["function_id"]
 
     inngest.send({"name": "test/one"})
-    drain(registry=client.registry)
+    drain(registry=inngest_client.registry)
 
     run = FunctionRun.objects.get(function_id="test-after", output="test-one-step")
     assert run.status == RunStatus.COMPLETED
 
 
-def test_a_finish_event_a_wait_may_want_is_left_for_dispatch(client, drain):
-    one_step(client)
+def test_a_finish_event_a_wait_may_want_is_left_for_dispatch(inngest_client, drain):
+    one_step(inngest_client)
 
-    @client.create_function(fn_id="waiter", trigger=inngest.TriggerEvent(event="test/wait"))
+    @inngest_client.create_function(fn_id="waiter", trigger=inngest.TriggerEvent(event="test/wait"))
     def waiter(ctx):
         found = ctx.step.wait_for_event("done", event=FINISHED, timeout="1m")
         return found.data["function_id"] if found else None
 
     inngest.send({"name": "test/wait"})
-    drain(registry=client.registry)
+    drain(registry=inngest_client.registry)
     assert WaitKey.objects.filter(event_name=FINISHED).exists()
 
     inngest.send({"name": "test/one"})
-    drain(registry=client.registry)
+    drain(registry=inngest_client.registry)
 
     waiter_run = FunctionRun.objects.get(function_id="test-waiter")
     assert (waiter_run.status, waiter_run.output) == (RunStatus.COMPLETED, "test-one-step")
 
 
-def test_finalize_of_a_run_that_deferred_nothing_does_not_look_for_defers(client):
-    one_step(client)
+def test_finalize_of_a_run_that_deferred_nothing_does_not_look_for_defers(inngest_client):
+    one_step(inngest_client)
     inngest.send({"name": "test/one"})
-    dispatch_only(client)
+    dispatch_only(inngest_client)
 
     with CaptureQueriesContext(connection) as queries:
-        Worker(threads=0, registry=client.registry)._claim_and_execute()
+        Worker(threads=0, registry=inngest_client.registry)._claim_and_execute()
 
     assert FunctionRun.objects.get().status == RunStatus.COMPLETED
     assert not [q for q in queries if "inngest_django_deferintent" in q["sql"]]
 
 
-def test_a_one_step_run_costs_at_most_twelve_statements(client):
-    one_step(client)
+def test_a_one_step_run_costs_at_most_twelve_statements(inngest_client):
+    one_step(inngest_client)
     inngest.send([{"name": "test/one"}] * 4)
-    dispatch_only(client)
-    worker = Worker(threads=0, registry=client.registry)
+    dispatch_only(inngest_client)
+    worker = Worker(threads=0, registry=inngest_client.registry)
 
     with CaptureQueriesContext(connection) as queries:
         assert worker.run_once() == 4

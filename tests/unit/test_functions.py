@@ -14,8 +14,8 @@ def handler(ctx):
     return None
 
 
-def test_slug_is_app_id_dash_fn_id_and_function_is_registered(client):
-    function = client.create_function(
+def test_slug_is_app_id_dash_fn_id_and_function_is_registered(inngest_client):
+    function = inngest_client.create_function(
         fn_id="process-order", trigger=inngest.TriggerEvent(event="o/p")
     )(handler)
     assert function.id == "test-process-order"
@@ -25,11 +25,11 @@ def test_slug_is_app_id_dash_fn_id_and_function_is_registered(client):
     assert get_function("test-process-order") is function
 
 
-def test_on_failure_registers_a_second_function(client):
+def test_on_failure_registers_a_second_function(inngest_client):
     def failed(ctx):
         return None
 
-    function = client.create_function(
+    function = inngest_client.create_function(
         fn_id="charge", trigger=inngest.TriggerEvent(event="o/p"), on_failure=failed, name="Charge"
     )(handler)
     failure = get_function("test-charge-failure")
@@ -50,14 +50,14 @@ def test_unknown_function_id_raises_naming_it(registry):
         get_function("nope")
 
 
-def test_duplicate_slug_names_both_functions(client):
-    client.create_function(fn_id="dup", trigger=inngest.TriggerEvent(event="x"))(handler)
+def test_duplicate_slug_names_both_functions(inngest_client):
+    inngest_client.create_function(fn_id="dup", trigger=inngest.TriggerEvent(event="x"))(handler)
 
     def other(ctx):
         return None
 
     with pytest.raises(inngest.InvalidFunctionConfigError) as info:
-        client.create_function(fn_id="dup", trigger=inngest.TriggerEvent(event="x"))(other)
+        inngest_client.create_function(fn_id="dup", trigger=inngest.TriggerEvent(event="x"))(other)
     message = str(info.value)
     assert "'test-dup'" in message
     assert "test_functions.handler" in message
@@ -103,14 +103,14 @@ def test_bad_triggers_fail_with_a_message_naming_them(make, message):
         ),
     ],
 )
-def test_bad_function_configuration_fails_at_declaration(client, options, message):
+def test_bad_function_configuration_fails_at_declaration(inngest_client, options, message):
     with pytest.raises(inngest.InvalidFunctionConfigError, match=message) as info:
-        client.create_function(fn_id="bad", **options)(handler)
+        inngest_client.create_function(fn_id="bad", **options)(handler)
     assert "'bad'" in str(info.value) or "test-bad" in str(info.value)
 
 
-def test_cron_and_event_triggers_may_be_mixed(client):
-    function = client.create_function(
+def test_cron_and_event_triggers_may_be_mixed(inngest_client):
+    function = inngest_client.create_function(
         fn_id="mixed",
         trigger=[
             inngest.TriggerEvent(event="a"),
@@ -121,6 +121,8 @@ def test_cron_and_event_triggers_may_be_mixed(client):
     assert [t.cron for t in function.cron_triggers] == ["TZ=Europe/Paris 0 9 * * 1"]
 
 
-def test_fn_id_with_quotes_is_refused(client):
+def test_fn_id_with_quotes_is_refused(inngest_client):
     with pytest.raises(inngest.InvalidFunctionConfigError, match="quotes"):
-        client.create_function(fn_id="it's", trigger=inngest.TriggerEvent(event="x"))(handler)
+        inngest_client.create_function(fn_id="it's", trigger=inngest.TriggerEvent(event="x"))(
+            handler
+        )

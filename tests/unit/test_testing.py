@@ -41,10 +41,12 @@ class Flaky:
 # -- steps and replays -------------------------------------------------------------------------
 
 
-def test_multi_step_function_completes_with_each_step_in_order(client):
+def test_multi_step_function_completes_with_each_step_in_order(inngest_client):
     calls = []
 
-    @client.create_function(fn_id="welcome", trigger=inngest.TriggerEvent(event="user/created"))
+    @inngest_client.create_function(
+        fn_id="welcome", trigger=inngest.TriggerEvent(event="user/created")
+    )
     def welcome(ctx):
         calls.append("top")
         user = ctx.step.run("load-user", lambda: {"email": ctx.event.data["email"]})
@@ -66,8 +68,8 @@ def test_multi_step_function_completes_with_each_step_in_order(client):
     assert calls == ["top"]
 
 
-def test_step_output_goes_through_json_like_a_stored_memo(client):
-    @client.create_function(fn_id="tuple", trigger=ORDER_PLACED)
+def test_step_output_goes_through_json_like_a_stored_memo(inngest_client):
+    @inngest_client.create_function(fn_id="tuple", trigger=ORDER_PLACED)
     def returns_tuple(ctx):
         pair = ctx.step.run("pair", lambda: (1, 2))
         return {"pair": pair, "is_list": isinstance(pair, list)}
@@ -75,8 +77,8 @@ def test_step_output_goes_through_json_like_a_stored_memo(client):
     assert run_function(returns_tuple, data={}).output == {"pair": [1, 2], "is_list": True}
 
 
-def test_unserializable_step_output_fails_the_run(client):
-    @client.create_function(fn_id="bad-output", trigger=ORDER_PLACED, retries=3)
+def test_unserializable_step_output_fails_the_run(inngest_client):
+    @inngest_client.create_function(fn_id="bad-output", trigger=ORDER_PLACED, retries=3)
     def bad_output(ctx):
         return ctx.step.run("obj", lambda: object())
 
@@ -87,8 +89,8 @@ def test_unserializable_step_output_fails_the_run(client):
     assert result.attempts == {"obj": 1}
 
 
-def test_repeated_step_ids_get_index_suffixes_and_stubs_by_full_key(client):
-    @client.create_function(fn_id="loop", trigger=ORDER_PLACED)
+def test_repeated_step_ids_get_index_suffixes_and_stubs_by_full_key(inngest_client):
+    @inngest_client.create_function(fn_id="loop", trigger=ORDER_PLACED)
     def loop(ctx):
         return [ctx.step.run("copy", lambda n=n: n) for n in range(3)]
 
@@ -97,19 +99,19 @@ def test_repeated_step_ids_get_index_suffixes_and_stubs_by_full_key(client):
     assert list(result.steps) == ["copy", "copy:1", "copy:2"]
 
 
-def test_a_stub_by_step_id_applies_to_every_index(client):
-    @client.create_function(fn_id="loop-all", trigger=ORDER_PLACED)
+def test_a_stub_by_step_id_applies_to_every_index(inngest_client):
+    @inngest_client.create_function(fn_id="loop-all", trigger=ORDER_PLACED)
     def loop(ctx):
         return [ctx.step.run("copy", lambda n=n: n) for n in range(3)]
 
     assert run_function(loop, step_stubs={"copy": "x", "copy:2": "y"}).output == ["x", "x", "y"]
 
 
-def test_step_is_retried_then_succeeds(client):
+def test_step_is_retried_then_succeeds(inngest_client):
     flaky = Flaky(failures=2)
     attempts_seen = []
 
-    @client.create_function(fn_id="flaky", trigger=ORDER_PLACED, retries=3)
+    @inngest_client.create_function(fn_id="flaky", trigger=ORDER_PLACED, retries=3)
     def handler(ctx):
         attempts_seen.append(ctx.attempt)
         return ctx.step.run("call-api", flaky)
@@ -123,10 +125,10 @@ def test_step_is_retried_then_succeeds(client):
     assert attempts_seen == [0, 1, 2]
 
 
-def test_retries_exhausted_fail_the_run_with_the_step_error(client):
+def test_retries_exhausted_fail_the_run_with_the_step_error(inngest_client):
     flaky = Flaky(failures=10)
 
-    @client.create_function(fn_id="down", trigger=ORDER_PLACED, retries=2)
+    @inngest_client.create_function(fn_id="down", trigger=ORDER_PLACED, retries=2)
     def handler(ctx):
         ctx.step.run("call-api", flaky)
 
@@ -141,18 +143,18 @@ def test_retries_exhausted_fail_the_run_with_the_step_error(client):
         result.raise_for_error()
 
 
-def test_retries_argument_overrides_the_functions_own(client):
+def test_retries_argument_overrides_the_functions_own(inngest_client):
     flaky = Flaky(failures=10)
 
-    @client.create_function(fn_id="down-fast", trigger=ORDER_PLACED, retries=5)
+    @inngest_client.create_function(fn_id="down-fast", trigger=ORDER_PLACED, retries=5)
     def handler(ctx):
         ctx.step.run("call-api", flaky)
 
     assert run_function(handler, retries=0).attempts == {"call-api": 1}
 
 
-def test_exception_stub_fails_each_attempt(client):
-    @client.create_function(fn_id="stub-fail", trigger=ORDER_PLACED, retries=1)
+def test_exception_stub_fails_each_attempt(inngest_client):
+    @inngest_client.create_function(fn_id="stub-fail", trigger=ORDER_PLACED, retries=1)
     def handler(ctx):
         return ctx.step.run("charge", lambda: pytest.fail("stubbed steps do not run"))
 
@@ -162,8 +164,8 @@ def test_exception_stub_fails_each_attempt(client):
     assert result.attempts == {"charge": 2}
 
 
-def test_exception_class_stub_is_a_clear_error(client):
-    @client.create_function(fn_id="stub-class", trigger=ORDER_PLACED)
+def test_exception_class_stub_is_a_clear_error(inngest_client):
+    @inngest_client.create_function(fn_id="stub-class", trigger=ORDER_PLACED)
     def handler(ctx):
         return ctx.step.run("charge", lambda: 1)
 
@@ -171,11 +173,11 @@ def test_exception_class_stub_is_a_clear_error(client):
         run_function(handler, step_stubs={"charge": ValueError})
 
 
-def test_non_retriable_error_fails_the_step_at_once(client):
+def test_non_retriable_error_fails_the_step_at_once(inngest_client):
     def declined():
         raise inngest.NonRetriableError("card declined")
 
-    @client.create_function(fn_id="declined", trigger=ORDER_PLACED, retries=4)
+    @inngest_client.create_function(fn_id="declined", trigger=ORDER_PLACED, retries=4)
     def handler(ctx):
         ctx.step.run("charge", declined)
 
@@ -185,8 +187,8 @@ def test_non_retriable_error_fails_the_step_at_once(client):
     assert result.attempts == {"charge": 1}
 
 
-def test_step_error_caught_by_the_handler_lets_the_run_complete(client):
-    @client.create_function(fn_id="fallback", trigger=ORDER_PLACED, retries=1)
+def test_step_error_caught_by_the_handler_lets_the_run_complete(inngest_client):
+    @inngest_client.create_function(fn_id="fallback", trigger=ORDER_PLACED, retries=1)
     def handler(ctx):
         try:
             ctx.step.run("primary", Flaky(failures=10))
@@ -201,10 +203,10 @@ def test_step_error_caught_by_the_handler_lets_the_run_complete(client):
     assert result.attempts == {"primary": 2, "fallback": 1}
 
 
-def test_handler_error_outside_steps_retries_the_handler(client):
+def test_handler_error_outside_steps_retries_the_handler(inngest_client):
     passes = []
 
-    @client.create_function(fn_id="shaky", trigger=ORDER_PLACED, retries=2)
+    @inngest_client.create_function(fn_id="shaky", trigger=ORDER_PLACED, retries=2)
     def handler(ctx):
         passes.append(ctx.attempt)
         ctx.step.run("before", lambda: 1)
@@ -218,8 +220,8 @@ def test_handler_error_outside_steps_retries_the_handler(client):
     assert result.attempts == {"before": 1}
 
 
-def test_handler_error_past_retries_fails_the_run(client):
-    @client.create_function(fn_id="broken", trigger=ORDER_PLACED, retries=1)
+def test_handler_error_past_retries_fails_the_run(inngest_client):
+    @inngest_client.create_function(fn_id="broken", trigger=ORDER_PLACED, retries=1)
     def handler(ctx):
         raise KeyError("missing")
 
@@ -228,10 +230,10 @@ def test_handler_error_past_retries_fails_the_run(client):
     assert isinstance(result.error, KeyError)
 
 
-def test_sleep_is_instant_and_replays_the_handler(client):
+def test_sleep_is_instant_and_replays_the_handler(inngest_client):
     passes = []
 
-    @client.create_function(fn_id="sleepy", trigger=ORDER_PLACED)
+    @inngest_client.create_function(fn_id="sleepy", trigger=ORDER_PLACED)
     def handler(ctx):
         passes.append(ctx.step.replaying)
         ctx.step.run("first", lambda: 1)
@@ -268,8 +270,8 @@ def make_approval(client):
     return approval
 
 
-def test_wait_for_event_stubbed_with_an_event(client):
-    approval = make_approval(client)
+def test_wait_for_event_stubbed_with_an_event(inngest_client):
+    approval = make_approval(inngest_client)
     stub = inngest.Event(name="shop/order.approved", data={"order_id": 7, "by": "ada"})
 
     result = run_function(approval, data={"order_id": 7}, step_stubs={"wait-for-approval": stub})
@@ -277,8 +279,8 @@ def test_wait_for_event_stubbed_with_an_event(client):
     assert result.steps["wait-for-approval"].data == {"order_id": 7, "by": "ada"}
 
 
-def test_wait_for_event_stubbed_with_a_dict_gets_the_awaited_name(client):
-    approval = make_approval(client)
+def test_wait_for_event_stubbed_with_a_dict_gets_the_awaited_name(inngest_client):
+    approval = make_approval(inngest_client)
     stubs = {"wait-for-approval": {"data": {"order_id": 7, "by": "grace"}}}
 
     result = run_function(approval, data={"order_id": 7}, step_stubs=stubs)
@@ -286,31 +288,31 @@ def test_wait_for_event_stubbed_with_a_dict_gets_the_awaited_name(client):
     assert result.steps["wait-for-approval"].name == "shop/order.approved"
 
 
-def test_wait_for_event_stubbed_with_timeout_returns_none(client):
-    approval = make_approval(client)
+def test_wait_for_event_stubbed_with_timeout_returns_none(inngest_client):
+    approval = make_approval(inngest_client)
     result = run_function(approval, data={"order_id": 7}, step_stubs={"wait-for-approval": Timeout})
     assert result.output == "expired"
     assert result.steps == {"wait-for-approval": None}
 
 
-def test_wait_stub_that_the_match_would_refuse_is_an_error(client):
-    approval = make_approval(client)
+def test_wait_stub_that_the_match_would_refuse_is_an_error(inngest_client):
+    approval = make_approval(inngest_client)
     stubs = {"wait-for-approval": {"data": {"order_id": 8, "by": "ada"}}}
 
     with pytest.raises(ValueError, match=r"matches on data\.order_id"):
         run_function(approval, data={"order_id": 7}, step_stubs=stubs)
 
 
-def test_wait_stub_with_another_event_name_is_an_error(client):
-    approval = make_approval(client)
+def test_wait_stub_with_another_event_name_is_an_error(inngest_client):
+    approval = make_approval(inngest_client)
     stubs = {"wait-for-approval": {"name": "shop/order.rejected", "data": {"order_id": 7}}}
 
     with pytest.raises(ValueError, match="would never resolve it"):
         run_function(approval, data={"order_id": 7}, step_stubs=stubs)
 
 
-def test_unstubbed_wait_names_the_step_and_what_to_stub(client):
-    approval = make_approval(client)
+def test_unstubbed_wait_names_the_step_and_what_to_stub(inngest_client):
+    approval = make_approval(inngest_client)
 
     with pytest.raises(UnstubbedStepError, match="'wait-for-approval' waits for an event") as info:
         run_function(approval, data={"order_id": 7})
@@ -318,8 +320,8 @@ def test_unstubbed_wait_names_the_step_and_what_to_stub(client):
     assert "step_stubs={'wait-for-approval':" in str(info.value)
 
 
-def test_unstubbed_wait_cannot_be_swallowed_by_the_handler(client):
-    @client.create_function(fn_id="swallow", trigger=ORDER_PLACED)
+def test_unstubbed_wait_cannot_be_swallowed_by_the_handler(inngest_client):
+    @inngest_client.create_function(fn_id="swallow", trigger=ORDER_PLACED)
     def handler(ctx):
         try:
             ctx.step.wait_for_event("wait", event="a/b", timeout="1h")
@@ -346,14 +348,14 @@ def make_checkout(client):
     return checkout
 
 
-def test_invoke_stubbed_returns_the_stub(client):
-    result = run_function(make_checkout(client), step_stubs={"charge-card": {"id": "rc_1"}})
+def test_invoke_stubbed_returns_the_stub(inngest_client):
+    result = run_function(make_checkout(inngest_client), step_stubs={"charge-card": {"id": "rc_1"}})
     assert result.output == {"id": "rc_1"}
     assert result.steps == {"charge-card": {"id": "rc_1"}}
 
 
-def test_invoke_stubbed_with_timeout_or_an_error_fails_non_retriably(client):
-    checkout = make_checkout(client)
+def test_invoke_stubbed_with_timeout_or_an_error_fails_non_retriably(inngest_client):
+    checkout = make_checkout(inngest_client)
 
     timed_out = run_function(checkout, step_stubs={"charge-card": Timeout})
     assert timed_out.output == "failed: invoke 'charge-card' timed out; the invoked run goes on"
@@ -363,20 +365,20 @@ def test_invoke_stubbed_with_timeout_or_an_error_fails_non_retriably(client):
     assert isinstance(failed.steps["charge-card"], inngest.NonRetriableError)
 
 
-def test_unstubbed_invoke_names_the_step_and_the_function(client):
+def test_unstubbed_invoke_names_the_step_and_the_function(inngest_client):
     with pytest.raises(UnstubbedStepError) as info:
-        run_function(make_checkout(client))
+        run_function(make_checkout(inngest_client))
     message = str(info.value)
     assert "step 'charge-card' invokes 'test-charge'" in message
     assert "step_stubs={'charge-card': <what test-charge returns>}" in message
 
 
-def test_invoke_of_a_deferred_or_unknown_function_fails_as_in_the_worker(client):
-    @client.create_defer(id="cleanup")
+def test_invoke_of_a_deferred_or_unknown_function_fails_as_in_the_worker(inngest_client):
+    @inngest_client.create_defer(id="cleanup")
     def cleanup(ctx):
         return None
 
-    @client.create_function(fn_id="invoker", trigger=ORDER_PLACED)
+    @inngest_client.create_function(fn_id="invoker", trigger=ORDER_PLACED)
     def invoker(ctx):
         ctx.step.invoke("call", function=ctx.event.data["target"])
 
@@ -388,8 +390,8 @@ def test_invoke_of_a_deferred_or_unknown_function_fails_as_in_the_worker(client)
     assert "no registered function has the id 'test-nowhere'" in str(unknown.error)
 
 
-def test_send_event_records_events_and_returns_ids(client):
-    @client.create_function(fn_id="fan-out", trigger=ORDER_PLACED)
+def test_send_event_records_events_and_returns_ids(inngest_client):
+    @inngest_client.create_function(fn_id="fan-out", trigger=ORDER_PLACED)
     def fan_out(ctx):
         return ctx.step.send_event(
             "notify",
@@ -409,8 +411,8 @@ def test_send_event_records_events_and_returns_ids(client):
     assert all(e.ts > 0 for e in result.sent_events)
 
 
-def test_send_event_stubbed_sends_nothing(client):
-    @client.create_function(fn_id="fan-out-stubbed", trigger=ORDER_PLACED)
+def test_send_event_stubbed_sends_nothing(inngest_client):
+    @inngest_client.create_function(fn_id="fan-out-stubbed", trigger=ORDER_PLACED)
     def fan_out(ctx):
         return ctx.step.send_event("notify", {"name": "a/b", "data": {}})
 
@@ -419,8 +421,8 @@ def test_send_event_stubbed_sends_nothing(client):
     assert result.sent_events == []
 
 
-def test_send_event_with_a_reserved_name_fails_like_the_real_send(client):
-    @client.create_function(fn_id="fan-out-bad", trigger=ORDER_PLACED)
+def test_send_event_with_a_reserved_name_fails_like_the_real_send(inngest_client):
+    @inngest_client.create_function(fn_id="fan-out-bad", trigger=ORDER_PLACED)
     def fan_out(ctx):
         return ctx.step.send_event("notify", {"name": "inngest/function.failed"})
 
@@ -485,8 +487,8 @@ def make_process_order(client):
 ORDER = {"total": 30, "sku": "mug", "quantity": 2}
 
 
-def test_process_order_success_cancels_both_cleanups(client):
-    process_order, _ = make_process_order(client)
+def test_process_order_success_cancels_both_cleanups(inngest_client):
+    process_order, _ = make_process_order(inngest_client)
 
     result = run_function(process_order, data=ORDER)
     assert result.status == "COMPLETED"
@@ -508,8 +510,8 @@ def test_process_order_success_cancels_both_cleanups(client):
     assert result.scheduled == []
 
 
-def test_process_order_failure_schedules_both_cleanups(client):
-    process_order, refund_payment = make_process_order(client)
+def test_process_order_failure_schedules_both_cleanups(inngest_client):
+    process_order, refund_payment = make_process_order(inngest_client)
 
     result = run_function(
         process_order, data=ORDER, step_stubs={"create-shipment": ConnectionError("no carrier")}
@@ -527,11 +529,11 @@ def test_process_order_failure_schedules_both_cleanups(client):
     assert cleanup.output == "refunded 30 of ch_1"
 
 
-def test_defer_inside_a_failed_step_is_forgotten_like_a_rollback(client):
-    _, refund_payment = make_process_order(client)
+def test_defer_inside_a_failed_step_is_forgotten_like_a_rollback(inngest_client):
+    _, refund_payment = make_process_order(inngest_client)
     flaky = Flaky(failures=1)
 
-    @client.create_function(fn_id="defer-in-step", trigger=ORDER_PLACED, retries=1)
+    @inngest_client.create_function(fn_id="defer-in-step", trigger=ORDER_PLACED, retries=1)
     def handler(ctx):
         def charge():
             ctx.defer("refund", function=refund_payment, data={"charge_id": "x", "amount": 1})
@@ -545,10 +547,10 @@ def test_defer_inside_a_failed_step_is_forgotten_like_a_rollback(client):
     assert flaky.calls == 2
 
 
-def test_duplicate_defer_ids_keep_the_first_call(client, caplog):
-    _, refund_payment = make_process_order(client)
+def test_duplicate_defer_ids_keep_the_first_call(inngest_client, caplog):
+    _, refund_payment = make_process_order(inngest_client)
 
-    @client.create_function(fn_id="twice", trigger=ORDER_PLACED)
+    @inngest_client.create_function(fn_id="twice", trigger=ORDER_PLACED)
     def handler(ctx):
         ctx.defer("refund", function=refund_payment, data={"charge_id": "first", "amount": 1})
         ctx.defer("refund", function=refund_payment, data={"charge_id": "second", "amount": 2})
@@ -559,10 +561,10 @@ def test_duplicate_defer_ids_keep_the_first_call(client, caplog):
     assert "duplicate id within run" in caplog.text
 
 
-def test_invalid_defer_is_rejected_and_the_run_carries_on(client):
-    _, refund_payment = make_process_order(client)
+def test_invalid_defer_is_rejected_and_the_run_carries_on(inngest_client):
+    _, refund_payment = make_process_order(inngest_client)
 
-    @client.create_function(fn_id="bad-defer", trigger=ORDER_PLACED)
+    @inngest_client.create_function(fn_id="bad-defer", trigger=ORDER_PLACED)
     def handler(ctx):
         ctx.defer("refund", function=refund_payment, data={"charge_id": "x"})
         ctx.defer("not-deferred", function=handler, data={})
@@ -580,10 +582,10 @@ def test_invalid_defer_is_rejected_and_the_run_carries_on(client):
     assert "was not created with create_defer" in result.rejected_defers[1].reason
 
 
-def test_deferred_function_gets_typed_data_and_a_placeholder_parent(client):
+def test_deferred_function_gets_typed_data_and_a_placeholder_parent(inngest_client):
     seen = {}
 
-    @client.create_defer(id="typed", schema=Refund)
+    @inngest_client.create_defer(id="typed", schema=Refund)
     def typed(ctx):
         seen["event"] = ctx.event
         seen["parents"] = ctx.parents
@@ -596,10 +598,10 @@ def test_deferred_function_gets_typed_data_and_a_placeholder_parent(client):
     assert seen["parents"] == [inngest.Parent(fn_slug="test", run_id="test-parent-run")]
 
 
-def test_deferred_function_with_data_the_schema_refuses_fails_at_once(client):
+def test_deferred_function_with_data_the_schema_refuses_fails_at_once(inngest_client):
     ran = []
 
-    @client.create_defer(id="typed-strict", schema=Refund, retries=4)
+    @inngest_client.create_defer(id="typed-strict", schema=Refund, retries=4)
     def typed(ctx):
         ran.append(True)
 
@@ -610,8 +612,8 @@ def test_deferred_function_with_data_the_schema_refuses_fails_at_once(client):
     assert ran == []
 
 
-def test_deferred_function_parent_can_be_given(client):
-    @client.create_defer(id="with-parent")
+def test_deferred_function_parent_can_be_given(inngest_client):
+    @inngest_client.create_defer(id="with-parent")
     def with_parent(ctx):
         parent = ctx.parents[0]
         return [parent.fn_slug, parent.run_id, parent.experiment.variant]
@@ -628,12 +630,12 @@ def test_deferred_function_parent_can_be_given(client):
     ]
 
 
-def test_experiment_variant_reaches_the_defer(client):
-    @client.create_defer(id="score")
+def test_experiment_variant_reaches_the_defer(inngest_client):
+    @inngest_client.create_defer(id="score")
     def score(ctx):
         return None
 
-    @client.create_function(fn_id="checkout-ab", trigger=ORDER_PLACED)
+    @inngest_client.create_function(fn_id="checkout-ab", trigger=ORDER_PLACED)
     def checkout(ctx):
         chosen = ctx.group.experiment(
             "checkout-flow",
@@ -664,8 +666,8 @@ def test_experiment_variant_reaches_the_defer(client):
 # -- triggers and arguments --------------------------------------------------------------------
 
 
-def test_event_that_matches_no_trigger_is_an_error(client):
-    @client.create_function(
+def test_event_that_matches_no_trigger_is_an_error(inngest_client):
+    @inngest_client.create_function(
         fn_id="big-orders",
         trigger=inngest.TriggerEvent(
             event="shop/order.placed", expression="event.data.total > 100"
@@ -681,8 +683,8 @@ def test_event_that_matches_no_trigger_is_an_error(client):
     assert run_function(handler, data={"total": 500}).status == "COMPLETED"
 
 
-def test_batch_of_events_reaches_ctx_events(client):
-    @client.create_function(fn_id="batch", trigger=ORDER_PLACED)
+def test_batch_of_events_reaches_ctx_events(inngest_client):
+    @inngest_client.create_function(fn_id="batch", trigger=ORDER_PLACED)
     def handler(ctx):
         return [e.data["n"] for e in ctx.events]
 
@@ -690,16 +692,16 @@ def test_batch_of_events_reaches_ctx_events(client):
     assert run_function(handler, events=events).output == [1, 2]
 
 
-def test_cron_function_gets_a_scheduled_timer_event(client):
-    @client.create_function(fn_id="nightly", trigger=inngest.TriggerCron(cron="0 3 * * *"))
+def test_cron_function_gets_a_scheduled_timer_event(inngest_client):
+    @inngest_client.create_function(fn_id="nightly", trigger=inngest.TriggerCron(cron="0 3 * * *"))
     def nightly(ctx):
         return [ctx.event.name, ctx.event.data]
 
     assert run_function(nightly).output == ["inngest/scheduled.timer", {"cron": "0 3 * * *"}]
 
 
-def test_function_with_several_triggers_needs_a_named_event(client):
-    @client.create_function(
+def test_function_with_several_triggers_needs_a_named_event(inngest_client):
+    @inngest_client.create_function(
         fn_id="several",
         trigger=[inngest.TriggerEvent(event="a/one"), inngest.TriggerEvent(event="a/two")],
     )
@@ -711,8 +713,8 @@ def test_function_with_several_triggers_needs_a_named_event(client):
     assert run_function(handler, {"name": "a/two"}).output == "a/two"
 
 
-def test_wrong_arguments_are_type_errors(client):
-    @client.create_function(fn_id="args", trigger=ORDER_PLACED)
+def test_wrong_arguments_are_type_errors(inngest_client):
+    @inngest_client.create_function(fn_id="args", trigger=ORDER_PLACED)
     def handler(ctx):
         return None
 
@@ -724,10 +726,10 @@ def test_wrong_arguments_are_type_errors(client):
         run_function(handler, events=[])
 
 
-def test_run_function_needs_no_database(client):
+def test_run_function_needs_no_database(inngest_client):
     # pytest-django blocks the database in tests without the django_db mark: a step that
     # queried would fail this run, so every COMPLETED run in this module made no query.
-    @client.create_function(fn_id="queries", trigger=ORDER_PLACED, retries=0)
+    @inngest_client.create_function(fn_id="queries", trigger=ORDER_PLACED, retries=0)
     def handler(ctx):
         return ctx.step.run("count-orders", Order.objects.count)
 
@@ -739,11 +741,11 @@ def test_run_function_needs_no_database(client):
     assert stubbed.output == 3
 
 
-def test_on_failure_handler_runs_for_its_functions_failed_event(client):
+def test_on_failure_handler_runs_for_its_functions_failed_event(inngest_client):
     def on_failure(ctx):
         return f"cleaning up after {ctx.event.data['error']['message']}"
 
-    @client.create_function(fn_id="fragile", trigger=ORDER_PLACED, on_failure=on_failure)
+    @inngest_client.create_function(fn_id="fragile", trigger=ORDER_PLACED, on_failure=on_failure)
     def fragile(ctx):
         return None
 
@@ -759,8 +761,8 @@ def test_on_failure_handler_runs_for_its_functions_failed_event(client):
         run_function(fragile.on_failure_fn, other)
 
 
-def test_timeout_stub_on_a_run_step_is_a_clear_error(client):
-    @client.create_function(fn_id="timeout-run", trigger=ORDER_PLACED)
+def test_timeout_stub_on_a_run_step_is_a_clear_error(inngest_client):
+    @inngest_client.create_function(fn_id="timeout-run", trigger=ORDER_PLACED)
     def handler(ctx):
         return ctx.step.run("charge", lambda: 1)
 
@@ -768,8 +770,8 @@ def test_timeout_stub_on_a_run_step_is_a_clear_error(client):
         run_function(handler, step_stubs={"charge": Timeout})
 
 
-def test_status_is_a_plain_string(client):
-    @client.create_function(fn_id="plain-status", trigger=ORDER_PLACED)
+def test_status_is_a_plain_string(inngest_client):
+    @inngest_client.create_function(fn_id="plain-status", trigger=ORDER_PLACED)
     def handler(ctx):
         return None
 
