@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -18,6 +19,7 @@ from django.test.utils import override_settings
 from pytest_django.live_server_helper import LiveServer
 
 import inngest_django as inngest
+from inngest_django import clock
 from inngest_django.testing import drain as _drain
 from inngest_django.testing import isolated_registry
 from tests.helpers import wait_for
@@ -65,6 +67,20 @@ def wsgi_app() -> Iterator[Callable[..., Any]]:
     finally:
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def advance_clock(monkeypatch) -> Callable[[float], None]:
+    """Return `advance(seconds)`: moves the engine's clock on, for tests that only wait for time."""
+    offset = {"seconds": 0.0}
+    real_now, real_monotonic = clock.now, clock.monotonic
+    monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(seconds=offset["seconds"]))
+    monkeypatch.setattr(clock, "monotonic", lambda: real_monotonic() + offset["seconds"])
+
+    def advance(seconds: float) -> None:
+        offset["seconds"] += seconds
+
+    return advance
 
 
 @pytest.fixture(scope="session")

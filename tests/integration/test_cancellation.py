@@ -71,7 +71,7 @@ def test_only_events_after_the_trigger_cancel(inngest_client, drain, reminders):
     assert the_run("test-remind").status == "SLEEPING"
 
 
-def test_a_cancel_rule_with_a_timeout_stops_listening(inngest_client, drain):
+def test_a_cancel_rule_with_a_timeout_stops_listening(inngest_client, drain, advance_clock):
     @inngest_client.create_function(
         fn_id="short-listen",
         trigger=inngest.TriggerEvent(event="t/start"),
@@ -82,7 +82,7 @@ def test_a_cancel_rule_with_a_timeout_stops_listening(inngest_client, drain):
 
     inngest_client.send(inngest.Event(name="t/start"))
     drain()
-    time.sleep(0.1)
+    advance_clock(0.1)
     inngest_client.send(inngest.Event(name="t/stop"))
     drain()
     assert the_run("test-short-listen").status == "SLEEPING"
@@ -133,7 +133,9 @@ def test_finish_timeout_wakes_a_sleeping_run_to_cancel_it(inngest_client, drain)
     assert run.status == "CANCELLED" and "timeouts.finish" in run.cancel_reason
 
 
-def test_start_timeout_cancels_a_run_that_waited_too_long_to_start(inngest_client, drain):
+def test_start_timeout_cancels_a_run_that_waited_too_long_to_start(
+    inngest_client, drain, advance_clock
+):
     ran = []
 
     @inngest_client.create_function(
@@ -148,7 +150,7 @@ def test_start_timeout_cancels_a_run_that_waited_too_long_to_start(inngest_clien
     from inngest_django.events import dispatch_pending
 
     dispatch_pending()  # queued now; no worker claims it for a while
-    time.sleep(0.1)
+    advance_clock(0.1)
     drain()
     run = the_run("test-prompt")
     assert run.status == "CANCELLED" and "timeouts.start" in run.cancel_reason

@@ -110,7 +110,7 @@ def test_debounce_runs_once_with_the_last_event(inngest_client, drain):
     assert sorted(run.output for run in runs_of("test-settle")) == [4, 9]
 
 
-def test_debounce_timeout_bounds_the_wait(inngest_client, drain):
+def test_debounce_timeout_bounds_the_wait(inngest_client, drain, advance_clock):
     @inngest_client.create_function(
         fn_id="bounded",
         trigger=inngest.TriggerEvent(event="t/bounded"),
@@ -124,7 +124,7 @@ def test_debounce_timeout_bounds_the_wait(inngest_client, drain):
     (run,) = runs_of("test-bounded")
     deadline = run.debounce_deadline
     for n in range(1, 4):
-        time.sleep(0.6)
+        advance_clock(0.6)
         inngest_client.send(inngest.Event(name="t/bounded", data={"n": n}))
         dispatch_pending()
     run.refresh_from_db()

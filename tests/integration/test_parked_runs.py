@@ -10,9 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 
 import inngest_django as inngest
+from inngest_django.engine import execute_run
 from inngest_django.enums import RunStatus
 from inngest_django.events import dispatch_pending
-from inngest_django.engine import execute_run
 from inngest_django.models import FunctionRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
