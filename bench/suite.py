@@ -1,4 +1,4 @@
-"""One command, one table: inngest_django beside django-q2, procrastinate and the ORM's limit.
+"""One command, one table: inngest_django beside its peers and the ORM's limit.
 
 Run from the repository root, with the app's venv active and PostgreSQL on 127.0.0.1:5432:
 
@@ -9,9 +9,11 @@ Run from the repository root, with the app's venv active and PostgreSQL on 127.0
 Every row is measured in this one invocation, each a median of `--repeats` samples. The rows
 that already had a script are measured by that script (`step_throughput`, `wake_latency`,
 `defer_cost`, `claim_depth`, each in its own child process with its own throwaway database
-named `bench8_*`); run throughput and worker memory by `runs_child` below; the peers by
-`bench/peers/*` with the Python of bench/.peers-venv, created here if missing from
-bench/peers_requirements.txt, so neither peer leaks into the app's requirements.
+named `bench8_*`, or `--db-prefix`); run throughput and worker memory by `runs_child` below;
+the peers (django-q2, django-tasks-db, procrastinate) by `bench/peers/*` with the Python of
+bench/.peers-venv, created here if missing from bench/peers_requirements.txt, so no peer leaks
+into the app's requirements. Ours and every peer are measured on each database of `--dbs`
+that the peer supports, and compared there: issue 16 asks for 2x the best peer.
 """
 
 from __future__ import annotations
@@ -25,29 +27,62 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 if not __package__:
     # `python bench/suite.py` puts bench/, not the root, on the path.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import ROOT, median, server_version, setup_django, write_json
+from bench.peers.common import DB_PREFIX_ENV, DEFAULT_DB_PREFIX
 
 PEERS_VENV = ROOT / "bench" / ".peers-venv"
 PEERS_REQUIREMENTS = ROOT / "bench" / "peers_requirements.txt"
 ROWS = ("limit", "runs", "peers", "latency", "defers", "depth", "waits")
 WORKERS = 2
 SEND_BATCH = 500
+# Issue 16: one-step runs/s of ours over the best peer's jobs/s on the same database.
+TARGET_OVER_BEST_PEER = 2.0
+
+
+class Peer(NamedTuple):
+    """One peer configuration: its script in bench/peers, extra options and databases."""
+
+    label: str
+    script: str
+    options: tuple[str, ...]
+    databases: tuple[str, ...]
+
+
+PEERS = (
+    # Django's default CONN_MAX_AGE 0: what the suite measured before issue 16, shown beside.
+    # PostgreSQL only: a new SQLite "connection" is a file opened, not a login.
+    Peer("django-q2 (reconnect per job)", "djangoq_drain", ("--conn-max-age", "0"), ("postgres",)),
+    Peer(
+        "django-q2 (CONN_MAX_AGE=600)",
+        "djangoq_drain",
+        ("--conn-max-age", "600"),
+        ("postgres", "sqlite"),
+    ),
+    Peer("django-tasks-db", "django_tasks_db_drain", (), ("postgres", "sqlite")),
+    Peer("procrastinate", "procrastinate_drain", (), ("postgres",)),
+)
 
 
 def ensure_peers_venv() -> Path:
-    """Return the peers' Python, creating bench/.peers-venv first if it is missing."""
+    """Return the peers' Python, creating or updating bench/.peers-venv from its requirements."""
     python = PEERS_VENV / "bin" / "python"
+    # A copy of the requirements last installed: a venv made before a peer was added updates.
+    installed = PEERS_VENV / "installed-requirements.txt"
+    wanted = PEERS_REQUIREMENTS.read_text()
     if not python.exists():
         print(f"creating {PEERS_VENV} from {PEERS_REQUIREMENTS.name}", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+    if not installed.exists() or installed.read_text() != wanted:
+        print(f"installing {PEERS_REQUIREMENTS.name} into {PEERS_VENV}", flush=True)
         pip = [str(python), "-m", "pip", "install", "-q", "-r", str(PEERS_REQUIREMENTS)]
         subprocess.run(pip, check=True)
+        installed.write_text(wanted)
     return python
 
 
@@ -130,33 +165,62 @@ def runs_child(args: argparse.Namespace) -> None:
 # -- the parent: every row in its own child, then one table -----------------------------------
 
 
-def _env(database: str) -> dict[str, str]:
+def _env(database: str, prefix: str) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "INNGEST_DJANGO_BENCH_PG_NAME": database}
+    env[DB_PREFIX_ENV] = prefix
     env.pop("DJANGO_SETTINGS_MODULE", None)
     return env
 
 
-def _run(command: list[str], database: str, log: Path) -> None:
-    """Run one child with its output in `log` (its own tables are there in full)."""
+def _run(command: list[str], database: str, log: Path, *, prefix: str, fatal: bool = True) -> str:
+    """Run one child with its output in `log`; return "" or, unless fatal, why it failed."""
     print(f"$ {' '.join(command[1:])}  > {log}", flush=True)
     with log.open("w") as out:
-        done = subprocess.run(command, cwd=ROOT, env=_env(database), stdout=out, stderr=out)
-    if done.returncode:
-        raise SystemExit(
-            f"failed ({done.returncode}); last lines of {log}:\n" + log.read_text()[-3000:]
-        )
+        env = _env(database, prefix)
+        done = subprocess.run(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+    if not done.returncode:
+        return ""
+    failure = f"failed ({done.returncode}); last lines of {log}:\n" + log.read_text()[-3000:]
+    if fatal:
+        raise SystemExit(failure)
+    print(failure, flush=True)
+    return failure
 
 
 def _module(name: str, *options: Any) -> list[str]:
     return [sys.executable, "-m", name, *map(str, options)]
 
 
-def _script(logs: Path, name: str, database: str, *options: Any) -> Any:
+def _script(args: argparse.Namespace, logs: Path, name: str, database: str, *options: Any) -> Any:
     """Run one bench script on both databases into `logs`; return the results it wrote."""
     out = logs / f"{name}.json"
     command = _module(f"bench.{name}", "--db", "both", *options, "--json", out)
-    _run(command, database, logs / f"{name}.log")
+    _run(command, args.db_prefix + database, logs / f"{name}.log", prefix=args.db_prefix)
     return json.loads(out.read_text())
+
+
+def measure_peers(args: argparse.Namespace, logs: Path) -> list[dict[str, Any]]:
+    """Run every peer on each database of `--dbs` it supports; a failure becomes a result."""
+    python = str(ensure_peers_venv())
+    results = []
+    for db in args.dbs:
+        for peer in PEERS:
+            if db not in peer.databases:
+                continue
+            name = f"{peer.script}-{'-'.join(peer.options[1:]) or 'default'}-{db}"
+            out = logs / f"{name}.json"
+            database = args.db_prefix + peer.script.removesuffix("_drain")
+            command = [python, "-m", f"bench.peers.{peer.script}", *peer.options, "--db", db]
+            command += ["--jobs", str(args.jobs), "--repeats", str(args.repeats)]
+            command += ["--workers", str(WORKERS), "--database", database, "--json", str(out)]
+            log = logs / f"{name}.log"
+            # One peer that cannot run on a database must not cost the others' figures.
+            failure = _run(command, "", log, prefix=args.db_prefix, fatal=False)
+            if failure:
+                results.append({"peer": peer.label, "db": db, "error": failure})
+            else:
+                results.append(json.loads(out.read_text()))
+    return results
 
 
 def measure(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
@@ -164,7 +228,7 @@ def measure(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     repeats, jobs = args.repeats, args.jobs
     if "limit" in args.only:
-        results["limit"] = _script(logs, "step_throughput", "bench8_steps", "--repeats", repeats)
+        results["limit"] = _script(args, logs, "step_throughput", "steps", "--repeats", repeats)
     if "runs" in args.only:
         results["runs"] = []
         for db in args.dbs:
@@ -172,30 +236,58 @@ def measure(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
             command = _module("bench.suite", "--runs-child", "--db", db, "--jobs", jobs)
             command += ["--repeats", str(repeats), "--result-file", str(out)]
             command += ["--threads", str(args.threads)]
-            _run(command, "bench8_runs", logs / f"runs-{db}.log")
+            runs_db = args.db_prefix + "runs"
+            _run(command, runs_db, logs / f"runs-{db}.log", prefix=args.db_prefix)
             results["runs"].append(json.loads(out.read_text()))
     if "peers" in args.only:
-        python = str(ensure_peers_venv())
-        results["peers"] = []
-        for peer in ("djangoq_drain", "procrastinate_drain"):
-            out = logs / f"{peer}.json"
-            command = [python, "-m", f"bench.peers.{peer}", "--jobs", str(jobs)]
-            command += ["--repeats", str(repeats), "--workers", str(WORKERS), "--json", str(out)]
-            _run(command, "", logs / f"{peer}.log")
-            results["peers"].append(json.loads(out.read_text()))
+        results["peers"] = measure_peers(args, logs)
     if "latency" in args.only:
         options = ("--samples", args.latency_samples, "--idle-seconds", 0.2)
-        results["latency"] = _script(logs, "wake_latency", "bench8_latency", *options)
+        results["latency"] = _script(args, logs, "wake_latency", "latency", *options)
     if "defers" in args.only:
         options = ("--counts", 20, "--placement", "after", "--repeats", repeats)
-        results["defers"] = _script(logs, "defer_cost", "bench8_defers", *options)
+        results["defers"] = _script(args, logs, "defer_cost", "defers", *options)
     if "depth" in args.only:
         options = ("--large", args.depth, "--repeats", repeats)
-        results["depth"] = _script(logs, "claim_depth", "bench8_depth", *options)
+        results["depth"] = _script(args, logs, "claim_depth", "depth", *options)
     if "waits" in args.only:
         options = ("--small", 10, "--large", args.waits, "--repeats", repeats)
-        results["waits"] = _script(logs, "wait_depth", "bench8_waits", *options)
+        results["waits"] = _script(args, logs, "wait_depth", "waits", *options)
     return results
+
+
+def compare(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per database: ours, each peer that ran, the best one and ours over each (issue 16)."""
+    ours = {
+        r["db"]: (
+            median([s["runs_per_second"] for s in r["samples"]]),
+            median([s["drain_runs_per_second"] for s in r["samples"]]),
+        )
+        for r in results.get("runs", [])
+    }
+    peers = [p for p in results.get("peers", []) if "error" not in p]
+    databases = list(dict.fromkeys([*ours, *(p["db"] for p in peers)]))
+    comparison = []
+    for db in databases:
+        rates = {
+            p["peer"]: median([s["jobs_per_second"] for s in p["samples"]])
+            for p in peers
+            if p["db"] == db
+        }
+        entry: dict[str, Any] = {"db": db, "peers": rates}
+        best = max(rates, key=rates.__getitem__) if rates else None
+        entry["best_peer"] = best
+        if db in ours:
+            rate, drain = ours[db]
+            entry.update(ours_runs_per_second=rate, ours_drain_runs_per_second=drain)
+            entry["ratios"] = {peer: rate / value for peer, value in rates.items()}
+            if best:
+                entry["ratio_to_best"] = rate / rates[best]
+                entry["drain_ratio_to_best"] = drain / rates[best]
+                entry["target"] = TARGET_OVER_BEST_PEER
+                entry["met"] = entry["ratio_to_best"] >= TARGET_OVER_BEST_PEER
+        comparison.append(entry)
+    return comparison
 
 
 def _name(db: str) -> str:
@@ -224,37 +316,7 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append(
             (f"steps/s (1 run of {r['steps']:,} steps)", _name(r["db"]), f"{steps:,.0f}", note)
         )
-    runs_pg = None
-    for r in results.get("runs", []):
-        rate = median([s["runs_per_second"] for s in r["samples"]])
-        drain = median([s["drain_runs_per_second"] for s in r["samples"]])
-        if r["db"] == "postgres":
-            runs_pg = rate
-        jobs = r.get("jobs", "")
-        rows.append(
-            (
-                f"runs/s, send to finished, {WORKERS} workers x {r.get('threads', 1)} threads",
-                _name(r["db"]),
-                f"{rate:,.1f}",
-                f"first claim to last finish {drain:,.1f}/s {jobs}".rstrip(),
-            )
-        )
-    for peer in results.get("peers", []):
-        rate = median([s["jobs_per_second"] for s in peer["samples"]])
-        note = f"{peer['jobs']:,} jobs, first pick-up to last finish, v{peer.get('version', '?')}"
-        if runs_pg:
-            factor = runs_pg / rate
-            target = 3.0 if peer["peer"] == "django-q2" else 1.0
-            verdict = "met" if factor >= target else "MISSED"
-            note += f"; ours {factor:.2f}x (target {target:g}x: {verdict})"
-        rows.append(
-            (
-                f"{peer['peer']} jobs/s, {peer['workers']} workers",
-                "PostgreSQL",
-                f"{rate:,.1f}",
-                note,
-            )
-        )
+    rows.extend(peer_rows(results))
     for r in results.get("latency", []):
         age = "None" if r["conn_max_age"] is None else r["conn_max_age"]
         rows.append(
@@ -322,6 +384,63 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def peer_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Per database: our runs/s, each peer's jobs/s with ours over it, then ours over the best."""
+    rows: list[tuple[str, str, str, str]] = []
+    comparison = {entry["db"]: entry for entry in compare(results)}
+    for db, entry in comparison.items():
+        for r in results.get("runs", []):
+            if r["db"] != db:
+                continue
+            note = f"first claim to last finish {entry['ours_drain_runs_per_second']:,.1f}/s"
+            rows.append(
+                (
+                    f"ours: runs/s, send to finished, {WORKERS} workers x "
+                    f"{r.get('threads', 1)} threads",
+                    _name(db),
+                    f"{entry['ours_runs_per_second']:,.1f}",
+                    f"{note} {r.get('jobs', '')}".rstrip(),
+                )
+            )
+        for peer in results.get("peers", []):
+            if peer["db"] != db:
+                continue
+            if "error" in peer:
+                reason = peer["error"].strip().splitlines()[-1]
+                rows.append((f"{peer['peer']} jobs/s", _name(db), "-", f"did not run: {reason}"))
+                continue
+            rate = entry["peers"][peer["peer"]]
+            note = f"{peer['jobs']:,} jobs, first pick-up to last finish, v{peer['version']}"
+            if "ratios" in entry:
+                note += f"; ours {entry['ratios'][peer['peer']]:.2f}x"
+            rows.append(
+                (
+                    f"{peer['peer']} jobs/s, {peer['workers']} workers",
+                    _name(db),
+                    f"{rate:,.1f}",
+                    note,
+                )
+            )
+        if "ratio_to_best" in entry:
+            verdict = "met" if entry["met"] else "MISSED"
+            rows.append(
+                (
+                    "ours / best peer (runs/s over jobs/s)",
+                    _name(db),
+                    f"{entry['ratio_to_best']:.2f}x",
+                    f"best: {entry['best_peer']}; target {entry['target']:g}x: {verdict}; "
+                    f"{entry['drain_ratio_to_best']:.2f}x first claim to last finish",
+                )
+            )
+    for db in {peer["db"] for peer in results.get("peers", [])} - comparison.keys():
+        # Every peer failed on this database: still say so.
+        for peer in results["peers"]:
+            if peer["db"] == db:
+                reason = peer["error"].strip().splitlines()[-1]
+                rows.append((f"{peer['peer']} jobs/s", _name(db), "-", f"did not run: {reason}"))
+    return rows
+
+
 def print_table(rows: list[tuple[str, str, str, str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     print()
@@ -347,7 +466,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=1, help="--threads of each of our 2 workers (default 1)"
     )
-    parser.add_argument("--dbs", default="postgres,sqlite", help="databases of the runs row")
+    parser.add_argument(
+        "--dbs", default="postgres,sqlite", help="databases of the runs and peers rows"
+    )
+    parser.add_argument(
+        "--db-prefix",
+        default=os.environ.get(DB_PREFIX_ENV, DEFAULT_DB_PREFIX),
+        help=f"prefix of every PostgreSQL database created (${DB_PREFIX_ENV}, else %(default)r)",
+    )
     parser.add_argument("--json", help="also write the raw results here")
     parser.add_argument("--logs", help="keep the children's logs here (default: a temp dir)")
     parser.add_argument("--runs-child", action="store_true", help=argparse.SUPPRESS)
@@ -380,6 +506,8 @@ def main(argv: list[str] | None = None) -> None:
         results = measure(args, logs)
     for r in results.get("runs", []):
         r["jobs"] = f"({args.jobs:,} events)"
+    if "runs" in results or "peers" in results:
+        results["comparison"] = compare(results)
     print_table(table_rows(results))
     print(
         f"\n{os.cpu_count()} CPUs; {args.repeats} repeats; "

@@ -1,4 +1,4 @@
-"""What both peer workloads share: a throwaway PostgreSQL database and the sample's result."""
+"""What the peer workloads share: a throwaway database, its Django settings and the result."""
 
 from __future__ import annotations
 
@@ -8,6 +8,22 @@ import os
 import statistics
 from datetime import datetime
 from typing import Any
+
+# Other people's suites share the server: every database the bench creates carries this prefix.
+DB_PREFIX_ENV = "INNGEST_DJANGO_BENCH_DB_PREFIX"
+DEFAULT_DB_PREFIX = "bench8_"
+# As bench.settings opens SQLite for our workers, so both sides wait on locks alike.
+SQLITE_OPTIONS = {
+    "timeout": 30,
+    "transaction_mode": "IMMEDIATE",
+    # WAL lets readers run beside the one writer, as the app's connection hook does for ours.
+    "init_command": "PRAGMA journal_mode=WAL",
+}
+
+
+def database_name(suffix: str) -> str:
+    """Return the PostgreSQL database name for `suffix`, under the bench's prefix."""
+    return os.environ.get(DB_PREFIX_ENV, DEFAULT_DB_PREFIX) + suffix
 
 
 def conninfo(dbname: str) -> dict[str, str]:
@@ -32,20 +48,58 @@ def recreate_database(name: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(database))
 
 
+def django_database(args: argparse.Namespace, conn_max_age: int) -> dict[str, Any]:
+    """Return the Django `DATABASES["default"]` of `--db` (PostgreSQL or the SQLite file)."""
+    if args.db == "sqlite":
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": args.sqlite_path,
+            "CONN_MAX_AGE": conn_max_age,
+            "OPTIONS": dict(SQLITE_OPTIONS),
+        }
+    info = conninfo(args.database)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": info["dbname"],
+        "USER": info["user"],
+        "PASSWORD": info["password"],
+        "HOST": info["host"],
+        "PORT": info["port"],
+        "CONN_MAX_AGE": conn_max_age,
+    }
+
+
 def rate(jobs: int, first: datetime, last: datetime) -> dict[str, float]:
     """Jobs per second from the first pick-up to the last finish, as the database recorded them."""
     seconds = (last - first).total_seconds()
     return {"seconds": seconds, "jobs_per_second": jobs / seconds}
 
 
-def parse_args(description: str, default_database: str) -> argparse.Namespace:
+def new_parser(
+    description: str, default_suffix: str, databases: tuple[str, ...] = ("postgres", "sqlite")
+) -> argparse.ArgumentParser:
+    """Return the options every peer script takes; a script may add its own."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--jobs", type=int, default=10000, help="no-op jobs per sample")
     parser.add_argument("--repeats", type=int, default=3, help="samples (default: %(default)r)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
-    parser.add_argument("--database", default=default_database, help="throwaway database name")
+    parser.add_argument("--db", choices=databases, default=databases[0], help="database kind")
+    parser.add_argument(
+        "--database",
+        default=database_name(default_suffix),
+        help="throwaway PostgreSQL database (default: %(default)r)",
+    )
     parser.add_argument("--json", help="write the samples here as JSON")
-    return parser.parse_args()
+    # Set by a script for its own worker processes: the SQLite file of the running sample.
+    parser.add_argument("--sqlite-path", help=argparse.SUPPRESS)
+    return parser
+
+
+def parse_args(
+    description: str, default_suffix: str, databases: tuple[str, ...] = ("postgres", "sqlite")
+) -> argparse.Namespace:
+    """Parse the options every peer script takes."""
+    return new_parser(description, default_suffix, databases).parse_args()
 
 
 def report(
@@ -53,8 +107,14 @@ def report(
 ) -> None:
     """Print the samples' median, and write them all to `--json` if asked."""
     median = statistics.median(sample["jobs_per_second"] for sample in samples)
-    print(f"[{name}] median {median:,.1f} jobs/s over {len(samples)} samples", flush=True)
+    print(f"[{name} {args.db}] median {median:,.1f} jobs/s over {len(samples)} samples", flush=True)
     if args.json:
-        result = {"peer": name, "jobs": args.jobs, "workers": args.workers, "samples": samples}
+        result = {
+            "peer": name,
+            "db": args.db,
+            "jobs": args.jobs,
+            "workers": args.workers,
+            "samples": samples,
+        }
         with open(args.json, "w") as out:
             json.dump({**result, **extra}, out)

@@ -1,13 +1,20 @@
-"""django-q2 with its ORM broker on PostgreSQL: a cluster of `--workers` drains `--jobs` no-ops.
+"""django-q2 with its ORM broker: a cluster of `--workers` drains `--jobs` no-ops.
 
 Run with bench/.peers-venv's Python from the repository root (bench.suite does):
 
     bench/.peers-venv/bin/python -m bench.peers.djangoq_drain --jobs 10000 --repeats 3
+    bench/.peers-venv/bin/python -m bench.peers.djangoq_drain --conn-max-age 0   # reconnect
+    bench/.peers-venv/bin/python -m bench.peers.djangoq_drain --db sqlite --jobs 1000
 
 Each sample enqueues every job first (untimed, `async_task`, one `OrmQ` row each), then starts
 `qcluster` (django-q2's defaults: `poll` 0.2 s, `bulk` 1) and times from the first task's
 start (the time the no-op returns: django-q2's own `Task.started` is the enqueue time) to the
 last one's `stopped` as django-q2 saved them (`save_limit` 0 keeps every one).
+
+`--conn-max-age` is the database's `CONN_MAX_AGE`: 600 (the default here) keeps each process's
+connection open, as Django's docs advise for anything that is not one request per connection;
+0 is Django's default, with which django-q2's `close_old_connections()` before every task and
+every broker call closes the connection, so each job opens new ones.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,35 +39,44 @@ def noop() -> float:
     return time.time()
 
 
-def setup(database: str, workers: int) -> None:
-    """Configure Django for django-q2 alone on `database`, once per process."""
+def label(conn_max_age: int) -> str:
+    """Return the peer's name in the suite's table, which says how it connects."""
+    if conn_max_age == 0:
+        return "django-q2 (reconnect per job)"
+    return f"django-q2 (CONN_MAX_AGE={conn_max_age})"
+
+
+def parse_args():
+    """Parse the peers' common options and `--conn-max-age`."""
+    from bench.peers.common import new_parser
+
+    parser = new_parser(__doc__.splitlines()[0], "djangoq")
+    parser.add_argument(
+        "--conn-max-age", type=int, default=600, help="CONN_MAX_AGE (default: %(default)r)"
+    )
+    parser.add_argument("--cluster", action="store_true", help="run one sample's qcluster")
+    return parser.parse_args()
+
+
+def setup(args) -> None:
+    """Configure Django for django-q2 alone on the chosen database, once per process."""
     import django
     from django.conf import settings
 
-    from bench.peers.common import conninfo
+    from bench.peers.common import django_database
 
     if settings.configured:
         return
-    info = conninfo(database)
     settings.configure(
         INSTALLED_APPS=["django_q"],
         SECRET_KEY="bench-only-not-secret",
         USE_TZ=True,
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.postgresql",
-                "NAME": info["dbname"],
-                "USER": info["user"],
-                "PASSWORD": info["password"],
-                "HOST": info["host"],
-                "PORT": info["port"],
-            }
-        },
+        DATABASES={"default": django_database(args, args.conn_max_age)},
         Q_CLUSTER={
             "name": "bench",
             "orm": "default",
-            "workers": workers,
+            "workers": args.workers,
             "save_limit": 0,
             "timeout": 300,
             "retry": 600,
@@ -83,6 +100,9 @@ def sample(args) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "bench.peers.djangoq_drain", "--cluster"]
     command += ["--workers", str(args.workers), "--database", args.database]
+    command += ["--db", args.db, "--conn-max-age", str(args.conn_max_age)]
+    if args.sqlite_path:
+        command += ["--sqlite-path", args.sqlite_path]
     started = time.monotonic()
     cluster = subprocess.Popen(command, cwd=ROOT, env=env)
     try:
@@ -111,36 +131,52 @@ def sample(args) -> dict[str, float]:
     return {**rate(args.jobs, first, last), "wall_seconds": wall}
 
 
-def main() -> None:
-    if "--cluster" in sys.argv:
-        sys.argv.remove("--cluster")
-        from bench.peers.common import parse_args
-
-        args = parse_args("the qcluster of one sample", "")
-        setup(args.database, args.workers)
-        from django.core.management import call_command
-
-        call_command("qcluster")
-        return
+def measure(args) -> None:
+    """Set up the database, take `--repeats` samples and report them."""
     import django_q
 
-    from bench.peers.common import parse_args, recreate_database, report
+    from bench.peers.common import recreate_database, report
 
-    args = parse_args(__doc__.splitlines()[0], "bench8_djangoq")
-    recreate_database(args.database)
-    setup(args.database, args.workers)
+    if args.db == "postgres":
+        recreate_database(args.database)
+    setup(args)
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
+    name = label(args.conn_max_age)
     samples = []
     for repeat in range(args.repeats):
         samples.append(sample(args))
         print(
-            f"[django-q2] repeat {repeat + 1}/{args.repeats}: "
+            f"[{name} {args.db}] repeat {repeat + 1}/{args.repeats}: "
             f"{samples[-1]['jobs_per_second']:,.1f} jobs/s",
             flush=True,
         )
-    report("django-q2", args, samples, version=".".join(map(str, django_q.VERSION)))
+    config = {
+        "broker": "ORM",
+        "workers": args.workers,
+        "conn_max_age": args.conn_max_age,
+        "poll": 0.2,
+        "bulk": 1,
+    }
+    version = ".".join(map(str, django_q.VERSION))
+    report(name, args, samples, version=version, config=config)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.cluster:
+        setup(args)
+        from django.core.management import call_command
+
+        call_command("qcluster")
+        return
+    if args.db == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="peers_djangoq_") as workdir:
+            args.sqlite_path = str(Path(workdir) / "djangoq.sqlite3")
+            measure(args)
+    else:
+        measure(args)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ Run with bench/.peers-venv's Python from the repository root (bench.suite does):
 Each sample defers every job first (untimed, one `batch_defer`), then starts the workers with
 `wait=False` (each exits once the queue is empty) at concurrency 1, and times from the first
 `started` event to the last `succeeded` one in `procrastinate_events`.
+
+PostgreSQL only (its queue is PL/pgSQL functions and LISTEN/NOTIFY). One process per worker,
+as many as ours; each keeps its connector's connection pool open for its whole life, so it
+never reconnects per job.
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ def sample(args, app: procrastinate.App) -> dict[str, float]:
 
 
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0], "bench8_procrastinate")
+    args = parse_args(__doc__.splitlines()[0], "procrastinate", databases=("postgres",))
     recreate_database(args.database)
     app = make_app(args.database)
     with app.open():
@@ -80,11 +84,12 @@ def main() -> None:
     for repeat in range(args.repeats):
         samples.append(sample(args, app))
         print(
-            f"[procrastinate] repeat {repeat + 1}/{args.repeats}: "
+            f"[procrastinate {args.db}] repeat {repeat + 1}/{args.repeats}: "
             f"{samples[-1]['jobs_per_second']:,.1f} jobs/s",
             flush=True,
         )
-    report("procrastinate", args, samples, version=procrastinate.__version__)
+    config = {"connector": "PsycopgConnector", "processes": args.workers, "concurrency": 1}
+    report("procrastinate", args, samples, version=procrastinate.__version__, config=config)
 
 
 if __name__ == "__main__":
