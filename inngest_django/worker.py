@@ -25,8 +25,8 @@ from .ids import new_token
 from .models import CronSchedule, Event, FunctionRun
 from .notify import Backoff, Listener, listen_enabled
 from .outbox import has_unrelayed, relay_pending
+from .pruner import Pruner
 from .registry import FunctionRegistry, default_registry
-from .retention import Pruner
 from .scheduler import CronScheduler
 
 logger = logging.getLogger(__name__)

@@ -38,7 +38,8 @@ from inngest_django.models import (
     StepRun,
     Wait,
 )
-from inngest_django.retention import SCHEDULE_KEY, Pruner, iter_prune, prune
+from inngest_django.pruner import SCHEDULE_KEY, Pruner
+from inngest_django.retention import iter_prune, prune
 from tests.conftest import ROOT
 from tests.testapp.models import Order
 

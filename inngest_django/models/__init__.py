@@ -1,0 +1,30 @@
+"""Events, runs, step memos, dedupe keys, event keys and cron state, with their hot queries."""
+
+from __future__ import annotations
+
+from .defers import DeferIntent, OutboxMessage
+from .events import Event, EventKey, EventQuerySet, IdempotencyKey, RunEvent
+from .flow import FlowState
+from .queue import FunctionRunQuerySet
+from .runs import FunctionRun
+from .schedules import CronSchedule
+from .steps import StepRun
+from .waits import Wait, WaitKey, WaitQuerySet
+
+__all__ = [
+    "CronSchedule",
+    "DeferIntent",
+    "Event",
+    "EventKey",
+    "EventQuerySet",
+    "FlowState",
+    "FunctionRun",
+    "FunctionRunQuerySet",
+    "IdempotencyKey",
+    "OutboxMessage",
+    "RunEvent",
+    "StepRun",
+    "Wait",
+    "WaitKey",
+    "WaitQuerySet",
+]

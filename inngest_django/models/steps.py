@@ -1,0 +1,104 @@
+"""StepRun: the memo of one step of one run."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, models
+from django.utils.translation import gettext_lazy as _
+
+from ..encryption import seal_if_enabled
+from ..enums import StepOp, StepStatus
+from ..sealed_fields import SealedJSONField
+from .queue import _adapt
+from .runs import FunctionRun
+
+
+class StepRun(models.Model):
+    """The memo of one step of one run: what it returned or how it failed."""
+
+    run = models.ForeignKey(
+        FunctionRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="steps"
+    )
+    step_key = models.CharField(
+        _("step id"), max_length=255, help_text=_("The step id, with :N for the n-th repeat.")
+    )
+    op = models.CharField(_("operation"), max_length=16, choices=StepOp.choices)
+    status = models.CharField(_("status"), max_length=16, choices=StepStatus.choices)
+    output = SealedJSONField(_("output"), null=True, blank=True)
+    error = SealedJSONField(_("error"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=1)
+    wake_at = models.DateTimeField(
+        _("wakes at"), null=True, blank=True, help_text=_("For sleeps: when the run resumes.")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("step")
+        verbose_name_plural = _("steps")
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step_key"], name="inngest_step_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return self.step_key
+
+    @classmethod
+    def record_if_held(
+        cls,
+        *,
+        run_id: str,
+        lease_token: str,
+        step_key: str,
+        op: str,
+        status: str,
+        output: Any,
+        started_at: datetime,
+        finished_at: datetime,
+    ) -> bool:
+        """Insert a step memo only while `lease_token` holds the run; False if it does not."""
+        meta, run_meta = cls._meta, FunctionRun._meta
+        quote = connection.ops.quote_name
+        columns = ", ".join(
+            quote(meta.get_field(name).column)
+            for name in (
+                "run",
+                "step_key",
+                "op",
+                "status",
+                "output",
+                "attempts",
+                "created_at",
+                "started_at",
+                "finished_at",
+            )
+        )
+        on_postgres = connection.vendor == "postgresql"
+        json_param = "%s::jsonb" if on_postgres else "%s"
+        # FOR SHARE keeps a claimer from taking the run between this check and the commit.
+        lock = " FOR SHARE" if on_postgres else ""
+        # Raw SQL: the ORM's per-call query building costs more than the statement itself.
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) "
+            f"SELECT id, %s, %s, %s, {json_param}, 1, %s, %s, %s "
+            f"FROM {quote(run_meta.db_table)} WHERE id = %s AND lease_token = %s{lock}"
+        )
+        params = [
+            step_key,
+            op,
+            status,
+            None if output is None else json.dumps(seal_if_enabled(output)),
+            _adapt(finished_at),
+            _adapt(started_at),
+            _adapt(finished_at),
+            run_id,
+            lease_token,
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount == 1
