@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from ..enums import DeferStatus
+from ..names import MAX_NAME_LENGTH
 from ..sealed_fields import SealedJSONField, SealedTextField
 from .queue import _adapt, _stamp_oldest_unset
 from .runs import FunctionRun
@@ -20,9 +21,11 @@ class DeferIntent(models.Model):
     run = models.ForeignKey(
         FunctionRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="defers"
     )
-    defer_id = models.CharField(_("defer id"), max_length=255)
+    defer_id = models.CharField(_("defer id"), max_length=MAX_NAME_LENGTH)
     function_id = models.CharField(
-        _("deferred function"), max_length=255, help_text=_("Slug of the function to start.")
+        _("deferred function"),
+        max_length=MAX_NAME_LENGTH,
+        help_text=_("Slug of the function to start."),
     )
     payload = SealedJSONField(
         _("payload"), null=True, blank=True, help_text=_("The validated data, as JSON.")

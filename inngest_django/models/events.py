@@ -9,6 +9,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from ..names import MAX_NAME_LENGTH
 from ..sealed_fields import SealedJSONField
 from .queue import _stamp_oldest_unset
 
@@ -26,11 +27,11 @@ class Event(models.Model):
     """An event received from `send`, the Event API, cron or the engine itself."""
 
     id = models.CharField(_("id"), max_length=26, primary_key=True, help_text=_("Internal ULID."))
-    name = models.CharField(_("name"), max_length=255, db_index=True)
+    name = models.CharField(_("name"), max_length=MAX_NAME_LENGTH, db_index=True)
     data = SealedJSONField(_("data"), default=dict, blank=True)
     external_id = models.CharField(
         _("producer id"),
-        max_length=255,
+        max_length=MAX_NAME_LENGTH,
         blank=True,
         db_index=True,
         help_text=_("The sender's `id`; a repeat within 24 hours starts no second run."),
@@ -118,8 +119,8 @@ class RunEvent(models.Model):
 class IdempotencyKey(models.Model):
     """A key that lets one run per function through until it expires (event ids, for now)."""
 
-    function_id = models.CharField(_("function"), max_length=255)
-    key = models.CharField(_("key"), max_length=255)
+    function_id = models.CharField(_("function"), max_length=MAX_NAME_LENGTH)
+    key = models.CharField(_("key"), max_length=MAX_NAME_LENGTH)
     expires_at = models.DateTimeField(_("expires at"))
 
     class Meta:
@@ -154,7 +155,9 @@ class EventKey(models.Model):
     """A credential for the Event API: only its SHA-256 digest is stored."""
 
     name = models.CharField(
-        _("name"), max_length=255, help_text=_("Who uses the key, for example 'billing service'.")
+        _("name"),
+        max_length=MAX_NAME_LENGTH,
+        help_text=_("Who uses the key, for example 'billing service'."),
     )
     prefix = models.CharField(
         _("prefix"),

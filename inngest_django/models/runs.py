@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from ..enums import CLAIMABLE_STATUSES, FINISHED_STATUSES, RunStatus, StepStatus
+from ..names import MAX_NAME_LENGTH
 from ..sealed_fields import SealedJSONField
 from .events import Event
 from .queue import FunctionRunQuerySet
@@ -32,7 +33,9 @@ class FunctionRun(models.Model):
     """One run of a function: its status, trigger event, output or error, and lease."""
 
     id = models.CharField(_("id"), max_length=26, primary_key=True)
-    function_id = models.CharField(_("function"), max_length=255, help_text=_("Function slug."))
+    function_id = models.CharField(
+        _("function"), max_length=MAX_NAME_LENGTH, help_text=_("Function slug.")
+    )
     status = models.CharField(
         _("status"), max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED
     )
@@ -88,19 +91,25 @@ class FunctionRun(models.Model):
         help_text=_("Set when what the run waits for arrived; cleared when a worker claims it."),
     )
     cancel_reason = models.CharField(
-        _("cancel reason"), max_length=255, blank=True, default="", help_text=_("Who asked.")
+        _("cancel reason"),
+        max_length=MAX_NAME_LENGTH,
+        blank=True,
+        default="",
+        help_text=_("Who asked."),
     )
     flow_note = models.CharField(
         _("flow control"),
-        max_length=255,
+        max_length=MAX_NAME_LENGTH,
         blank=True,
         default="",
         help_text=_("Why flow control skipped, delayed or reordered the run."),
     )
-    concurrency_key = models.CharField(_("concurrency key"), max_length=255, blank=True, default="")
+    concurrency_key = models.CharField(
+        _("concurrency key"), max_length=MAX_NAME_LENGTH, blank=True, default=""
+    )
     concurrency_limit = models.PositiveIntegerField(_("concurrency limit"), default=0)
     concurrency_key_2 = models.CharField(
-        _("second concurrency key"), max_length=255, blank=True, default=""
+        _("second concurrency key"), max_length=MAX_NAME_LENGTH, blank=True, default=""
     )
     concurrency_limit_2 = models.PositiveIntegerField(_("second concurrency limit"), default=0)
     parked_from = models.DateTimeField(
@@ -113,11 +122,15 @@ class FunctionRun(models.Model):
             "had, restored when a slot frees."
         ),
     )
-    singleton_key = models.CharField(_("singleton key"), max_length=255, blank=True, default="")
-    debounce_key = models.CharField(_("debounce key"), max_length=255, blank=True, default="")
+    singleton_key = models.CharField(
+        _("singleton key"), max_length=MAX_NAME_LENGTH, blank=True, default=""
+    )
+    debounce_key = models.CharField(
+        _("debounce key"), max_length=MAX_NAME_LENGTH, blank=True, default=""
+    )
     batch_key = models.CharField(
         _("open batch key"),
-        max_length=255,
+        max_length=MAX_NAME_LENGTH,
         blank=True,
         default="",
         help_text=_("Set while the run's batch still takes events."),
@@ -143,7 +156,7 @@ class FunctionRun(models.Model):
         _("available at"),
         help_text=_("When the run may be claimed next; for a running run, its lease expiry."),
     )
-    locked_by = models.CharField(_("locked by"), max_length=255, blank=True, default="")
+    locked_by = models.CharField(_("locked by"), max_length=MAX_NAME_LENGTH, blank=True, default="")
     lease_token = models.CharField(_("lease token"), max_length=32, blank=True, default="")
     locked_until = models.DateTimeField(_("locked until"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -267,7 +280,7 @@ class FunctionRun(models.Model):
             .exclude(status__in=FINISHED_STATUSES)
             .update(
                 cancel_requested_at=now,
-                cancel_reason=reason[:255],
+                cancel_reason=reason[:MAX_NAME_LENGTH],
                 available_at=models.Case(
                     models.When(not_running, then=models.Value(now)),
                     default=models.F("available_at"),
@@ -383,7 +396,7 @@ class FunctionRun(models.Model):
         cancel_reason: str | None = None,
     ) -> bool:
         """Set a final status with its output or error and release the run."""
-        extra = {} if cancel_reason is None else {"cancel_reason": cancel_reason[:255]}
+        extra = {} if cancel_reason is None else {"cancel_reason": cancel_reason[:MAX_NAME_LENGTH]}
         return bool(
             cls.objects.held(run_id, lease_token).update(
                 **extra,

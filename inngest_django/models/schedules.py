@@ -7,12 +7,14 @@ from datetime import datetime
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from ..names import MAX_NAME_LENGTH
+
 
 class CronSchedule(models.Model):
     """The next tick of one cron trigger, advanced by compare-and-set so each tick fires once."""
 
     key = models.CharField(_("key"), max_length=512, unique=True)
-    function_id = models.CharField(_("function"), max_length=255)
+    function_id = models.CharField(_("function"), max_length=MAX_NAME_LENGTH)
     cron = models.CharField(_("cron"), max_length=300)
     next_tick_at = models.DateTimeField(_("next tick at"))
     last_tick_at = models.DateTimeField(_("last tick at"), null=True, blank=True)

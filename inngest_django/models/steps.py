@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..encryption import seal_if_enabled
 from ..enums import StepOp, StepStatus
+from ..names import MAX_NAME_LENGTH
 from ..sealed_fields import SealedJSONField
 from .queue import _adapt
 from .runs import FunctionRun
@@ -23,7 +24,9 @@ class StepRun(models.Model):
         FunctionRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="steps"
     )
     step_key = models.CharField(
-        _("step id"), max_length=255, help_text=_("The step id, with :N for the n-th repeat.")
+        _("step id"),
+        max_length=MAX_NAME_LENGTH,
+        help_text=_("The step id, with :N for the n-th repeat."),
     )
     op = models.CharField(_("operation"), max_length=16, choices=StepOp.choices)
     status = models.CharField(_("status"), max_length=16, choices=StepStatus.choices)

@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from ..enums import WaitKind, WaitOutcome
+from ..names import MAX_NAME_LENGTH
 from ..sealed_fields import SealedTextField
 from .events import Event
 from .runs import FunctionRun
@@ -26,19 +27,27 @@ class Wait(models.Model):
         FunctionRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="waits"
     )
     kind = models.CharField(_("kind"), max_length=16, choices=WaitKind.choices)
-    step_key = models.CharField(_("step id"), max_length=255, blank=True, default="")
+    step_key = models.CharField(_("step id"), max_length=MAX_NAME_LENGTH, blank=True, default="")
     event_name = models.CharField(
-        _("event name"), max_length=255, blank=True, default="", help_text=_("The awaited event.")
+        _("event name"),
+        max_length=MAX_NAME_LENGTH,
+        blank=True,
+        default="",
+        help_text=_("The awaited event."),
     )
     match_key = models.CharField(
         _("match field"),
-        max_length=255,
+        max_length=MAX_NAME_LENGTH,
         blank=True,
         default="",
         help_text=_("Path such as data.user_id that must equal the run's trigger event's."),
     )
     match_value = models.CharField(
-        _("match value"), max_length=255, blank=True, default="", help_text=_("As JSON.")
+        _("match value"),
+        max_length=MAX_NAME_LENGTH,
+        blank=True,
+        default="",
+        help_text=_("As JSON."),
     )
     expression = SealedTextField(
         _("if expression"), blank=True, default="", help_text=_("CEL over `event` and `async`.")
@@ -111,8 +120,8 @@ class Wait(models.Model):
 class WaitKey(models.Model):
     """A match field ("" for none) some wait used for an event name: where an event looks."""
 
-    event_name = models.CharField(_("event name"), max_length=255)
-    match_key = models.CharField(_("match field"), max_length=255)
+    event_name = models.CharField(_("event name"), max_length=MAX_NAME_LENGTH)
+    match_key = models.CharField(_("match field"), max_length=MAX_NAME_LENGTH)
 
     class Meta:
         verbose_name = _("wait key")

@@ -63,7 +63,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "runs",
             "scheduler",
             "retention",
-            "retention.",
+            "pruner",
         ),
     ),
     ("engine", ("engine", "engine.", "backends", "backends.", "worker")),
