@@ -163,7 +163,7 @@ class Worker:
                 # Claimed ahead and not started: another worker takes it now, not after a lease.
                 FunctionRun.release_claim(run_id, token, claimed_at=claimed_at, now=clock.now())
                 return
-            execute_run(run_id, lease_token=token, registry=self.registry)
+            execute_run(run_id, lease_token=token, registry=self.registry, claimed_at=claimed_at)
         except DatabaseError as exc:
             # The database went away mid-pass: nothing half-done was committed, and the run
             # resumes when its lease ends. The loop's backoff logs the outage itself.

@@ -91,6 +91,9 @@ INNGEST_DJANGO = {
     "PRUNE_INTERVAL_SECONDS": float(
         os.environ.get("INNGEST_DJANGO_TEST_PRUNE_INTERVAL_SECONDS", "3600")
     ),
+    # "1" or "0" for worker subprocesses of tests that need checkpointing on or off; unset:
+    # the library's default (on for PostgreSQL, off for SQLite).
+    "CHECKPOINT": {"1": True, "0": False}.get(os.environ.get("INNGEST_DJANGO_TEST_CHECKPOINT", "")),
 }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection
 
 from .. import clock
 from .._interrupts import (
@@ -34,6 +34,7 @@ from ..retries import next_attempt_at
 from ..serialization import dump_step_output, error_to_json, load_value
 from ..steps import Memo
 from ..waits import after_id, catch_up, invoke_error, new_wait, save_waits
+from .checkpoint import Checkpoint, checkpointing
 from .logs import log_run
 from .rules import error_for_handler, invoke_refusal, stops_the_process
 
@@ -58,8 +59,11 @@ class DurableSteps:
         function: Function,
         lease_token: str,
         registry: FunctionRegistry = default_registry,
+        *,
+        first_start: bool = False,
     ) -> None:
         self.run = run
+        self.first_start = first_start
         self.function = function
         self.lease_token = lease_token
         self.registry = registry
@@ -72,6 +76,8 @@ class DurableSteps:
         self.memos: dict[str, Memo] = {}
         self.ctx: Context | None = None
         self.defers = DeferBook(run.pk, run.function_id)
+        self.checkpoint = Checkpoint(enabled=checkpointing())
+        self._run_row_locked = False
         self._cancel_reason = ""
         finish = function.timeouts.finish_delta if function.timeouts else None
         self._finish_by = run.started_at + finish if finish and run.started_at else None
@@ -89,24 +95,33 @@ class DurableSteps:
         self._stop_if_cancelled()
         started = clock.now()
         # Defers made inside the callable belong to its transaction: gone if it rolls back.
-        checkpoint = self.defers.checkpoint()
+        defers_before = self.defers.checkpoint()
         connection.ensure_connection()
         raw_connection = connection.connection
         try:
-            with transaction.atomic():
+            # The last step's transaction, held open for a finish that did not come: each step
+            # commits it before it begins, so a crash never rolls back more than one step.
+            self.checkpoint.commit()
+            self._run_row_locked = False
+            # Kept open: the pass's next durable write (the finish, say) commits with it.
+            with self.checkpoint.write(keep_open=True):
                 if self._touch_first:
                     self._touch()
                 result = fn(*args)
                 stored = dump_step_output(step_key, result, output_type)
                 self.defers.flush()
                 self._record_completed(step_key, started, stored, touched=self._touch_first, op=op)
+            if self._run_row_locked:
+                # The step renewed the lease, locking the run's row: held open, it would stall
+                # the heartbeat (and the other runs it renews) until the next write.
+                self.checkpoint.commit()
         except Interrupt:
             raise
         except BaseException as exc:
             if stops_the_process(exc):
                 raise
             # A step's SystemExit, GeneratorExit or own BaseException is the step's failure.
-            self.defers.restore(checkpoint)
+            self.defers.restore(defers_before)
             if isinstance(exc, DatabaseError) and _database_lost(raw_connection):
                 # An outage is not the step's failure: counting it would spend a retry.
                 raise DatabaseLost() from exc
@@ -117,7 +132,7 @@ class DurableSteps:
 
     def plan_sleep(self, step_key: str, until: datetime) -> None:
         now = clock.now()
-        with transaction.atomic():
+        with self.checkpoint.write():
             if until <= now:
                 self._touch()
                 self._save_step(step_key, StepOp.SLEEP, StepStatus.COMPLETED, now, wake_at=until)
@@ -159,7 +174,7 @@ class DurableSteps:
             after_event_id=after_id(),
             expires_at=until,
         )
-        with transaction.atomic():
+        with self.checkpoint.write():
             self.defers.flush()
             self._save_step(step_key, StepOp.WAIT_FOR_EVENT, StepStatus.WAITING, now, wake_at=until)
             save_waits([wait])
@@ -183,13 +198,13 @@ class DurableSteps:
         reason = invoke_refusal(self.registry, function_id)
         if reason is not None:
             error = invoke_error(f"invoke {step_key!r}: {reason}")
-            with transaction.atomic():
+            with self.checkpoint.write():
                 self.defers.flush()
                 self._touch()
                 self._save_step(step_key, StepOp.INVOKE, StepStatus.FAILED, now, error=error)
             raise NonRetriableError(error["message"])
         meta = {"parent_run_id": self.run.pk, "parent_fn_slug": self.run.function_id}
-        with transaction.atomic():
+        with self.checkpoint.write():
             self.defers.flush()
             event = emit(INVOKED_EVENT, {**data, ENGINE_DATA_KEY: meta}, dispatched_at=now)
             child = queued_run(function_id, event, now=now)
@@ -279,6 +294,7 @@ class DurableSteps:
         if not FunctionRun.touch(self.run.pk, self.lease_token, _lease_until()):
             raise LeaseLost()
         self._renewed_at = clock.monotonic()
+        self._run_row_locked = True
 
     def _record_completed(
         self, step_key: str, started: datetime, stored: Any, *, touched: bool, op: str
@@ -344,7 +360,7 @@ class DurableSteps:
         error = error_to_json(exc)
         attempt = self._attempt
         retry_at = self._retry_at(exc, attempt)
-        with transaction.atomic():
+        with self.checkpoint.write():
             self.defers.flush()
             if retry_at is not None:
                 self._save_step(step_key, op, StepStatus.ERRORED, started, error=error)

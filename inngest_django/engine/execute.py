@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from ..enums import RunStatus
 from ..exceptions import DecryptionError, FunctionNotFoundError
@@ -15,9 +16,13 @@ from .run_pass import RunPass
 
 
 def execute_run(
-    run_id: str, *, lease_token: str, registry: FunctionRegistry = default_registry
+    run_id: str,
+    *,
+    lease_token: str,
+    registry: FunctionRegistry = default_registry,
+    claimed_at: datetime | None = None,
 ) -> None:
-    """Execute one pass of a run this worker has claimed under `lease_token`."""
+    """Execute one pass of a run this worker has claimed under `lease_token` at `claimed_at`."""
     try:
         run = FunctionRun.objects.select_related("event").get(pk=run_id)
     except FunctionRun.DoesNotExist:
@@ -33,7 +38,9 @@ def execute_run(
         FunctionRun.objects.unpark([run.concurrency_key, run.concurrency_key_2])
         return
     try:
-        RunPass(run, function, lease_token, registry).execute()
+        # The claim stamps started_at only if no earlier pass had: then no step rows exist.
+        first_start = claimed_at is not None and run.started_at == claimed_at
+        RunPass(run, function, lease_token, registry, first_start=first_start).execute()
     except DecryptionError as exc:
         # No configured key opens the trigger event or a step memo: retrying cannot help.
         if finalize(run, lease_token, RunStatus.FAILED, error=error_to_json(exc)):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from django.db import models, transaction
@@ -35,6 +36,7 @@ def finalize(
     defers: DeferBook | None = None,
     may_have_waits: bool = True,
     announce: FinishEvents | None = None,
+    scope: Callable[[], AbstractContextManager[Any]] = transaction.atomic,
 ) -> bool:
     """End `run` while `lease_token` holds it; return False if the lease was lost first.
 
@@ -42,10 +44,11 @@ def finalize(
     every pending one scheduled (the outbox relay starts each exactly once), ends the run's
     waits, answers an invoking parent and, with `announce`, stores the finish events.
     Without a `defers` book (a pass that never began) whatever an earlier pass left pending
-    is scheduled: cleanup matters most when a run ends badly.
+    is scheduled: cleanup matters most when a run ends badly. `scope` opens the transaction;
+    a pass passes its checkpoint, so its last step commits in this same transaction.
     """
     now = clock.now()
-    with transaction.atomic():
+    with scope():
         if not FunctionRun.mark_finished(
             run.pk,
             lease_token,

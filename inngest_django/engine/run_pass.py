@@ -42,8 +42,18 @@ class RunPass(DurableSteps):
 
     def execute(self) -> None:
         """Call the handler once, from the top, and persist how the pass ended."""
+        try:
+            self._execute()
+        finally:
+            # Every outcome commits through the checkpoint. A transaction still open here was
+            # left by a lost lease or connection, or a Ctrl-C: it rolls back, and its steps,
+            # whose memos roll back with their own writes, run again in a later pass.
+            self.checkpoint.rollback()
+
+    def _execute(self) -> None:
         run = self.run
-        steps = self._load_steps()
+        # A run this claim started for the first time has no step rows: no read to learn so.
+        steps = [] if self.first_start else self._load_steps()
         if run.attempt == 0 and not steps:
             # Intents are written only with a step row, a retry (attempt + 1) or the finish.
             self.defers.assume_nothing_stored()
@@ -159,7 +169,7 @@ class RunPass(DurableSteps):
     def _wait_again(self, wait: WaitPlanned) -> None:
         """Put a run whose replay reached a still-pending wait back to waiting."""
         until = wait.until or clock.now()
-        with transaction.atomic():
+        with self.checkpoint.write():
             self.defers.flush()
             if not FunctionRun.mark_waiting(
                 self.run.pk, self.lease_token, until=self._release_until(until)
@@ -187,7 +197,7 @@ class RunPass(DurableSteps):
         if retry_at is None:
             self._finish(RunStatus.FAILED, error=error)
             return
-        with transaction.atomic():
+        with self.checkpoint.write():
             if not FunctionRun.mark_queued_for_retry(
                 self.run.pk, self.lease_token, retry_at=self._release_until(retry_at), error=error
             ):
@@ -220,4 +230,6 @@ class RunPass(DurableSteps):
             defers=self.defers,
             may_have_waits=bool(self.function.cancel) or status != RunStatus.COMPLETED or waited,
             announce=FinishEvents(events, self.registry),
+            # The last step's transaction, if still open, commits with the finish.
+            scope=self.checkpoint.write,
         )

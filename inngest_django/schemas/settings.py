@@ -44,6 +44,10 @@ class AppSettingsModel(BaseModel):
     # round of relay, dispatch and cron look-ups) serves several runs. 0 claims for free
     # threads only. Not used while functions with concurrency limits are registered.
     PREFETCH_RUNS: int = Field(default=3, ge=0, le=100)
+    # A step's transaction stays open for the pass's next durable write (the finish, a sleep,
+    # a wait, a retry) to commit with it; the next step commits it first. None: on for
+    # PostgreSQL, off for SQLite, whose one write lock it would hold across handler code.
+    CHECKPOINT: bool | None = None
     LISTEN_NOTIFY: bool = True
     SQLITE_WAL: bool = True
     SQLITE_BUSY_TIMEOUT_SECONDS: float = Field(default=30.0, ge=0)

@@ -27,6 +27,8 @@ EVERY_MINUTE_ID = "testapp-every-minute"
 LEASE_SECONDS = 2.0
 # Workers that get killed hold short leases, so their runs resume within seconds.
 SHORT_LEASE = {"INNGEST_DJANGO_TEST_LEASE_SECONDS": str(LEASE_SECONDS)}
+# Each step commits as it returns: checkpointing would hold s0 open until the next write.
+NO_CHECKPOINT = {"INNGEST_DJANGO_TEST_CHECKPOINT": "0"}
 
 
 def record_steps_run() -> FunctionRun | None:
@@ -76,7 +78,7 @@ def test_killed_worker_run_resumes_in_another_worker_without_rerunning_committed
 def test_heartbeat_keeps_a_live_worker_run_and_a_committed_step_survives_its_kill(workers):
     send_steps(steps=2)
     # The first worker blocks after s0 commits, between steps, until it is killed.
-    first = workers.start(**SHORT_LEASE, **{HOLD_AFTER_ENV: "s0"})
+    first = workers.start(**SHORT_LEASE, **NO_CHECKPOINT, **{HOLD_AFTER_ENV: "s0"})
     run = workers.wait_for(record_steps_run, what="the run to be queued")
     workers.wait_for(
         lambda: any(e["phase"] == "held" for e in workers.journal()), what="s0 to commit"

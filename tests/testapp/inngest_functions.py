@@ -59,7 +59,8 @@ def record_steps(ctx: inngest.Context) -> dict:
 
     data.steps sets the number of steps and data.pause_s how long each step holds its
     transaction open. A worker whose INNGEST_DJANGO_TEST_HOLD_AFTER names a step journals
-    "held" once that step has committed, then blocks, so a test can kill it between steps.
+    "held" once that step has returned, then blocks, so a test can kill it between steps (the
+    step has committed, unless checkpointing holds it open for the run's next write).
     """
     steps = int(ctx.event.data.get("steps", 3))
     pause = float(ctx.event.data.get("pause_s", 0))

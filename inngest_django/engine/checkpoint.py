@@ -1,0 +1,74 @@
+"""Checkpoint: a step's transaction left open, so it commits with the pass's next durable write."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import connection, transaction
+
+from ..conf import app_settings
+
+
+def checkpointing() -> bool:
+    """Return whether steps commit with the next write: CHECKPOINT, else on for PostgreSQL."""
+    configured = app_settings.CHECKPOINT
+    # SQLite has one writer: handler code between a step and the next write would hold the
+    # write lock of every worker, so there it is opt-in.
+    return connection.vendor == "postgresql" if configured is None else configured
+
+
+class Checkpoint:
+    """Hold a step's transaction open until the pass's next durable write commits it too.
+
+    A run that ends right after a step then commits the step and its finish together: one
+    transaction after the claim instead of two. The next step commits the open one before it
+    starts, so only the handler code after a step runs inside it, and a crash there rolls back
+    a step whose memo rolls back with it: it runs again, and nothing that committed does.
+    """
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._atomic: Any = None
+
+    @property
+    def is_open(self) -> bool:
+        """Return True while a step's writes wait for the next write to commit with them."""
+        return self._atomic is not None
+
+    @contextmanager
+    def write(self, *, keep_open: bool = False) -> Iterator[None]:
+        """Run a durable write in the open transaction, or a new one; commit unless kept open."""
+        if self._atomic is None:
+            self._atomic = transaction.atomic()
+            self._atomic.__enter__()
+        try:
+            yield
+        except BaseException as exc:
+            # The whole transaction goes: a failed write leaves nothing of it to commit.
+            self._close(exc)
+            raise
+        if not (keep_open and self.enabled):
+            self.commit()
+
+    def commit(self) -> None:
+        """Commit the open transaction, if there is one."""
+        self._close(None)
+
+    def rollback(self) -> None:
+        """Roll the open transaction back, if there is one: the pass ends without its writes."""
+        self._close(_PassEnded())
+
+    def _close(self, exc: BaseException | None) -> None:
+        atomic, self._atomic = self._atomic, None
+        if atomic is None:
+            return
+        if exc is None:
+            atomic.__exit__(None, None, None)
+        else:
+            atomic.__exit__(type(exc), exc, exc.__traceback__)
+
+
+class _PassEnded(Exception):
+    """The pass stopped before its open transaction could commit; it rolls back."""

@@ -1,0 +1,185 @@
+"""Checkpointing: a step commits with the pass's next durable write, and a crash loses nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext, override_settings
+
+import inngest_django as inngest
+from inngest_django import clock
+from inngest_django.conf import app_settings
+from inngest_django.engine import execute_run
+from inngest_django.engine.checkpoint import checkpointing
+from inngest_django.enums import RunStatus, StepStatus
+from inngest_django.events import dispatch_pending
+from inngest_django.ids import new_token
+from inngest_django.models import FunctionRun, StepRun
+from tests.helpers import committed_steps, orders_per_step, send_steps, status_of, step_starts
+from tests.testapp.inngest_functions import HOLD_AFTER_ENV
+from tests.testapp.models import Order
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RECORD_STEPS = "testapp-record-steps"
+LEASE_SECONDS = 2.0
+
+
+@contextmanager
+def checkpoint(enabled: bool) -> Iterator[None]:
+    """Run the block with CHECKPOINT set, whatever the database's default."""
+    with override_settings(INNGEST_DJANGO={**_current_settings(), "CHECKPOINT": enabled}):
+        yield
+
+
+def _current_settings() -> dict:
+    from django.conf import settings
+
+    return dict(settings.INNGEST_DJANGO)
+
+
+@contextmanager
+def counted_commits() -> Iterator[list[int]]:
+    """Count the commits of the default connection inside the block."""
+    commits: list[int] = []
+    real_commit = connection.commit
+
+    def commit() -> None:
+        commits.append(1)
+        real_commit()
+
+    connection.commit = commit  # type: ignore[method-assign]
+    try:
+        yield commits
+    finally:
+        del connection.commit
+
+
+def claimed_run(function_id: str) -> tuple[str, str, object]:
+    """Dispatch the sent event and claim its run as a worker would; return id, token, time."""
+    dispatch_pending()
+    token, now = new_token(), clock.now()
+    with transaction.atomic():
+        ids = FunctionRun.objects.claim(
+            worker_id="test",
+            lease_token=token,
+            limit=1,
+            now=now,
+            lease_until=now.replace(year=2100),
+        )
+    assert FunctionRun.objects.get(pk=ids[0]).function_id == function_id
+    return ids[0], token, now
+
+
+def one_step(inngest_client) -> None:
+    @inngest_client.create_function(fn_id="one-step", trigger=inngest.TriggerEvent(event="t/one"))
+    def handler(ctx):
+        order = ctx.step.run(
+            "write", lambda: Order.objects.create(reference="one", step_key="w").pk
+        )
+        return {"order": order}
+
+
+@pytest.mark.parametrize("enabled, commits", [(True, 1), (False, 2)])
+def test_a_one_step_run_commits_once_after_its_claim_when_checkpointing(
+    inngest_client, enabled, commits
+):
+    one_step(inngest_client)
+    inngest_client.send(inngest.Event(name="t/one"))
+    run_id, token, claimed_at = claimed_run("test-one-step")
+    with checkpoint(enabled), counted_commits() as done, CaptureQueriesContext(connection) as sql:
+        execute_run(
+            run_id, lease_token=token, registry=inngest_client.registry, claimed_at=claimed_at
+        )
+    run = FunctionRun.objects.get(pk=run_id)
+    assert run.status == RunStatus.COMPLETED
+    assert len(done) == commits
+    # The claim started the run for the first time: no step rows to read.
+    assert not [q for q in sql.captured_queries if 'FROM "inngest_django_steprun"' in q["sql"]]
+    assert Order.objects.filter(reference="one").count() == 1
+
+
+def test_a_run_claimed_again_reads_its_memos_and_skips_the_committed_step(inngest_client, drain):
+    calls = []
+
+    @inngest_client.create_function(fn_id="two-step", trigger=inngest.TriggerEvent(event="t/two"))
+    def handler(ctx):
+        ctx.step.run("a", lambda: calls.append("a"))
+        ctx.step.sleep("nap", "1ms")
+        ctx.step.run("b", lambda: calls.append("b"))
+
+    inngest_client.send(inngest.Event(name="t/two"))
+    with checkpoint(True):
+        drain(registry=inngest_client.registry)
+    assert calls == ["a", "b"]
+    assert StepRun.objects.filter(status=StepStatus.COMPLETED).count() == 3
+
+
+def test_a_handler_failing_after_a_step_keeps_the_step_and_retries_without_it(
+    inngest_client, drain
+):
+    calls = []
+
+    @inngest_client.create_function(
+        fn_id="fails-after", trigger=inngest.TriggerEvent(event="t/fail"), retries=1
+    )
+    def handler(ctx):
+        ctx.step.run("write", lambda: calls.append(ctx.attempt))
+        if ctx.attempt == 0:
+            raise RuntimeError("after the step")
+        return "done"
+
+    inngest_client.send(inngest.Event(name="t/fail"))
+    with checkpoint(True):
+        drain(registry=inngest_client.registry)
+    run = FunctionRun.objects.get(function_id="test-fails-after")
+    assert (run.status, run.output) == (RunStatus.COMPLETED, "done")
+    # The step committed with the retry mark, so the second pass replayed its memo.
+    assert calls == [0]
+
+
+def test_checkpointing_is_on_for_postgresql_and_off_for_sqlite_unless_set():
+    assert app_settings.CHECKPOINT is None
+    assert checkpointing() == (connection.vendor == "postgresql")
+    with checkpoint(True):
+        assert checkpointing() is True
+    with checkpoint(False):
+        assert checkpointing() is False
+
+
+@pytest.mark.slow
+def test_a_worker_killed_between_a_step_and_its_finish_loses_nothing_and_repeats_nothing_committed(
+    workers,
+):
+    send_steps(steps=1)
+    env = {
+        "INNGEST_DJANGO_TEST_LEASE_SECONDS": str(LEASE_SECONDS),
+        "INNGEST_DJANGO_TEST_CHECKPOINT": "1",
+        HOLD_AFTER_ENV: "s0",
+    }
+    # The first worker returns from s0 and blocks before the finish: s0's transaction is open.
+    first = workers.start(**env)
+    run = workers.wait_for(
+        FunctionRun.objects.filter(function_id=RECORD_STEPS).first, what="the run to be queued"
+    )
+    workers.wait_for(
+        lambda: any(e["phase"] == "held" for e in workers.journal()), what="s0 to return"
+    )
+    # Nothing of s0 committed yet: neither its memo nor its own writes.
+    assert committed_steps(run.pk) == []
+    assert orders_per_step(run.pk) == {}
+    workers.kill(first)
+
+    second = workers.start(**{**env, HOLD_AFTER_ENV: ""})
+    workers.wait_for(
+        lambda: status_of(run.pk) == RunStatus.COMPLETED, what="the run to complete", timeout=30
+    )
+    # s0 ran again because nothing of its first run committed; its writes exist once.
+    assert step_starts(workers, run.pk) == [("s0", first.pid), ("s0", second.pid)]
+    assert orders_per_step(run.pk) == {"s0": 1}
+    assert committed_steps(run.pk) == ["s0"]
+    run.refresh_from_db()
+    assert run.output == {"steps": 1}
