@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from . import clock
 from .models import EventKey
-from .names import MAX_NAME_LENGTH
+from .names import MAX_NAME_LENGTH, matches_nothing
 
 PREFIX_LENGTH = 8
 MIN_KEY_LENGTH = 32
@@ -28,7 +28,8 @@ def clean_prefixes(prefixes: Iterable[str]) -> list[str]:
     """Return event-name prefixes stripped, without blanks or repeats, in their order.
 
     Raises:
-        ValueError: a prefix is not a string or is longer than an event name may be.
+        ValueError: a prefix is not a string, is longer than an event name may be, or holds a
+            NUL, which no event name does.
     """
     cleaned: list[str] = []
     for prefix in prefixes:
@@ -37,6 +38,8 @@ def clean_prefixes(prefixes: Iterable[str]) -> list[str]:
         prefix = prefix.strip()
         if len(prefix) > MAX_NAME_LENGTH:
             raise ValueError(f"An event name prefix is at most {MAX_NAME_LENGTH} characters long")
+        if matches_nothing(prefix):
+            raise ValueError("An event name prefix must not contain a NUL character")
         if prefix and prefix not in cleaned:
             cleaned.append(prefix)
     return cleaned
@@ -76,7 +79,7 @@ def issue_key(
 
 def authenticate(raw_key: str) -> EventKey | None:
     """Return the live key matching `raw_key`, or None if it is unknown or revoked."""
-    if not raw_key:
+    if not raw_key or matches_nothing(raw_key):
         return None
     wanted = digest_of(raw_key)
     # Look up by the short prefix, then compare whole digests without an early exit.

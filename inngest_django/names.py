@@ -1,4 +1,4 @@
-"""Reserved names and the one width every name, id and key column holds."""
+"""Reserved names, the one width every name, id and key column holds, and what none holds."""
 
 from __future__ import annotations
 
@@ -10,3 +10,10 @@ RESERVED_PREFIX = "inngest/"
 # Event names and ids, function, step and defer ids, flow-control and wait keys: a CharField
 # of this width holds each, so every check and every truncation uses this one number.
 MAX_NAME_LENGTH = 255
+
+
+def matches_nothing(value: str) -> bool:
+    """Return True if no stored text can equal `value`: it holds a NUL."""
+    # PostgreSQL refuses NUL in text, even as a query parameter, so a lookup of such a value
+    # fails there; answered as no match before any query, it means the same on every database.
+    return "\x00" in value

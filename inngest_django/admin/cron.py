@@ -9,18 +9,19 @@ from django.http import HttpRequest
 
 from ..models import CronSchedule, IdempotencyKey
 from ..payload_access import payloads_restricted
+from .lookups import NulSafeLookupsMixin
 from .readonly import ReadOnlyAdminMixin
 
 
 @admin.register(CronSchedule)
-class CronScheduleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class CronScheduleAdmin(ReadOnlyAdminMixin, NulSafeLookupsMixin, admin.ModelAdmin):
     list_display = ("function_id", "cron", "next_tick_at", "last_tick_at")
     search_fields = ("function_id",)
     ordering = ("function_id", "cron")
 
 
 @admin.register(IdempotencyKey)
-class IdempotencyKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class IdempotencyKeyAdmin(ReadOnlyAdminMixin, NulSafeLookupsMixin, admin.ModelAdmin):
     list_display = ("function_id", "key", "expires_at")
     search_fields = ("=key", "=function_id")
     ordering = ("-expires_at",)

@@ -25,6 +25,7 @@ from .display import (
     status_badge_html,
 )
 from .filters import DeferTargetFilter, RelayedFilter
+from .lookups import NulSafeLookupsMixin
 from .payloads import (
     PayloadVisibilityMixin,
     hidden_payload_html,
@@ -100,7 +101,13 @@ class DeferIntentInline(
 
 
 @admin.register(DeferIntent)
-class DeferIntentAdmin(IndexedSearchMixin, DeferColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeferIntentAdmin(
+    IndexedSearchMixin,
+    DeferColumnsMixin,
+    ReadOnlyAdminMixin,
+    NulSafeLookupsMixin,
+    admin.ModelAdmin,
+):
     list_display = (
         "defer_id",
         "run_link",
@@ -151,7 +158,9 @@ class DeferIntentAdmin(IndexedSearchMixin, DeferColumnsMixin, ReadOnlyAdminMixin
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(IndexedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class OutboxMessageAdmin(
+    IndexedSearchMixin, ReadOnlyAdminMixin, NulSafeLookupsMixin, admin.ModelAdmin
+):
     list_display = ("id", "defer_link", "run_link", "created_at", "relayed_at", "deferred_run_link")
     list_filter = (RelayedFilter,)
     # search_match replaces Django's case-insensitive scans with exact lookups.

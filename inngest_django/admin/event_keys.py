@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from ..event_keys import clean_prefixes, issue_key, revoke
 from ..models import EventKey
 from .display import status_badge_html
+from .lookups import NulSafeLookupsMixin
 from .reports import report_counts
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class EventKeyAddForm(forms.ModelForm):
 
 
 @admin.register(EventKey)
-class EventKeyAdmin(admin.ModelAdmin):
+class EventKeyAdmin(NulSafeLookupsMixin, admin.ModelAdmin):
     """Add asks for a name and prefixes; rows are never edited; revoking keeps them on record."""
 
     list_display = (

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from ..models import Event, FunctionRun
 from .display import json_html, run_link_html, status_badge_html
 from .filters import DispatchedFilter, EventNamePrefixFilter
+from .lookups import NulSafeLookupsMixin
 from .payloads import (
     PayloadVisibilityMixin,
     hidden_payload_html,
@@ -44,7 +45,13 @@ class EventRunInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(PayloadVisibilityMixin, IndexedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class EventAdmin(
+    PayloadVisibilityMixin,
+    IndexedSearchMixin,
+    ReadOnlyAdminMixin,
+    NulSafeLookupsMixin,
+    admin.ModelAdmin,
+):
     list_display = ("name", "id", "external_id", "received_at", "dispatched_at", "run_count")
     list_filter = (EventNamePrefixFilter, DispatchedFilter)
     # search_match replaces Django's case-insensitive scans with indexed lookups.

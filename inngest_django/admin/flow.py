@@ -20,6 +20,7 @@ from ..enums import RunStatus
 from ..models import FlowState, FunctionRun
 from ..payload_access import payloads_restricted
 from .display import LINE_HTML, duration_text, none_as_empty
+from .lookups import NulSafeLookupsMixin
 from .readonly import ReadOnlyAdminMixin
 
 _NOT_EXECUTING = (RunStatus.QUEUED, RunStatus.SLEEPING, RunStatus.WAITING)
@@ -84,7 +85,7 @@ def concurrency_html(run: FunctionRun, now: datetime) -> SafeString | None:
 
 
 @admin.register(FlowState)
-class FlowStateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class FlowStateAdmin(ReadOnlyAdminMixin, NulSafeLookupsMixin, admin.ModelAdmin):
     """Pacing rows of throttles and rate limits, and the rows other options only lock."""
 
     list_display = ("function_id", "kind", "key", "tat", "ahead")

@@ -45,6 +45,7 @@ from .filters import (
 from .flow import concurrency_html, concurrency_match
 from .functions import functions_view
 from .inlines import StepRunInline, WaitInline
+from .lookups import NulSafeLookupsMixin
 from .payloads import (
     PayloadVisibilityMixin,
     hidden_payload_html,
@@ -103,6 +104,7 @@ class FunctionRunAdmin(
     IndexedSearchMixin,
     RunActionsMixin,
     ReadOnlyAdminMixin,
+    NulSafeLookupsMixin,
     admin.ModelAdmin,
 ):
     list_display = (

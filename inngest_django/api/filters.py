@@ -13,6 +13,7 @@ from rest_framework.exceptions import APIException
 
 from ..enums import RunStatus
 from ..models import Event, FunctionRun, RunEvent
+from ..names import matches_nothing
 
 RUN_FILTERS = (
     "status",
@@ -38,8 +39,8 @@ class InvalidFilterError(APIException):
 
 def _text(params: QueryDict, name: str) -> str | None:
     value = params.get(name)
-    # PostgreSQL refuses NUL in text: the comparison would be a 500 rather than no match.
-    if value is not None and "\x00" in value:
+    # A 400 like any value the API cannot use, rather than an empty page: no row holds a NUL.
+    if value is not None and matches_nothing(value):
         raise InvalidFilterError(f"{name} must not contain NUL characters.")
     return value
 

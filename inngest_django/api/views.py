@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from ..enums import FINISHED_STATUSES, RunStatus
 from ..exceptions import FunctionNotFoundError
 from ..models import DeferIntent, Event, FunctionRun, RunEvent
+from ..names import matches_nothing
 from ..payload_access import can_view_payloads
 from ..registry import default_registry
 from ..runs import cancel_run, rerun_run, retry_run
@@ -129,8 +130,7 @@ class _ByIdMixin:
     def get_object(self) -> Any:
         missing = NotFound(f"No {self.noun} has this id.")
         value = self.kwargs["pk"]
-        # PostgreSQL refuses NUL in text: the query would be a 500 rather than no match.
-        if len(value) > MAX_ID_LENGTH or "\x00" in value:
+        if len(value) > MAX_ID_LENGTH or matches_nothing(value):
             raise missing
         try:
             return super().get_object()  # type: ignore[misc]

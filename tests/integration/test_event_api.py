@@ -223,6 +223,15 @@ def test_unknown_key_is_refused(event_key):
     assert not Event.objects.exists()
 
 
+@pytest.mark.parametrize("key", ["%00abc", "abc%00"])
+def test_a_key_holding_nul_is_not_found(key):
+    # PostgreSQL refused the NUL in the prefix lookup: a 500 there before issue 17.
+    response = post("/e/" + key, GOOD)
+    assert response.status_code == 401
+    assert response.json() == {"status": 401, "error": "Event key not found"}
+    assert not Event.objects.exists()
+
+
 def test_revoked_key_is_not_found(url, event_key):
     assert post(url, GOOD).status_code == 200
     revoke(event_key[0].pk)

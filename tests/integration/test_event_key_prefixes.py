@@ -40,6 +40,8 @@ def test_clean_prefixes_strips_and_drops_blanks_and_repeats():
         clean_prefixes(["x" * 300])
     with pytest.raises(ValueError, match="must be a string"):
         clean_prefixes([3])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="NUL"):
+        clean_prefixes(["shop/\x00"])
 
 
 @pytest.mark.django_db
@@ -190,3 +192,11 @@ def test_the_admin_issues_a_limited_key_and_lists_its_prefixes(admin_client):
     too_long = admin_client.post(ADD_KEY_URL, {"name": "x", "event_prefixes": "y" * 300})
     assert too_long.status_code == 200 and "at most" in too_long.content.decode()
     assert EventKey.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_admin_refuses_a_prefix_holding_nul(admin_client):
+    # PostgreSQL's jsonb refused the stored list: a 500 there before issue 17.
+    response = admin_client.post(ADD_KEY_URL, {"name": "x", "event_prefixes": "billing/\x00"})
+    assert response.status_code == 200 and "NUL" in response.content.decode()
+    assert not EventKey.objects.exists()
