@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's script and styles, served locally
     "inngest_django",
     "demo_site.shop",
 ]
@@ -110,5 +111,3 @@ INNGEST_DJANGO = {
 #     "timeout": 600,  # longer than the longest step
 #     "retry": 660,  # longer than timeout
 # }
-
-REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}

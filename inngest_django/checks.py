@@ -1,4 +1,4 @@
-"""System checks: settings that would break the engine at run time."""
+"""System checks: settings that would break the engine, or the REST API's docs page, at run time."""
 
 from __future__ import annotations
 
@@ -46,6 +46,30 @@ def check_executor(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             hint="Add 'django_q' to INSTALLED_APPS (pip install django-q2) and run "
             "manage.py qcluster, or set INNGEST_DJANGO['EXECUTOR'] = 'worker'.",
             id="inngest_django.E002",
+        )
+    ]
+
+
+@checks.register(checks.Tags.urls)
+def check_swagger_ui_assets(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Warn when the REST API is mounted without drf_spectacular_sidecar (inngest_django.W002)."""
+    from django.apps import apps
+    from django.urls import NoReverseMatch, reverse
+
+    if apps.is_installed("drf_spectacular_sidecar"):
+        return []
+    try:
+        reverse("inngest_api:docs")
+    except NoReverseMatch:
+        return []  # the REST API is not mounted: no Swagger UI page to serve
+    return [
+        checks.Warning(
+            "The REST API is mounted but drf_spectacular_sidecar is not installed; its Swagger "
+            "UI page (docs/) then loads its script and styles from drf-spectacular's "
+            "SWAGGER_UI_DIST, a CDN by default, and is blank offline",
+            hint="pip install 'inngest-django[api]' and add 'drf_spectacular_sidecar' to "
+            "INSTALLED_APPS.",
+            id="inngest_django.W002",
         )
     ]
 

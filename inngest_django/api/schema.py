@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from django.apps import apps
+from django.templatetags.static import static
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular import plumbing
 from drf_spectacular.generators import SchemaGenerator
@@ -12,7 +14,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
 from drf_spectacular.settings import patched_settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -21,10 +23,13 @@ from rest_framework.views import APIView
 
 from .. import __version__
 from ..enums import RunStatus
+from .openapi import extend_schema
 from .permissions import ConfiguredAccessMixin
 from .serializers import URL_NAMESPACE, ErrorSerializer
 
 SCHEMA_ROUTE = "schema/"
+# Where drf-spectacular-sidecar's app keeps Swagger UI among the static files.
+SIDECAR_SWAGGER_UI = "drf_spectacular_sidecar/swagger-ui-dist"
 _ERROR_MEANINGS = {
     400: "A parameter or the body has a value the API cannot use.",
     401: "No credentials were given (when token authentication comes first).",
@@ -135,7 +140,22 @@ class SchemaView(_JSONErrorsMixin, ConfiguredAccessMixin, APIView):
 
 
 class SwaggerView(_JSONErrorsMixin, ConfiguredAccessMixin, SpectacularSwaggerView):
-    """Swagger UI over the schema; its script and styles load from drf-spectacular's CDN."""
+    """Swagger UI over the schema, its script and styles served from the project's static files."""
 
     url_name = f"{URL_NAMESPACE}:schema"
     title = _SETTINGS["TITLE"]
+
+    # drf-spectacular reads SWAGGER_UI_DIST and SWAGGER_UI_FAVICON_HREF project-wide, and defaults
+    # to a CDN (a blank page offline); these hooks choose for this view alone. Without the
+    # sidecar app its files are not served, so the project's choice stays (check W002 says so).
+    @staticmethod
+    def _swagger_ui_resource(filename: str) -> str:
+        if apps.is_installed("drf_spectacular_sidecar"):
+            return static(f"{SIDECAR_SWAGGER_UI}/{filename}")
+        return SpectacularSwaggerView._swagger_ui_resource(filename)
+
+    @staticmethod
+    def _swagger_ui_favicon() -> str:
+        if apps.is_installed("drf_spectacular_sidecar"):
+            return static(f"{SIDECAR_SWAGGER_UI}/favicon-32x32.png")
+        return SpectacularSwaggerView._swagger_ui_favicon()

@@ -9,7 +9,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 from django.urls import reverse
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, ParseError
@@ -27,6 +27,7 @@ from ..payload_access import can_view_payloads
 from ..registry import default_registry
 from ..runs import cancel_run, rerun_run, retry_run
 from .filters import filter_events, filter_runs
+from .openapi import extend_schema
 from .pagination import EventPagination, RunPagination
 from .permissions import ConfiguredAccessMixin
 from .schema import EVENT_LIST_PARAMETERS, RUN_LIST_PARAMETERS, errors

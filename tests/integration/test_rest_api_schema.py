@@ -1,17 +1,29 @@
-"""Schemathesis fuzzes each REST API operation from the served schema: no 5xx, answers as told."""
+"""The served schema and Swagger UI, whatever the project's DRF settings; each operation fuzzed."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import schemathesis
-from django.test import Client
-from django.urls import reverse
+from django.conf import settings as django_settings
+from django.contrib.staticfiles import finders
+from django.test import Client, modify_settings, override_settings
+from django.urls import path, reverse
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.settings import spectacular_settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.validation import validate_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
@@ -22,11 +34,20 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import inngest_django as inngest
+from inngest_django.api.openapi import extend_schema
+from inngest_django.api.views import InngestAPIMixin
 from inngest_django.models import Event, FunctionRun
 
 pytestmark = pytest.mark.django_db
 
 SCHEMA_URL = reverse("inngest_api:schema")
+DOCS_URL = reverse("inngest_api:docs")
+# A project as docs/rest-api.md sets one up: DRF's own DEFAULT_SCHEMA_CLASS, not drf-spectacular's.
+WITHOUT_SCHEMA_CLASS = {
+    key: value
+    for key, value in getattr(django_settings, "REST_FRAMEWORK", {}).items()
+    if key != "DEFAULT_SCHEMA_CLASS"
+}
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -35,6 +56,60 @@ CHECKS = [
     response_schema_conformance,
 ]
 EXAMPLES = 15
+
+
+def test_schema_is_served_without_drf_spectacular_as_default_schema_class(admin_client):
+    with override_settings(REST_FRAMEWORK=WITHOUT_SCHEMA_CLASS):
+        assert not issubclass(api_settings.DEFAULT_SCHEMA_CLASS, AutoSchema)
+        response = admin_client.get(SCHEMA_URL)
+    assert response.status_code == 200, response.content[:500]
+    document = response.json()
+    validate_schema(document)
+    operations = [op for ops in document["paths"].values() for op in ops if op != "parameters"]
+    assert len(operations) == 10
+
+
+def test_views_declared_under_drfs_default_schema_class_still_document_themselves():
+    # extend_schema on a method is applied at import, when the project's setting is in force.
+    with override_settings(REST_FRAMEWORK=WITHOUT_SCHEMA_CLASS):
+
+        class PingView(InngestAPIMixin, APIView):
+            @extend_schema(summary="Ping", responses={200: OpenApiTypes.OBJECT})
+            def get(self, request: Request) -> Response:
+                return Response({})
+
+        generator = SchemaGenerator(patterns=[path("ping/", PingView.as_view())])
+        document = generator.get_schema(public=True)
+    assert document["paths"]["/ping/"]["get"]["summary"] == "Ping"
+
+
+def test_swagger_page_is_served_without_drf_spectacular_as_default_schema_class(admin_client):
+    with override_settings(REST_FRAMEWORK=WITHOUT_SCHEMA_CLASS):
+        response = admin_client.get(DOCS_URL)
+    assert response.status_code == 200
+    assert SCHEMA_URL in response.content.decode()
+
+
+def _asset_urls(page: str) -> list[str]:
+    return re.findall(r'(?:src|href)="([^"]*)"', page)
+
+
+def test_swagger_page_loads_its_script_and_styles_from_static_files(admin_client):
+    with override_settings(STATIC_URL="/static/"):
+        page = admin_client.get(DOCS_URL).content.decode()
+    assert "cdn" not in page.lower()
+    urls = _asset_urls(page)
+    assert len(urls) == 4  # the favicon, the stylesheet and two scripts
+    for url in urls:
+        assert url.startswith("/static/drf_spectacular_sidecar/"), url
+        assert finders.find(url.removeprefix("/static/")), url
+
+
+def test_swagger_page_without_the_sidecar_app_loads_drf_spectacular_dist(admin_client):
+    with modify_settings(INSTALLED_APPS={"remove": ["drf_spectacular_sidecar"]}):
+        page = admin_client.get(DOCS_URL).content.decode()
+    assert "drf_spectacular_sidecar" not in page
+    assert spectacular_settings.SWAGGER_UI_DIST in page
 
 
 @pytest.fixture
