@@ -16,9 +16,12 @@ from .conf import app_settings
 from .exceptions import DecryptionError
 
 # A sealed JSON value is stored as {"$sealed": "<Fernet token>"}; a sealed text as
-# "$sealed:<Fernet token>". Anything else is a value written while encryption was off.
+# "$sealed:<Fernet token>". Anything else is a value written while encryption was off, and a
+# clear value of either shape is stored escaped: ESCAPE_MARK and its JSON (or text) in place of
+# the token. Fernet tokens are URL-safe base64, so no token starts with the mark.
 SEALED_KEY = "$sealed"
 SEALED_PREFIX = "$sealed:"
+ESCAPE_MARK = ":"
 HASH_PREFIX = "hmac-sha256:"
 _HASH_CONTEXT = b"inngest-django key hash"
 
@@ -100,22 +103,38 @@ def is_sealed(stored: Any) -> bool:
     return isinstance(stored, dict) and len(stored) == 1 and isinstance(stored.get(SEALED_KEY), str)
 
 
+def _compact(value: Any, encoder: type[json.JSONEncoder] | None) -> str:
+    return json.dumps(value, cls=encoder, separators=(",", ":"), ensure_ascii=False)
+
+
 def seal(value: Any, *, encoder: type[json.JSONEncoder] | None = None) -> dict[str, str]:
     """Return the sealed shape of a JSON value: its compact JSON, encrypted."""
-    text = json.dumps(value, cls=encoder, separators=(",", ":"), ensure_ascii=False)
-    return {SEALED_KEY: encrypt(text)}
+    return {SEALED_KEY: encrypt(_compact(value, encoder))}
 
 
-def seal_if_enabled(value: Any) -> Any:
-    """Return `value` sealed when encryption is on; None (SQL NULL) stays None."""
-    return value if value is None or not enabled() else seal(value)
+def to_stored(value: Any, *, encoder: type[json.JSONEncoder] | None = None) -> Any:
+    """Return a JSON value as stored: sealed while encryption is on, else clear or escaped.
+
+    None (SQL NULL) stays None. A clear value in the sealed shape is escaped, so that it reads
+    back as itself rather than as a value to decrypt.
+    """
+    if value is None:
+        return None
+    if enabled():
+        return seal(value, encoder=encoder)
+    if is_sealed(value):
+        return {SEALED_KEY: ESCAPE_MARK + _compact(value, encoder)}
+    return value
 
 
 def unseal(stored: Any, *, where: str, decoder: type[json.JSONDecoder] | None = None) -> Any:
     """Return the JSON value behind a stored one; clear values are returned as they are."""
     if not is_sealed(stored):
         return stored
-    return json.loads(decrypt(stored[SEALED_KEY], where=where), cls=decoder)
+    token = stored[SEALED_KEY]
+    if token.startswith(ESCAPE_MARK):
+        return json.loads(token[len(ESCAPE_MARK) :], cls=decoder)
+    return json.loads(decrypt(token, where=where), cls=decoder)
 
 
 def seal_text(text: str) -> str:
@@ -123,11 +142,25 @@ def seal_text(text: str) -> str:
     return SEALED_PREFIX + encrypt(text) if text else text
 
 
+def text_to_stored(text: str) -> str:
+    """Return a text as stored: sealed while encryption is on, else clear or escaped."""
+    if not text:
+        return text
+    if enabled():
+        return seal_text(text)
+    if text.startswith(SEALED_PREFIX):
+        return SEALED_PREFIX + ESCAPE_MARK + text
+    return text
+
+
 def unseal_text(stored: str, *, where: str) -> str:
     """Return the text behind a stored one; clear texts are returned as they are."""
     if not stored.startswith(SEALED_PREFIX):
         return stored
-    return decrypt(stored[len(SEALED_PREFIX) :], where=where)
+    token = stored[len(SEALED_PREFIX) :]
+    if token.startswith(ESCAPE_MARK):
+        return token[len(ESCAPE_MARK) :]
+    return decrypt(token, where=where)
 
 
 def keyed_hash(text: str, *, hash_key: bytes | None = None) -> str:

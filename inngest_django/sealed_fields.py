@@ -55,8 +55,9 @@ class SealedJSONField(models.JSONField):
     """A JSONField stored as {"$sealed": "<Fernet token>"} while encryption is on.
 
     The column stays a JSON column; rows written in clear (before encryption was turned on)
-    read back as they are, so turning encryption on needs no migration of data. Lookups into
-    the JSON (data__key=...) cannot see inside sealed values.
+    read back as they are, so turning encryption on needs no migration of data. A clear value
+    that is itself {"$sealed": "<text>"} is stored escaped and reads back as written. Lookups
+    into the JSON (data__key=...) cannot see inside sealed values.
     """
 
     descriptor_class = SealedAttribute
@@ -71,8 +72,8 @@ class SealedJSONField(models.JSONField):
             return Unreadable(exc)
 
     def get_db_prep_save(self, value: Any, connection: Any) -> Any:
-        if _plain(value) and encryption.enabled():
-            value = encryption.seal(value, encoder=self.encoder)
+        if _plain(value):
+            value = encryption.to_stored(value, encoder=self.encoder)
         return super().get_db_prep_save(value, connection)
 
 
@@ -90,8 +91,8 @@ class SealedTextField(models.TextField):
             return Unreadable(exc)
 
     def get_db_prep_save(self, value: Any, connection: Any) -> Any:
-        if _plain(value) and value != "" and encryption.enabled():
-            value = encryption.seal_text(str(value))
+        if _plain(value):
+            value = encryption.text_to_stored(str(value))
         return super().get_db_prep_save(value, connection)
 
 
@@ -120,13 +121,17 @@ def sealed_columns() -> list[tuple[type[models.Model], models.Field]]:
 def _stored_token(model_field: models.Field, raw: Any) -> tuple[str | None, bool]:
     """Return (token, is_clear) for a raw column value: the Fernet token, if sealed."""
     if isinstance(model_field, SealedTextField):
-        if raw.startswith(encryption.SEALED_PREFIX):
-            return raw[len(encryption.SEALED_PREFIX) :], False
-        return None, raw != ""
-    stored = json.loads(raw) if isinstance(raw, str | bytes) else raw
-    if encryption.is_sealed(stored):
-        return stored[encryption.SEALED_KEY], False
-    return None, stored is not None
+        sealed = raw.startswith(encryption.SEALED_PREFIX)
+        token = raw[len(encryption.SEALED_PREFIX) :] if sealed else None
+        present = raw != ""
+    else:
+        stored = json.loads(raw) if isinstance(raw, str | bytes) else raw
+        token = stored[encryption.SEALED_KEY] if encryption.is_sealed(stored) else None
+        present = stored is not None
+    # An escaped value is a clear one in the sealed shape: it is sealed like any clear value.
+    if token is None or token.startswith(encryption.ESCAPE_MARK):
+        return None, present
+    return token, False
 
 
 def reseal_column(

@@ -177,9 +177,13 @@ class StockToRelease(BaseModel):
 
 
 def issue_refund(charge_id: str, amount: int, run_id: str) -> int:
-    """Pretend to refund the card, and record the refund."""
+    """Pretend to refund the card, once per charge, and record the refund."""
     charge = Charge.objects.get(charge_id=charge_id)
-    return Refund.objects.create(charge=charge, amount=amount, run_id=run_id).pk
+    # A rerun of a failed order defers the refund again: the charge is refunded only once.
+    refund, _ = Refund.objects.get_or_create(
+        charge=charge, defaults={"amount": amount, "run_id": run_id}
+    )
+    return refund.pk
 
 
 @inngest.create_defer(client, id="refund-payment", schema=ChargeToRefund)
@@ -190,10 +194,14 @@ def refund_payment(ctx: inngest.Context) -> int:
 
 
 def release_stock(parent_run_id: str, sku: str, quantity: int, run_id: str) -> int:
-    """Put allocated stock back on hand, and record the release against its allocation."""
+    """Put allocated stock back on hand, once per allocation, and record the release."""
     allocation = Allocation.objects.get(run_id=parent_run_id)
-    StockItem.objects.filter(sku=sku).update(on_hand=F("on_hand") + quantity)
-    return StockRelease.objects.create(allocation=allocation, quantity=quantity, run_id=run_id).pk
+    release, released_now = StockRelease.objects.get_or_create(
+        allocation=allocation, defaults={"quantity": quantity, "run_id": run_id}
+    )
+    if released_now:
+        StockItem.objects.filter(sku=sku).update(on_hand=F("on_hand") + quantity)
+    return release.pk
 
 
 @inngest.create_defer(client, id="release-inventory", schema=StockToRelease)
@@ -207,19 +215,33 @@ def release_inventory(ctx: inngest.Context) -> int:
     )
 
 
+# process-order's steps are idempotent, keyed on the order, as are its cleanups above: a rerun
+# (the admin's, or rerun_run) runs every step again and finds what the first run did, instead
+# of charging, allocating, refunding or releasing twice.
+
+
 def charge_card(order_id: int, amount: int, run_id: str) -> dict[str, Any]:
-    """Pretend to charge the card, and record the charge."""
-    charge_id = f"ch_{secrets.token_hex(8)}"
-    Charge.objects.create(order_id=order_id, charge_id=charge_id, amount=amount, run_id=run_id)
-    return {"id": charge_id, "amount": amount}
+    """Pretend to charge the card, once per order, and record the charge."""
+    # A real payment API takes an idempotency key (the order id) for the same reason.
+    charge, _ = Charge.objects.get_or_create(
+        order_id=order_id,
+        defaults={"charge_id": f"ch_{secrets.token_hex(8)}", "amount": amount, "run_id": run_id},
+    )
+    return {"id": charge.charge_id, "amount": charge.amount}
 
 
 def allocate_inventory(order_id: int, sku: str, quantity: int, run_id: str) -> dict[str, Any]:
-    """Take the order's items off the shelf, and record the allocation."""
-    StockItem.objects.get_or_create(sku=sku, defaults={"on_hand": INITIAL_STOCK})
-    StockItem.objects.filter(sku=sku).update(on_hand=F("on_hand") - quantity)
-    Allocation.objects.create(order_id=order_id, sku=sku, quantity=quantity, run_id=run_id)
-    return {"sku": sku, "quantity": quantity}
+    """Take the order's items off the shelf, once per order, and record the allocation."""
+    allocation, allocated_now = Allocation.objects.update_or_create(
+        order_id=order_id,
+        # A rerun takes the allocation over, so its release-inventory finds it by run id.
+        defaults={"run_id": run_id},
+        create_defaults={"sku": sku, "quantity": quantity, "run_id": run_id},
+    )
+    if allocated_now:
+        StockItem.objects.get_or_create(sku=sku, defaults={"on_hand": INITIAL_STOCK})
+        StockItem.objects.filter(sku=sku).update(on_hand=F("on_hand") - quantity)
+    return {"sku": allocation.sku, "quantity": allocation.quantity}
 
 
 def create_shipment(order_id: int, allocation: dict[str, Any], fail: bool) -> str:

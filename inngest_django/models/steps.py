@@ -9,7 +9,7 @@ from typing import Any
 from django.db import connection, models
 from django.utils.translation import gettext_lazy as _
 
-from ..encryption import seal_if_enabled
+from ..encryption import to_stored
 from ..enums import StepOp, StepStatus
 from ..names import MAX_NAME_LENGTH
 from ..sealed_fields import SealedJSONField
@@ -95,7 +95,7 @@ class StepRun(models.Model):
             step_key,
             op,
             status,
-            None if output is None else json.dumps(seal_if_enabled(output)),
+            None if output is None else json.dumps(to_stored(output)),
             _adapt(finished_at),
             _adapt(started_at),
             _adapt(finished_at),

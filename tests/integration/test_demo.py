@@ -60,6 +60,18 @@ print(json.dumps([{"to": m.to, "subject": m.subject, "body": m.body} for m in ma
 """
 
 
+# Reruns a run from the start, as the admin's Rerun button does, drains the worker in-process,
+# and prints the new run's id. RUN_ID is defined before this runs.
+RERUN_AND_DRAIN = """
+import inngest_django
+from inngest_django.testing import drain
+
+new_run_id = inngest_django.rerun_run(RUN_ID)
+drain(timeout=30)
+print(new_run_id)
+"""
+
+
 def _pg_params() -> dict[str, str]:
     return {
         "user": os.environ.get("PGUSER", "postgres"),
@@ -506,6 +518,59 @@ def test_failed_shipment_refunds_and_releases_exactly_once(demo):
     ) == [(run_id, 2, release_run)]  # found through ctx.parents[0].run_id
     assert demo.query("SELECT on_hand FROM shop_stockitem") == [(100,)]
     assert demo.query("SELECT tracking_number FROM shop_order") == [("",)]
+
+
+def rerun(demo, run_id: str) -> tuple[str, str, Any]:
+    """Rerun a run, drain, and return the new run's id, status and output."""
+    script = f"RUN_ID = {run_id!r}\n{RERUN_AND_DRAIN}"
+    new_run_id = demo("shell", "--no-imports", "-c", script).splitlines()[-1]
+    [(status, output)] = demo.query(
+        "SELECT status, output FROM inngest_django_functionrun WHERE id = %s AND rerun_of_id = %s",
+        new_run_id,
+        run_id,
+    )
+    return new_run_id, status, as_json(output)
+
+
+def test_rerun_of_a_shipped_order_ships_again_without_charging_or_allocating_twice(demo):
+    demo.place_order(fail_shipment=False)
+    run_id, _, first = process_order_run(demo)
+
+    rerun_id, status, output = rerun(demo, run_id)
+
+    assert status == "COMPLETED", output
+    assert output == first
+    assert demo.query(
+        "SELECT step_key, status FROM inngest_django_steprun WHERE run_id = %s ORDER BY id",
+        rerun_id,
+    ) == [
+        ("charge-card", "COMPLETED"),
+        ("allocate-inventory", "COMPLETED"),
+        ("create-shipment", "COMPLETED"),
+    ]
+    assert demo.query("SELECT charge_id, run_id FROM shop_charge") == [(first["charge_id"], run_id)]
+    assert demo.query("SELECT quantity FROM shop_allocation") == [(2,)]
+    assert demo.query("SELECT on_hand FROM shop_stockitem") == [(98,)]
+    assert demo.query("SELECT COUNT(*) FROM shop_refund") == [(0,)]
+    assert demo.query("SELECT tracking_number FROM shop_order") == [(first["tracking_number"],)]
+
+
+def test_rerun_of_a_failed_order_refunds_and_releases_nothing_twice(demo):
+    demo.place_order(fail_shipment=True)
+    run_id, _, _ = process_order_run(demo)
+
+    rerun_id, status, _ = rerun(demo, run_id)
+
+    # The shipment fails again, so the rerun's cleanups run, and find their work done.
+    assert status == "FAILED"
+    assert [status for _, _, status in deferred_runs_of(demo, rerun_id)] == [
+        "COMPLETED",
+        "COMPLETED",
+    ]
+    assert demo.query("SELECT COUNT(*) FROM shop_charge") == [(1,)]
+    assert demo.query("SELECT COUNT(*) FROM shop_refund") == [(1,)]
+    assert demo.query("SELECT COUNT(*) FROM shop_stockrelease") == [(1,)]
+    assert demo.query("SELECT on_hand FROM shop_stockitem") == [(100,)]
 
 
 def test_order_placed_sends_one_confirmation_through_deferred_send_email(demo):

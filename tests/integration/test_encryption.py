@@ -10,9 +10,12 @@ import pytest
 from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test import Client
+from django.urls import reverse
 
 import inngest_django as inngest
 from inngest_django.enums import RunStatus, StepStatus
+from inngest_django.event_keys import issue_key
 from inngest_django.events import dispatch_pending
 from inngest_django.models import DeferIntent, Event, FunctionRun, StepRun, Wait
 from inngest_django.sealed_fields import sealed_columns
@@ -22,6 +25,8 @@ KEY_A = Fernet.generate_key().decode()
 KEY_B = Fernet.generate_key().decode()
 MARKER = "ZEBRA7Q-marker"
 ACCOUNT = f"{MARKER}-account"
+# User data in the shape a sealed value is stored in.
+SEALED_SHAPED = {"$sealed": "x"}
 
 # Columns computed from event data: with encryption on they hold keyed hashes.
 KEY_COLUMNS = [
@@ -347,3 +352,80 @@ def test_a_run_with_unreadable_memos_fails_and_its_unreadable_defer_is_skipped(
     inngest.send({"name": "testapp/enc.echo", "data": {"marker": MARKER}})
     drain()
     assert run_of("testapp-encryption-enc-echo").output == {"echo": {"marker": MARKER}}
+
+
+@pytest.fixture
+def echo_shaped(inngest_client) -> list[Any]:
+    """Register a function that steps, defers and returns its event data; return what it saw."""
+    seen: list[Any] = []
+
+    @inngest.create_defer(inngest_client, id="shaped-deferred")
+    def shaped_deferred(ctx: inngest.Context) -> Any:
+        seen.append(ctx.event.data)
+        return ctx.event.data
+
+    @inngest_client.create_function(
+        fn_id="shaped", trigger=inngest.TriggerEvent(event="testapp/shaped")
+    )
+    def shaped(ctx: inngest.Context) -> Any:
+        data = ctx.event.data
+        seen.append(data)
+        echoed = ctx.step.run("echo", lambda: data)
+        ctx.defer("later", function=shaped_deferred, data=echoed)
+        return echoed
+
+    return seen
+
+
+def send_through(through: str, event: dict[str, Any]) -> None:
+    if through == "send":
+        inngest.send(event)
+        return
+    _, key = issue_key("shaped producer")
+    url = reverse("inngest-event-api", kwargs={"event_key": key})
+    response = Client().post(url, json.dumps(event), content_type="application/json")
+    assert response.status_code == 200, response.content
+
+
+def assert_every_payload_reads_as_sent(seen: list[Any]) -> None:
+    run = FunctionRun.objects.get(function_id="test-shaped")
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert Event.objects.get(pk=run.event_id).data == SEALED_SHAPED
+    assert run.output == SEALED_SHAPED
+    assert step(run, "echo").output == SEALED_SHAPED
+    assert DeferIntent.objects.get(run=run).payload == SEALED_SHAPED
+    deferred = FunctionRun.objects.get(function_id="test-shaped-deferred")
+    assert (deferred.status, deferred.output) == (RunStatus.COMPLETED, SEALED_SHAPED)
+    assert seen and all(data == SEALED_SHAPED for data in seen), seen
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("through", ["send", "event-api"])
+@pytest.mark.parametrize("keys", [(), (KEY_A,)], ids=["encryption-off", "encryption-on"])
+def test_data_in_the_sealed_shape_starts_its_run_and_reads_back_as_sent(
+    settings, drain, echo_shaped, keys, through
+):
+    use_keys(settings, *keys)
+    send_through(through, {"name": "testapp/shaped", "data": SEALED_SHAPED})
+    drain()
+    assert_every_payload_reads_as_sent(echo_shaped)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_clear_values_in_the_sealed_shape_are_sealed_by_reencrypt(settings, drain, echo_shaped):
+    use_keys(settings)
+    inngest.send({"name": "testapp/shaped", "data": SEALED_SHAPED})
+    drain()
+
+    use_keys(settings, KEY_A)
+    out = io.StringIO()
+    call_command("inngest_reencrypt", stdout=out)
+    assert "Done: 0 values re-encrypted" not in out.getvalue()
+    for table, column in [
+        ("inngest_django_event", "data"),
+        ("inngest_django_functionrun", "output"),
+        ("inngest_django_steprun", "output"),
+        ("inngest_django_deferintent", "payload"),
+    ]:
+        assert all(opens_with(KEY_A, t) for t in tokens(table, column)), (table, column)
+    assert_every_payload_reads_as_sent(echo_shaped)

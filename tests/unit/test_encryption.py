@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -15,7 +16,7 @@ from inngest_django import encryption
 from inngest_django.checks import check_settings
 from inngest_django.conf import app_settings
 from inngest_django.exceptions import DecryptionError
-from inngest_django.models import Event, FunctionRun
+from inngest_django.models import DeferIntent, Event, FunctionRun
 from inngest_django.sealed_fields import Unreadable
 
 KEY_A = Fernet.generate_key().decode()
@@ -113,6 +114,39 @@ def test_sealed_field_seals_only_while_encryption_is_on_and_reads_clear_values()
         assert field.get_db_prep_save(None, connection) is None
     with keys(KEY_B):
         assert isinstance(field.from_db_value(sealed, None, connection), Unreadable)
+
+
+def stored_and_read(field: Any, value: Any) -> tuple[str, Any]:
+    """Return what a sealed field stores for a JSON object or a text, and what it reads back."""
+    prepared = field.get_db_prep_save(value, connection)
+    prepared = getattr(prepared, "obj", prepared)  # psycopg's Jsonb holds the object
+    text = prepared if isinstance(prepared, str) else json.dumps(prepared)
+    return text, field.from_db_value(text, None, connection)
+
+
+@pytest.mark.parametrize("configured", [(), (KEY_A,)], ids=["encryption-off", "encryption-on"])
+def test_values_in_the_sealed_shape_read_back_as_written(configured):
+    data, reason = Event._meta.get_field("data"), DeferIntent._meta.get_field("reason")
+    with keys(*configured):
+        for value in ({"$sealed": "x"}, {"$sealed": ":x"}, {"$sealed": "gAAAAAB"}, {"a": 1}):
+            assert stored_and_read(data, value)[1] == value
+        for text in ("$sealed:x", "$sealed::x", "$sealed", "plain", ""):
+            assert stored_and_read(reason, text)[1] == text
+
+
+def test_a_clear_value_in_the_sealed_shape_is_stored_escaped_and_only_then():
+    data, reason = Event._meta.get_field("data"), DeferIntent._meta.get_field("reason")
+    with keys():
+        assert json.loads(stored_and_read(data, {"$sealed": "x"})[0]) == {
+            "$sealed": ':{"$sealed":"x"}'
+        }
+        assert stored_and_read(reason, "$sealed:x")[0] == "$sealed::$sealed:x"
+        # Other values keep their clear form, so queries over them see what was written.
+        assert json.loads(stored_and_read(data, {"$sealed": 1, "b": 2})[0]) == {
+            "$sealed": 1,
+            "b": 2,
+        }
+        assert stored_and_read(reason, "plain $sealed:x")[0] == "plain $sealed:x"
 
 
 def test_reading_an_unreadable_attribute_names_the_column_and_row():
