@@ -54,14 +54,17 @@ def check_executor(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 def check_swagger_ui_assets(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Warn when the REST API is mounted without drf_spectacular_sidecar (inngest_django.W002)."""
     from django.apps import apps
+    from django.conf import settings
     from django.urls import NoReverseMatch, reverse
 
-    if apps.is_installed("drf_spectacular_sidecar"):
+    # A worker-only project (no ROOT_URLCONF) serves no pages at all.
+    if apps.is_installed("drf_spectacular_sidecar") or not getattr(settings, "ROOT_URLCONF", None):
         return []
     try:
         reverse("inngest_api:docs")
-    except NoReverseMatch:
-        return []  # the REST API is not mounted: no Swagger UI page to serve
+    except (NoReverseMatch, ImportError):
+        # Not mounted, or a urlconf that does not import, which Django's own checks report.
+        return []
     return [
         checks.Warning(
             "The REST API is mounted but drf_spectacular_sidecar is not installed; its Swagger "

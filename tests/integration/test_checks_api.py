@@ -33,3 +33,13 @@ def test_a_project_without_the_rest_api_needs_no_sidecar_app():
         modify_settings(INSTALLED_APPS=WITHOUT_SIDECAR),
     ):
         assert check_swagger_ui_assets() == []
+
+
+def test_a_worker_only_project_without_root_urlconf_passes_the_check(monkeypatch):
+    from django.conf import settings
+
+    # Before, reverse() raised AttributeError here: `manage.py run_inngest_worker` crashed in
+    # its system checks in a project with no URLs at all.
+    with modify_settings(INSTALLED_APPS=WITHOUT_SIDECAR):
+        monkeypatch.delattr(settings, "ROOT_URLCONF")
+        assert check_swagger_ui_assets() == []
