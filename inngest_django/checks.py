@@ -50,6 +50,24 @@ def check_executor(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     ]
 
 
+@checks.register()
+def check_functions_registered(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Warn when no function is registered (inngest_django.W003)."""
+    from .registry import default_registry
+
+    if len(default_registry):
+        return []
+    return [
+        checks.Warning(
+            "No inngest_django functions are registered; a worker started now dispatches no "
+            "events and claims no runs",
+            hint="Declare functions in an inngest_functions.py module of an installed app "
+            "(the app imports it at startup, as the admin does admin.py).",
+            id="inngest_django.W003",
+        )
+    ]
+
+
 @checks.register(checks.Tags.urls)
 def check_swagger_ui_assets(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Warn when the REST API is mounted without drf_spectacular_sidecar (inngest_django.W002)."""

@@ -83,6 +83,11 @@ class Worker:
     def run_once(self) -> int:
         """Do one round of relay, dispatch, cron and claims; return how much work it found."""
         work = relay_pending(registry=self.registry)
+        if not self.registry:
+            # With no functions (say, a misnamed inngest_functions module) dispatch would match
+            # events to no trigger and mark them done, and every claimed run would fail as
+            # unknown: both are left for a worker that has the functions.
+            return work
         work += dispatch_pending(registry=self.registry)
         work += self.scheduler.fire_due()
         # A no-op unless PRUNE_OLDER_THAN is set; then one batch a round while a prune runs.
@@ -195,6 +200,14 @@ class Worker:
             len(self.registry),
             extra={"action": "worker_started", "worker_id": self.worker_id},
         )
+        if not self.registry:
+            logger.warning(
+                "Worker has no registered functions: it relays deferred runs but dispatches no "
+                "events and claims no runs, leaving them for a worker that has the functions. "
+                "Is there an inngest_functions module in an installed app? worker_id=%s",
+                self.worker_id,
+                extra={"action": "worker_without_functions", "worker_id": self.worker_id},
+            )
         if self.threads > 0:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="inngest-run")
         heartbeat = threading.Thread(target=self._heartbeat, name="inngest-heartbeat", daemon=True)
