@@ -6,7 +6,10 @@ import argparse
 import json
 import os
 import statistics
+import tempfile
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 # Other people's suites share the server: every database the bench creates carries this prefix.
@@ -118,3 +121,15 @@ def report(
         }
         with open(args.json, "w") as out:
             json.dump({**result, **extra}, out)
+
+
+def measure_on_database(
+    args: argparse.Namespace, measure: Callable[[argparse.Namespace], None], *, name: str
+) -> None:
+    """Call `measure(args)`; for `--db sqlite`, on a fresh file in a temporary folder."""
+    if args.db != "sqlite":
+        measure(args)
+        return
+    with tempfile.TemporaryDirectory(prefix=f"peers_{name}_") as workdir:
+        args.sqlite_path = str(Path(workdir) / f"{name}.sqlite3")
+        measure(args)

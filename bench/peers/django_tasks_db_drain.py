@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -168,15 +167,13 @@ def measure(args) -> None:
 
 
 def main() -> None:
+    from bench.peers.common import measure_on_database
+
     args = parse_args()
     if args.worker is not None:
         work(args)
-    elif args.db == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="peers_tasksdb_") as workdir:
-            args.sqlite_path = str(Path(workdir) / "tasksdb.sqlite3")
-            measure(args)
     else:
-        measure(args)
+        measure_on_database(args, measure, name="tasksdb")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,6 +163,8 @@ def measure(args) -> None:
 
 
 def main() -> None:
+    from bench.peers.common import measure_on_database
+
     args = parse_args()
     if args.cluster:
         setup(args)
@@ -171,12 +172,7 @@ def main() -> None:
 
         call_command("qcluster")
         return
-    if args.db == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="peers_djangoq_") as workdir:
-            args.sqlite_path = str(Path(workdir) / "djangoq.sqlite3")
-            measure(args)
-    else:
-        measure(args)
+    measure_on_database(args, measure, name="djangoq")
 
 
 if __name__ == "__main__":

@@ -32,11 +32,6 @@ class Checkpoint:
         self.enabled = enabled
         self._atomic: Any = None
 
-    @property
-    def is_open(self) -> bool:
-        """Return True while a step's writes wait for the next write to commit with them."""
-        return self._atomic is not None
-
     @contextmanager
     def write(self, *, keep_open: bool = False) -> Iterator[None]:
         """Run a durable write in the open transaction, or a new one; commit unless kept open."""

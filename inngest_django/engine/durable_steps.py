@@ -77,7 +77,6 @@ class DurableSteps:
         self.ctx: Context | None = None
         self.defers = DeferBook(run.pk, run.function_id)
         self.checkpoint = Checkpoint(enabled=checkpointing())
-        self._run_row_locked = False
         self._cancel_reason = ""
         finish = function.timeouts.finish_delta if function.timeouts else None
         self._finish_by = run.started_at + finish if finish and run.started_at else None
@@ -102,7 +101,6 @@ class DurableSteps:
             # The last step's transaction, held open for a finish that did not come: each step
             # commits it before it begins, so a crash never rolls back more than one step.
             self.checkpoint.commit()
-            self._run_row_locked = False
             # Kept open: the pass's next durable write (the finish, say) commits with it.
             with self.checkpoint.write(keep_open=True):
                 if self._touch_first:
@@ -110,8 +108,10 @@ class DurableSteps:
                 result = fn(*args)
                 stored = dump_step_output(step_key, result, output_type)
                 self.defers.flush()
-                self._record_completed(step_key, started, stored, touched=self._touch_first, op=op)
-            if self._run_row_locked:
+                touched = self._record_completed(
+                    step_key, started, stored, touched=self._touch_first, op=op
+                )
+            if touched:
                 # The step renewed the lease, locking the run's row: held open, it would stall
                 # the heartbeat (and the other runs it renews) until the next write.
                 self.checkpoint.commit()
@@ -294,12 +294,11 @@ class DurableSteps:
         if not FunctionRun.touch(self.run.pk, self.lease_token, _lease_until()):
             raise LeaseLost()
         self._renewed_at = clock.monotonic()
-        self._run_row_locked = True
 
     def _record_completed(
         self, step_key: str, started: datetime, stored: Any, *, touched: bool, op: str
-    ) -> None:
-        """Write the memo of a successful step, in its transaction, only while the lease holds."""
+    ) -> bool:
+        """Write a successful step's memo while the lease holds; return True if it renewed it."""
         attempt = self._attempt
         stale = clock.monotonic() - self._renewed_at > app_settings.LEASE_SECONDS / 3
         if not touched and (attempt or stale or step_key in self.memos):
@@ -309,7 +308,7 @@ class DurableSteps:
             touched = True
         if touched:
             self._save_step(step_key, op, StepStatus.COMPLETED, started, output=stored)
-            return
+            return True
         # The common case: one statement that inserts the memo only while this lease holds
         # the run, so a worker that lost its lease rolls the step's own writes back here.
         finished = clock.now()
@@ -325,6 +324,7 @@ class DurableSteps:
         ):
             raise LeaseLost()
         self.memos[step_key] = Memo(status=StepStatus.COMPLETED, output=stored, attempts=1)
+        return False
 
     def _save_step(
         self,

@@ -17,6 +17,7 @@ from ..functions import CANCELLED_EVENT, FAILED_EVENT, FINISHED_EVENT, INVOKED_E
 from ..models import DeferIntent, FunctionRun, WaitKey
 from ..names import ENGINE_DATA_KEY
 from ..registry import FunctionRegistry
+from ..schemas.events import Event
 from ..waits import end_waits, finish_invoked
 from .logs import log_run
 
@@ -101,7 +102,7 @@ def _log_outcome(
 class FinishEvents:
     """The `inngest/function.*` events a finished run emits, with the events it ran for."""
 
-    def __init__(self, events: Sequence[dict[str, Any]], registry: FunctionRegistry) -> None:
+    def __init__(self, events: Sequence[Event], registry: FunctionRegistry) -> None:
         self.events = list(events)
         self.registry = registry
 
@@ -114,7 +115,7 @@ class FinishEvents:
             "function_id": run.function_id,
             "run_id": run.pk,
             "event": trigger,
-            "events": self.events or [trigger],
+            "events": [event.to_json() for event in self.events] or [trigger],
             ENGINE_DATA_KEY: {"status": status.value},
         }
         if status == RunStatus.COMPLETED:

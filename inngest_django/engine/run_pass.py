@@ -219,7 +219,6 @@ class RunPass(DurableSteps):
     ) -> None:
         """End the run through finalize(), with this pass's defers, waits and events."""
         waited = any(memo.status == StepStatus.WAITING for memo in self.memos.values())
-        events = [e.to_json() for e in self.ctx.events] if self.ctx else []
         finalize(
             self.run,
             self.lease_token,
@@ -229,7 +228,7 @@ class RunPass(DurableSteps):
             cancel_reason=self._cancel_reason,
             defers=self.defers,
             may_have_waits=bool(self.function.cancel) or status != RunStatus.COMPLETED or waited,
-            announce=FinishEvents(events, self.registry),
+            announce=FinishEvents(self.ctx.events if self.ctx else [], self.registry),
             # The last step's transaction, if still open, commits with the finish.
             scope=self.checkpoint.write,
         )

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from django.conf import settings
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext, override_settings
 
@@ -31,14 +32,8 @@ LEASE_SECONDS = 2.0
 @contextmanager
 def checkpoint(enabled: bool) -> Iterator[None]:
     """Run the block with CHECKPOINT set, whatever the database's default."""
-    with override_settings(INNGEST_DJANGO={**_current_settings(), "CHECKPOINT": enabled}):
+    with override_settings(INNGEST_DJANGO={**settings.INNGEST_DJANGO, "CHECKPOINT": enabled}):
         yield
-
-
-def _current_settings() -> dict:
-    from django.conf import settings
-
-    return dict(settings.INNGEST_DJANGO)
 
 
 @contextmanager
