@@ -17,7 +17,7 @@ from . import clock
 from .backends import load_backend
 from .conf import app_settings
 from .connections import close_for_ended_threads, open_connections, refresh_connections
-from .engine import execute_run
+from .engine import execute_run, load_claimed
 from .enums import CLAIMABLE_STATUSES
 from .events import dispatch_pending
 from .flow_control import flow_active
@@ -151,14 +151,18 @@ class Worker:
         with self._lock:
             # All at once, before any executes: the heartbeat renews the queued runs' leases.
             self._in_flight.update(dict.fromkeys(ids, token))
+        # One read for the whole claim, not one per run.
+        loaded = load_claimed(ids) if ids else {}
         for run_id in ids:
             if self._pool is None:
-                self._execute(run_id, token, now)
+                self._execute(run_id, token, now, loaded.get(run_id))
             else:
-                self._pool.submit(self._execute, run_id, token, now)
+                self._pool.submit(self._execute, run_id, token, now, loaded.get(run_id))
         return len(ids)
 
-    def _execute(self, run_id: str, token: str, claimed_at: datetime) -> None:
+    def _execute(
+        self, run_id: str, token: str, claimed_at: datetime, loaded: FunctionRun | None
+    ) -> None:
         if self._pool is not None:
             # Kept between passes (a new connection costs more than a short pass), and closed
             # once the pool's threads have ended.
@@ -168,7 +172,13 @@ class Worker:
                 # Claimed ahead and not started: another worker takes it now, not after a lease.
                 FunctionRun.release_claim(run_id, token, claimed_at=claimed_at, now=clock.now())
                 return
-            execute_run(run_id, lease_token=token, registry=self.registry, claimed_at=claimed_at)
+            execute_run(
+                run_id,
+                lease_token=token,
+                registry=self.registry,
+                claimed_at=claimed_at,
+                loaded=loaded,
+            )
         except DatabaseError as exc:
             # The database went away mid-pass: nothing half-done was committed, and the run
             # resumes when its lease ends. The loop's backoff logs the outage itself.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .execute import execute_run
+from .execute import execute_run, load_claimed
 from .finalize import FinishEvents, finalize
 from .run_pass import RunPass
 
-__all__ = ["FinishEvents", "RunPass", "execute_run", "finalize"]
+__all__ = ["FinishEvents", "RunPass", "execute_run", "finalize", "load_claimed"]

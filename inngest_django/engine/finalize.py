@@ -7,14 +7,14 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from django.db import models, transaction
+from django.db import transaction
 
 from .. import clock, signals
 from ..defers import DeferBook
 from ..enums import RunStatus
 from ..events import emit
 from ..functions import CANCELLED_EVENT, FAILED_EVENT, FINISHED_EVENT, INVOKED_EVENT
-from ..models import DeferIntent, FunctionRun, WaitKey
+from ..models import DeferIntent, FunctionRun
 from ..names import ENGINE_DATA_KEY
 from ..registry import FunctionRegistry
 from ..schemas.events import Event
@@ -124,7 +124,16 @@ class FinishEvents:
             data["error"] = {"name": "FunctionCancelled", "message": "the run was cancelled"}
         else:
             data["error"] = error
-        emit(FINISHED_EVENT, data, dispatched_at=self._unheard_at(FINISHED_EVENT))
+        # Stored for the record, but most projects never listen for it: dispatching it would
+        # cost a claim, a read and a transaction per run. Wait keys stay once written, so a
+        # project that ever waited for the name keeps dispatching its events.
+        heard = self.registry.listens_to(FINISHED_EVENT)
+        emit(
+            FINISHED_EVENT,
+            data,
+            dispatched_at=None if heard else clock.now(),
+            unless_awaited=not heard,
+        )
         if status == RunStatus.FAILED:
             # The run id as event id makes a second failure event for one run a duplicate,
             # except after a manual retry, whose failure is news to on_failure handlers.
@@ -132,19 +141,3 @@ class FinishEvents:
             emit(FAILED_EVENT, data, external_id=failure)
         elif status == RunStatus.CANCELLED:
             emit(CANCELLED_EVENT, data, external_id=run.pk)
-
-    def _unheard_at(self, name: str) -> models.Case | None:
-        """Return the dispatch time of a `name` event: now if nothing listens, so none is due.
-
-        Each run's finish event is stored for the record, but most projects never listen
-        for it: dispatching it would cost a claim, a read and a transaction per run.
-        """
-        if self.registry.listens_to(name):
-            return None
-        # Asked by the INSERT itself, a statement fewer per run. Wait keys stay once written,
-        # so a project that ever waited for the name keeps dispatching its events.
-        return models.Case(
-            models.When(models.Exists(WaitKey.objects.filter(event_name=name)), then=None),
-            default=models.Value(clock.now()),
-            output_field=models.DateTimeField(),
-        )

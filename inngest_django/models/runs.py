@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from ..enums import CLAIMABLE_STATUSES, FINISHED_STATUSES, RunStatus, StepStatus
 from ..names import MAX_NAME_LENGTH
 from ..sealed_fields import SealedJSONField
+from . import rows
 from .events import Event
 from .queue import FunctionRunQuerySet
 
@@ -397,14 +398,14 @@ class FunctionRun(models.Model):
     ) -> bool:
         """Set a final status with its output or error and release the run."""
         extra = {} if cancel_reason is None else {"cancel_reason": cancel_reason[:MAX_NAME_LENGTH]}
-        return bool(
-            cls.objects.held(run_id, lease_token).update(
-                **extra,
-                status=status,
-                output=output,
-                error=error,
-                finished_at=now,
-                available_at=now,
-                **_RELEASED,
-            )
-        )
+        values = {
+            **extra,
+            "status": status,
+            "output": output,
+            "error": error,
+            "finished_at": now,
+            "available_at": now,
+            **_RELEASED,
+        }
+        # Every run ends here: raw SQL, as the ORM's query building costs more than the UPDATE.
+        return bool(rows.update(cls, values, "id = %s AND lease_token = %s", [run_id, lease_token]))
