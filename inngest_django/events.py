@@ -140,7 +140,7 @@ def dispatch_pending(
 ) -> int:
     """Start runs for a batch of new events; return how many events were dispatched."""
     # A read first, so an idle worker does not take SQLite's write lock on every loop.
-    if not Event.objects.undispatched().exists():
+    if not Event.objects.any_undispatched():
         return 0
     now = clock.now()
     with transaction.atomic():

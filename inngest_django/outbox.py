@@ -15,6 +15,7 @@ from .events import emit_row, queued_run, save_runs
 from .exceptions import DecryptionError, NonRetriableError
 from .functions import DEFERRED_EVENT
 from .models import DeferIntent, Event, FunctionRun, OutboxMessage
+from .models.queue import any_unset
 from .names import ENGINE_DATA_KEY
 from .registry import FunctionRegistry, default_registry
 from .schemas.defers import ExperimentRef, Parent
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 def has_unrelayed() -> bool:
     """Return True if an outbox row waits; a read, so idle workers take no write lock."""
-    return OutboxMessage.objects.filter(relayed_at__isnull=True).exists()
+    return any_unset(OutboxMessage, "relayed_at")
 
 
 def relay_pending(

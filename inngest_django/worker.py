@@ -32,6 +32,8 @@ from .scheduler import CronScheduler
 logger = logging.getLogger(__name__)
 
 MIN_POLL_SECONDS = 0.01
+# The most runs one claim takes, as PREFETCH_RUNS allows at most.
+MAX_CLAIM = 100
 
 
 def default_worker_id() -> str:
@@ -75,6 +77,7 @@ class Worker:
         self._pool: ThreadPoolExecutor | None = None
         self._heartbeat_stop = threading.Event()
         self._pool_connections: set[BaseDatabaseWrapper] = set()
+        self.pass_times = PassTimes()
         self.executor = executor or app_settings.EXECUTOR
         self.backend = load_backend(self.executor)
 
@@ -115,7 +118,13 @@ class Worker:
         # would keep another worker's free thread from a limited function: none then.
         if flow or self.backend is not None:
             return 0
-        return app_settings.PREFETCH_RUNS
+        base = app_settings.PREFETCH_RUNS
+        if not base:
+            return 0
+        # Short passes: one claim (and one round of look-ups) may serve many of them.
+        threads = max(self.threads, 1)
+        expected = self.pass_times.runs_within(app_settings.PREFETCH_SECONDS) * threads
+        return max(base, min(expected, MAX_CLAIM - threads))
 
     def _claim_and_execute(self) -> int:
         backend = self.backend
@@ -172,6 +181,7 @@ class Worker:
                 # Claimed ahead and not started: another worker takes it now, not after a lease.
                 FunctionRun.release_claim(run_id, token, claimed_at=claimed_at, now=clock.now())
                 return
+            started = clock.monotonic()
             execute_run(
                 run_id,
                 lease_token=token,
@@ -179,6 +189,7 @@ class Worker:
                 claimed_at=claimed_at,
                 loaded=loaded,
             )
+            self.pass_times.add(clock.monotonic() - started)
         except DatabaseError as exc:
             # The database went away mid-pass: nothing half-done was committed, and the run
             # resumes when its lease ends. The loop's backoff logs the outage itself.
@@ -354,7 +365,7 @@ class Worker:
 
 def next_due_at(now: datetime) -> datetime | None:
     """Return when the next run becomes claimable (`now` if events or defers wait), or None."""
-    if Event.objects.undispatched().exists() or has_unrelayed():
+    if Event.objects.any_undispatched() or has_unrelayed():
         return now
     return (
         FunctionRun.objects.filter(status__in=CLAIMABLE_STATUSES)
@@ -362,3 +373,27 @@ def next_due_at(now: datetime) -> datetime | None:
         .values_list("available_at", flat=True)
         .first()
     )
+
+
+class PassTimes:
+    """A moving average of this worker's pass durations, to size its claims ahead."""
+
+    # The weight of the newest pass: about the last ten passes count.
+    WEIGHT = 0.1
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._average: float | None = None
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            old = self._average
+            self._average = seconds if old is None else old + self.WEIGHT * (seconds - old)
+
+    def runs_within(self, seconds: float) -> int:
+        """Return how many passes one thread is expected to finish in `seconds` (0 if unknown)."""
+        with self._lock:
+            average = self._average
+        if not average or seconds <= 0:
+            return 0
+        return int(seconds / average)

@@ -11,12 +11,16 @@ from django.utils.translation import gettext_lazy as _
 
 from ..names import MAX_NAME_LENGTH
 from ..sealed_fields import SealedJSONField
-from .queue import _stamp_oldest_unset
+from .queue import _stamp_oldest_unset, any_unset
 
 
 class EventQuerySet(models.QuerySet):
     def undispatched(self) -> EventQuerySet:
         return self.filter(dispatched_at__isnull=True)
+
+    def any_undispatched(self) -> bool:
+        """Return True if some event waits to be dispatched."""
+        return any_unset(self.model, "dispatched_at")
 
     def claim_undispatched(self, *, limit: int, now: datetime) -> list[str]:
         """Mark up to `limit` new events dispatched and return their ids; call inside atomic()."""

@@ -93,6 +93,18 @@ def _stamp_oldest_unset(
         return sorted(row[0] for row in cursor.fetchall())
 
 
+def any_unset(model: type[models.Model], column: str) -> bool:
+    """Return True if some row's `column` is NULL: a worker's per-round look for new work.
+
+    Raw SQL, as every round of every worker asks, busy or idle; the partial index on the
+    unset rows answers it.
+    """
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE {column} IS NULL LIMIT 1")
+        return cursor.fetchone() is not None
+
+
 class FunctionRunQuerySet(models.QuerySet):
     def any_claimable(self, now: datetime) -> bool:
         """Return True if some run is due; a read through the claim index, not a queue scan."""

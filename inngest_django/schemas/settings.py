@@ -44,6 +44,10 @@ class AppSettingsModel(BaseModel):
     # round of relay, dispatch and cron look-ups) serves several runs. 0 claims for free
     # threads only. Not used while functions with concurrency limits are registered.
     PREFETCH_RUNS: int = Field(default=3, ge=0, le=100)
+    # While this worker's passes are short, it claims ahead as many more runs as it expects to
+    # finish in this many seconds (by its recent pass times, at most 100 in all), so a run
+    # claimed ahead waits about that long at most. 0 keeps the claim at PREFETCH_RUNS.
+    PREFETCH_SECONDS: float = Field(default=0.05, ge=0, le=10)
     # A step's transaction stays open for the pass's next durable write (the finish, a sleep,
     # a wait, a retry) to commit with it; the next step commits it first. None: on for
     # PostgreSQL, off for SQLite, whose one write lock it would hold across handler code.

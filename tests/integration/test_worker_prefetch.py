@@ -62,6 +62,47 @@ def test_prefetch_zero_claims_for_free_threads_only(inngest_client, settings):
     assert Worker(threads=0, registry=inngest_client.registry)._claim_and_execute() == 1
 
 
+def test_short_passes_let_one_claim_take_more_runs_ahead(inngest_client, settings):
+    # Ten seconds' worth of one-step passes is far more than PREFETCH_RUNS, however slow CI is.
+    settings.INNGEST_DJANGO = {"PREFETCH_RUNS": 3, "PREFETCH_SECONDS": 10}
+    one_step(inngest_client)
+    inngest.send([{"name": "test/one"}] * 40)
+    dispatch_only(inngest_client)
+
+    worker = Worker(threads=0, registry=inngest_client.registry)
+    # No pass timed yet: the claim is a thread plus PREFETCH_RUNS.
+    assert worker._claim_and_execute() == 4
+    assert worker._claim_and_execute() == 36
+    assert statuses() == [RunStatus.COMPLETED] * 40
+
+
+def test_long_passes_keep_the_claim_at_the_prefetch(inngest_client, settings):
+    settings.INNGEST_DJANGO = {"PREFETCH_RUNS": 1, "PREFETCH_SECONDS": 0.05}
+
+    @inngest_client.create_function(fn_id="slow", trigger=inngest.TriggerEvent(event="test/slow"))
+    def slow(ctx):
+        return ctx.step.run("wait", lambda: threading.Event().wait(0.2))
+
+    inngest.send([{"name": "test/slow"}] * 5)
+    dispatch_only(inngest_client)
+
+    worker = Worker(threads=0, registry=inngest_client.registry)
+    assert worker._claim_and_execute() == 2
+    # Passes of 0.2 s: none fits in 0.05 s, so a run claimed ahead never waits behind many.
+    assert worker._claim_and_execute() == 2
+
+
+def test_prefetch_seconds_zero_keeps_the_claim_at_the_prefetch(inngest_client, settings):
+    settings.INNGEST_DJANGO = {"PREFETCH_RUNS": 3, "PREFETCH_SECONDS": 0}
+    one_step(inngest_client)
+    inngest.send([{"name": "test/one"}] * 10)
+    dispatch_only(inngest_client)
+
+    worker = Worker(threads=0, registry=inngest_client.registry)
+    assert worker._claim_and_execute() == 4
+    assert worker._claim_and_execute() == 4
+
+
 def test_no_prefetch_while_a_function_has_a_concurrency_limit(inngest_client, settings):
     settings.INNGEST_DJANGO = {"PREFETCH_RUNS": 3}
     one_step(inngest_client, concurrency=[inngest.Concurrency(limit=5)])
