@@ -44,3 +44,18 @@ class InngestDjangoConfig(AppConfig):
                     f"INNGEST_DJANGO['FUNCTION_MODULES'] names {module!r}, which cannot be "
                     f"imported: {exc}"
                 ) from exc
+        _install_task_source()
+
+
+def _install_task_source() -> None:
+    """Register django tasks' functions on first use, if TASKS names our backend."""
+    from django.conf import settings
+
+    if not getattr(settings, "TASKS", None):
+        return
+    try:
+        from .backends.tasks import source
+    except ImproperlyConfigured:
+        return  # no tasks framework: the backend reports it when TASKS loads it
+    if source.uses_task_backend():
+        source.install()

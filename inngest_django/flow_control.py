@@ -354,5 +354,7 @@ def _locked_state(function_id: str, kind: str, key: str, now: datetime) -> FlowS
 
 
 def flow_active(registry: FunctionRegistry) -> bool:
-    """Return True if some function needs the concurrency-aware claim."""
+    """Return True if some function (or a source's runs) needs the concurrency-aware claim."""
+    if registry.sources_limit_concurrency():
+        return True
     return any(fn.flow.concurrency or fn.flow.singleton for fn in registry)

@@ -186,3 +186,12 @@ def workers(tmp_path: Path) -> Iterator[WorkerProcesses]:
         yield processes
     finally:
         processes.stop_all()
+
+
+@pytest.fixture
+def task_backend(registry, settings):
+    """Return the django.tasks backend of tests.settings.TEST_TASKS, configured for this test."""
+    from inngest_django.backends.tasks.framework import task_backends
+
+    settings.TASKS = settings.TEST_TASKS
+    return task_backends["default"]

@@ -84,6 +84,16 @@ def wait_for(
         time.sleep(0.02)
 
 
+def most_at_once(intervals: list[tuple[Any, Any]]) -> int:
+    """Return the largest number of (start, end) intervals that overlap at any moment."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    current = peak = 0
+    for _, step in edges:
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
 # -- the official client ------------------------------------------------------------------
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
@@ -28,6 +30,9 @@ INSTALLED_APPS = [
     "inngest_django",
     "tests.testapp",
 ]
+if django.VERSION < (6,):
+    # Django 6 has django.tasks; on 5.2 the django-tasks package brings it (its checks, logs).
+    INSTALLED_APPS.append("django_tasks")
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -110,3 +115,16 @@ Q_CLUSTER = {
     "catch_up": False,
     "sync": False,
 }
+
+# The django.tasks backend's tests (tests/integration/test_tasks*.py) use these backends with
+# override_settings; their worker subprocesses set INNGEST_DJANGO_TEST_TASKS=1 to load them too.
+# Left unset otherwise: with them, every worker would have a function source.
+TEST_TASKS = {
+    "default": {
+        "BACKEND": "inngest_django.backends.tasks.InngestTaskBackend",
+        "QUEUES": ["default", "emails", "reports"],
+        "OPTIONS": {"RETRIES": 2, "QUEUE_CONCURRENCY": {"reports": 1}},
+    },
+}
+if os.environ.get("INNGEST_DJANGO_TEST_TASKS"):
+    TASKS = TEST_TASKS

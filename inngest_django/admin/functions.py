@@ -70,9 +70,12 @@ def option_text(name: str, value: Any) -> str:
 
 
 def function_kind(function: Function) -> str:
-    """Return "deferred", "cron" or "event"."""
+    """Return "deferred", "django task", "cron" or "event"."""
     if isinstance(function, DeferredFunction):
         return gettext("deferred")
+    if not function.triggers:
+        # Only a django.tasks task's function has no trigger: its backend's enqueue starts it.
+        return gettext("django task")
     if function.cron_triggers and not function.event_triggers:
         return gettext("cron")
     return gettext("event")
@@ -141,6 +144,8 @@ def function_rows(changelist_url: str) -> list[FunctionRow]:
             if by_status.get(status.value)
         ]
 
+    # A source's functions (django tasks) register on first look-up: their runs look them up.
+    unlisted = [slug for slug in sorted(counts) if slug not in default_registry]
     rows = [
         FunctionRow(
             slug=function.id,
@@ -154,7 +159,7 @@ def function_rows(changelist_url: str) -> list[FunctionRow]:
         for function in sorted(default_registry, key=lambda function: function.id)
     ]
     # Runs of a function removed from the code are what an incident often turns up.
-    for slug in sorted(set(counts) - {row.slug for row in rows}):
+    for slug in unlisted:
         rows.append(
             FunctionRow(
                 slug=slug,

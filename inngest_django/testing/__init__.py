@@ -51,8 +51,8 @@ def drain(timeout: float = 10.0, *, registry: FunctionRegistry = default_registr
 @contextmanager
 def isolated_registry(registry: FunctionRegistry = default_registry) -> Iterator[FunctionRegistry]:
     """Let a test register functions that disappear afterwards."""
-    saved = registry.snapshot()
+    saved, sources = registry.snapshot(), registry.sources()
     try:
         yield registry
     finally:
-        registry.restore(saved)
+        registry.restore(saved, sources=sources)

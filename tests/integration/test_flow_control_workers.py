@@ -7,21 +7,12 @@ from django.db import connection
 
 import inngest_django as inngest
 from inngest_django.models import FunctionRun
+from tests.helpers import most_at_once
 from tests.testapp.inngest_functions import LIMITED_ENV
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 LIMITED = "testapp-limited"
-
-
-def most_at_once(intervals: list[tuple[float, float]]) -> int:
-    """Return the largest number of intervals that overlap at any moment."""
-    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
-    current = peak = 0
-    for _, step in edges:
-        current += step
-        peak = max(peak, current)
-    return peak
 
 
 def test_limit_2_holds_across_two_workers_with_four_threads(workers):
