@@ -16,11 +16,10 @@ from ..models import DeferIntent, FunctionRun, StepRun, Wait
 from ..payload_access import HIDDEN_TEXT, UNREADABLE_KEY, read_payload
 from .display import (
     STATUS_COLOURS,
-    duration_text,
     event_id_link_html,
-    moment_text,
     run_id_link_html,
 )
+from .times import duration_text, moment_text
 
 # Bars drawn at most; the steps table below the timeline lists every step. Drawing is cheap, but
 # a page of 10,000 bars is no help to a reader, and the list scrolls past a screenful anyway.
