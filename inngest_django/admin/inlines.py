@@ -12,7 +12,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from ..enums import RunStatus
+from ..enums import RunStatus, StepStatus
 from ..models import StepRun, Wait
 from ..waits import NO_MATCH
 from .display import (
@@ -67,7 +67,8 @@ class StepRunInline(
             return None
         if not payloads_visible(step):
             return hidden_payload_html()
-        if step.error:
+        # A completed step's error keeps only its failed attempts, which the timeline shows.
+        if step.error and step.status != StepStatus.COMPLETED:
             return error_html(step.error)
         return json_html(step.output) if step.output is not None else None
 
