@@ -179,3 +179,23 @@ def test_timeline_marks_each_failed_attempt_of_a_step(
     save_screenshot(timeline, "admin-run-timeline")
     page.set_viewport_size({"width": 1280, "height": 900})
     save_screenshot(page, "admin-run-page")
+
+
+def test_run_list_waits_while_rows_are_ticked(shop_runs, admin_user, live_server, page: Page):
+    page.context.add_init_script(FAST_POLLING)
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}{RUNS_PATH}")
+    queued = run_row(page, shop_runs.queued)
+    expect(queued.locator("td.field-status_badge")).to_have_text("Queued")
+    # A ticked row is an action about to be taken: the page holds still under it.
+    queued.locator("input.action-select").check()
+    finish(shop_runs.queued, "COMPLETED")
+    expect(page.locator("#inngest-live-status")).to_have_text("paused while you edit")
+    page.wait_for_timeout(1_500)
+    expect(queued.locator("td.field-status_badge")).to_have_text("Queued")
+    expect(queued.locator("input.action-select")).to_be_checked()
+    # Unticked, it catches up, and the admin's selection counter still works on the new rows.
+    queued.locator("input.action-select").uncheck()
+    expect(queued.locator("td.field-status_badge")).to_have_text("Completed", timeout=20_000)
+    run_row(page, shop_runs.retrying).locator("input.action-select").check()
+    expect(page.locator(".action-counter")).to_have_text(re.compile(r"^1 of 3 selected"))

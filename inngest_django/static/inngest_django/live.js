@@ -12,17 +12,35 @@
   var STATE_KEY = "inngest_django.live";
   // A per-browser knob for the period, read at load; the script tag's attribute is the default.
   var INTERVAL_KEY = "inngest_django.live.interval_ms";
+  // Storage may be refused (a privacy mode): live updates then stay on, and are not remembered.
+  function stored(key) {
+    try {
+      return window.localStorage.getItem(key);
+    } catch (error) {
+      return null;
+    }
+  }
+
+  function store(key, value) {
+    try {
+      window.localStorage.setItem(key, value);
+    } catch (error) {
+      // Not remembered; the checkbox still works for this page.
+    }
+  }
+
   var script = document.querySelector("script[data-inngest-live]");
   var config = script ? script.dataset : {};
   var interval =
-    parseInt(window.localStorage.getItem(INTERVAL_KEY), 10) ||
+    parseInt(stored(INTERVAL_KEY), 10) ||
     parseInt(config.intervalMs, 10) ||
     3000;
   var timer = null;
   var inFlight = false;
+  var switchedOff = stored(STATE_KEY) === "off";
 
   function enabled() {
-    return window.localStorage.getItem(STATE_KEY) !== "off";
+    return !switchedOff;
   }
 
   function setStatus(text) {
@@ -65,10 +83,12 @@
       if (field.type === "hidden" || field.type === "submit" || field.type === "button") {
         continue;
       }
-      if (field === document.activeElement) {
+      var ticks = field.type === "checkbox" || field.type === "radio";
+      // Focus counts where typing or choosing is under way, not on a box just clicked.
+      if (field === document.activeElement && !ticks) {
         return true;
       }
-      if (field.type === "checkbox" || field.type === "radio") {
+      if (ticks) {
         if (field.checked !== field.defaultChecked) {
           return true;
         }
@@ -197,7 +217,8 @@
     box.appendChild(status);
     region.parentNode.insertBefore(box, region);
     input.addEventListener("change", function () {
-      window.localStorage.setItem(STATE_KEY, input.checked ? "on" : "off");
+      switchedOff = !input.checked;
+      store(STATE_KEY, input.checked ? "on" : "off");
       if (input.checked) {
         setStatus("");
         start();
@@ -219,6 +240,7 @@
     if (event.key !== STATE_KEY) {
       return;
     }
+    switchedOff = event.newValue === "off";
     var input = document.getElementById("inngest-live-toggle");
     if (input) {
       input.checked = enabled();
