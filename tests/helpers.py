@@ -17,10 +17,10 @@ from django.db.models import Model
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import formats, timezone
 from django.utils.html import strip_tags
 
 import inngest_django as inngest
+from inngest_django.admin.times import moment_text
 from inngest_django.models import DeferIntent, Event, FunctionRun, StepRun
 from tests.testapp.models import Order
 
@@ -190,8 +190,8 @@ def status_notes(page: str) -> dict[str, str]:
 
 
 def until_text(moment: Any) -> str:
-    """Return a datetime as the admin prints it (the test settings' time zone, localized)."""
-    return formats.localize(timezone.template_localtime(moment))
+    """Return a datetime as the admin prints it (the current time zone, to the millisecond)."""
+    return moment_text(moment)
 
 
 def listed_functions(admin_client: Client, params: dict) -> set[str]:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.contrib.admin.utils import quote
 from django.core.serializers.json import DjangoJSONEncoder
 from django.urls import reverse
-from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
@@ -29,6 +27,7 @@ STATUS_COLOURS = {
     "WAITING": "#0a8ea0",
     "COMPLETED": "#198754",
     "ERRORED": "#d9730d",
+    "RETRYING": "#e8590c",
     "FAILED": "#dc3545",
     "CANCELLED": "#8a6d3b",
     "SKIPPED": "#adb5bd",
@@ -91,18 +90,6 @@ def error_html(error: Any) -> SafeString:
     )
 
 
-def duration_text(started_at: datetime | None, finished_at: datetime | None) -> str | None:
-    """Return the time between two moments as "12 ms", "3.40 s" or "0:02:05"."""
-    if started_at is None or finished_at is None:
-        return None
-    seconds = (finished_at - started_at).total_seconds()
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    return str(timedelta(seconds=round(seconds)))
-
-
 def run_link_html(run: FunctionRun) -> SafeString:
     """Return a link to a run's admin page, labelled with its id."""
     return run_id_link_html(run.pk)
@@ -128,11 +115,6 @@ def deferred_run_html(run_id: str | None, run_status: str | None, defer_status: 
         # The parent finished, but the worker's relay has not turned the outbox row into a run.
         return _("not started yet")
     return None
-
-
-def moment_text(value: datetime) -> str:
-    """Return a datetime as the admin shows one: in the current time zone, localized."""
-    return formats.localize(timezone.template_localtime(value))
 
 
 def event_id_link_html(event_id: str, label: Any = None) -> SafeString:

@@ -19,9 +19,10 @@ from django.utils.translation import gettext_lazy as _
 from ..enums import RunStatus
 from ..models import FlowState, FunctionRun
 from ..payload_access import payloads_restricted
-from .display import LINE_HTML, duration_text, none_as_empty
+from .display import LINE_HTML, none_as_empty
 from .lookups import NulSafeLookupsMixin
 from .readonly import ReadOnlyAdminMixin
+from .times import duration_text
 
 _NOT_EXECUTING = (RunStatus.QUEUED, RunStatus.SLEEPING, RunStatus.WAITING)
 # FlowState kinds whose time paces starts; the other kinds' rows are only locked.

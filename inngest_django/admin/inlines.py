@@ -12,12 +12,11 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from ..enums import RunStatus
+from ..enums import RunStatus, StepStatus
 from ..models import StepRun, Wait
 from ..waits import NO_MATCH
 from .display import (
     LINE_HTML,
-    duration_text,
     error_html,
     json_html,
     none_as_empty,
@@ -31,6 +30,7 @@ from .payloads import (
     unreadable_as_note,
 )
 from .readonly import ReadOnlyAdminMixin, RunPartInlineMixin
+from .times import duration_text, moment_column
 
 
 class StepRunInline(
@@ -43,14 +43,17 @@ class StepRunInline(
         "status_badge",
         "attempts",
         "output_or_error",
-        "started_at",
-        "finished_at",
+        "started",
+        "finished",
         "duration",
-        "wake_at",
+        "wakes",
     )
     readonly_fields = fields
     ordering = ("id",)
     extra = 0
+    started = moment_column("started_at", _("Started at"))
+    finished = moment_column("finished_at", _("Finished at"))
+    wakes = moment_column("wake_at", _("Wakes at"))
 
     @admin.display(description=_("Status"))
     def status_badge(self, step: StepRun) -> SafeString:
@@ -64,7 +67,8 @@ class StepRunInline(
             return None
         if not payloads_visible(step):
             return hidden_payload_html()
-        if step.error:
+        # A completed step's error keeps only its failed attempts, which the timeline shows.
+        if step.error and step.status != StepStatus.COMPLETED:
             return error_html(step.error)
         return json_html(step.output) if step.output is not None else None
 
@@ -86,14 +90,16 @@ class WaitInline(
         "step_key",
         "event_name",
         "match",
-        "expires_at",
-        "resolved_at",
+        "expires",
+        "resolved",
         "outcome_badge",
         "event_link",
         "child_run_link",
     )
     readonly_fields = fields
     extra = 0
+    expires = moment_column("expires_at", _("Expires at"))
+    resolved = moment_column("resolved_at", _("Resolved at"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # Pending first; the invoked run's slug and status joined in, not a query per wait.

@@ -22,12 +22,10 @@ from ..payload_access import can_view_payloads, payloads_restricted
 from .defers import DeferIntentInline
 from .display import (
     defer_link_html,
-    duration_text,
     error_html,
     event_id_link_html,
     json_html,
     key_text,
-    moment_text,
     none_as_empty,
     notes_html,
     run_id_link_html,
@@ -53,9 +51,12 @@ from .payloads import (
     unreadable_as_note,
 )
 from .readonly import ReadOnlyAdminMixin
+from .retrying import RunStatusFilter, shown_status
 from .run_actions import RunActionsMixin
+from .run_columns import RunColumnsMixin
 from .search import IndexedSearchMixin
 from .timeline import build_timeline
+from .times import duration_text, moment_text
 
 # A run waiting in a group.parallel may wait on several things; the list names a few.
 _LISTED_WAITS = 3
@@ -103,6 +104,7 @@ class FunctionRunAdmin(
     PayloadVisibilityMixin,
     IndexedSearchMixin,
     RunActionsMixin,
+    RunColumnsMixin,
     ReadOnlyAdminMixin,
     NulSafeLookupsMixin,
     admin.ModelAdmin,
@@ -112,15 +114,17 @@ class FunctionRunAdmin(
         "function_id",
         "status_badge",
         "started_by",
-        "created_at",
-        "started_at",
-        "finished_at",
+        "created",
+        "started",
+        "finished",
         "duration",
-        "attempt",
+        "attempt_of",
+        "next_attempt",
+        "last_error",
         "locked_by",
     )
     list_filter = (
-        "status",
+        ("status", RunStatusFilter),
         FunctionFilter,
         CreatedWithinFilter,
         DeferredFilter,
@@ -151,22 +155,23 @@ class FunctionRunAdmin(
                     "child_runs",
                     "rerun_of_link",
                     "reruns_links",
-                    "attempt",
+                    "attempt_of",
+                    "next_attempt",
                     "manual_retries",
-                    "created_at",
-                    "started_at",
-                    "finished_at",
+                    "created",
+                    "started",
+                    "finished",
                     "duration",
                 )
             },
         ),
         (_("Result"), {"fields": ("pretty_output", "pretty_error")}),
-        (_("Lease"), {"fields": ("locked_by", "locked_until", "available_at", "parked_from")}),
+        (_("Lease"), {"fields": ("locked_by", "lease_until", "due_at", "parked_from")}),
     )
     # Shown only for a cancelled run, or one asked to stop: see get_fieldsets.
     cancellation_fieldset = (
         _("Cancellation"),
-        {"fields": ("cancel_requested_at", "cancel_reason_text")},
+        {"fields": ("cancel_requested", "cancel_reason_text")},
     )
     # Shown only for a run flow control touched: see get_fieldsets.
     flow_control_fieldset = (
@@ -266,7 +271,7 @@ class FunctionRunAdmin(
 
     @admin.display(description=_("Status"), ordering="status")
     def status_badge(self, run: FunctionRun) -> SafeString:
-        badge = status_badge_html(run.status, run.get_status_display())
+        badge = status_badge_html(*shown_status(run))
         notes: list[Any] = []
         if run.status == RunStatus.WAITING:
             waits = getattr(run, "pending_waits", [])

@@ -7,24 +7,28 @@ from datetime import datetime
 
 from django.db.models import F
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 
+from ..engine.attempts import failed_attempts
 from ..enums import RunStatus, StepOp, StepStatus, WaitKind
 from ..models import DeferIntent, FunctionRun, StepRun, Wait
 from ..payload_access import HIDDEN_TEXT, UNREADABLE_KEY, read_payload
 from .display import (
     STATUS_COLOURS,
-    duration_text,
     event_id_link_html,
-    moment_text,
     run_id_link_html,
 )
+from .times import clock_text, duration_text, moment_text, offset_text, ticks
 
 # Bars drawn at most; the steps table below the timeline lists every step. Drawing is cheap, but
 # a page of 10,000 bars is no help to a reader, and the list scrolls past a screenful anyway.
 MAX_BARS = 500
+# Rows drawn before the rest fold away under "show more"; attempts listed before theirs do.
+OPEN_ROWS = 40
+OPEN_ATTEMPTS = 3
 # A bar narrower than this would vanish; instants (a defer call, a step of 0 ms) get this width.
 _MIN_WIDTH = 0.4
 # Open-ended steps and waits are drawn up to the axis end, in the colour of their status.
@@ -35,6 +39,33 @@ _KINDS = {
     StepOp.INVOKE: "invoke",
     StepOp.SEND_EVENT: "send",
 }
+
+
+@dataclass
+class Mark:
+    """One failed attempt of a step: when it ran, when it failed, and its error."""
+
+    attempt: int
+    started: datetime
+    failed: datetime
+    error: str
+    left: float = 0.0
+    width: float = 0.0
+    at: float = 0.0
+
+    @property
+    def time_text(self) -> str:
+        return clock_text(self.failed)
+
+    @property
+    def title(self) -> str:
+        """Return the tooltip: attempt, when it failed, how long it ran, and its error."""
+        text = gettext("attempt %(n)d failed at %(moment)s after %(span)s") % {
+            "n": self.attempt,
+            "moment": moment_text(self.failed),
+            "span": duration_text(self.started, self.failed),
+        }
+        return f"{text}\n{self.error}" if self.error else text
 
 
 @dataclass
@@ -51,6 +82,8 @@ class Bar:
     error: str = ""
     notes: list[str] = field(default_factory=list)
     links: list[SafeString] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
+    offset: str = ""
     left: float = 0.0
     width: float = 0.0
 
@@ -59,15 +92,26 @@ class Bar:
         return STATUS_COLOURS.get(self.status, "#6c757d")
 
     @property
+    def open_marks(self) -> list[Mark]:
+        return self.marks[-OPEN_ATTEMPTS:] if len(self.marks) > OPEN_ATTEMPTS else self.marks
+
+    @property
+    def folded_marks(self) -> list[Mark]:
+        return self.marks[:-OPEN_ATTEMPTS] if len(self.marks) > OPEN_ATTEMPTS else []
+
+    @property
     def title(self) -> str:
         """Return the tooltip: kind, label, status, times, attempts and error."""
         parts = [f"{self.kind} {self.label}: {self.status_label}"]
         parts.append(f"{moment_text(self.start)} → {moment_text(self.end)}")
+        if self.offset:
+            parts.append(gettext("starts at %(offset)s") % {"offset": self.offset})
         duration = duration_text(self.start, self.end)
         if duration:
             parts.append(duration)
         if self.attempts > 1:
             parts.append(ngettext("%d attempt", "%d attempts", self.attempts) % self.attempts)
+        parts.extend(mark.title for mark in self.marks)
         parts.extend(self.notes)
         if self.error:
             parts.append(self.error)
@@ -90,6 +134,27 @@ class Timeline:
     @property
     def span_text(self) -> str | None:
         return duration_text(self.start, self.end)
+
+    @property
+    def start_text(self) -> str:
+        return moment_text(self.start)
+
+    @property
+    def end_text(self) -> str:
+        return moment_text(self.end)
+
+    @property
+    def ticks(self) -> list[tuple[float, str]]:
+        """Return (percent, "+250 ms") marks at round offsets from the run's creation."""
+        return ticks(self.end - self.start)
+
+    @property
+    def open_bars(self) -> list[Bar]:
+        return self.bars[:OPEN_ROWS]
+
+    @property
+    def folded_bars(self) -> list[Bar]:
+        return self.bars[OPEN_ROWS:]
 
 
 def error_text(error: object) -> str:
@@ -136,6 +201,8 @@ def build_timeline(
         for bar in bars:
             if bar.error:
                 bar.error = str(HIDDEN_TEXT)
+            for mark in bar.marks:
+                mark.error = str(HIDDEN_TEXT)
     bars.extend(defer_bar(intent, axis_end) for intent in defers)
     place(bars, run.created_at, axis_end)
     return Timeline(start=run.created_at, end=axis_end, bars=bars, total=step_count + defer_count)
@@ -143,7 +210,10 @@ def build_timeline(
 
 def step_bar(step: StepRun, wait: Wait | None, axis_end: datetime) -> Bar:
     """Return the bar of one step: from its first attempt to its end, or to the axis end."""
-    start = min(moment for moment in (step.created_at, step.started_at) if moment is not None)
+    error = read_payload(step, "error")
+    marks = attempt_marks(step, error)
+    moments = (step.created_at, step.started_at, *(mark.started for mark in marks))
+    start = min(moment for moment in moments if moment is not None)
     open_ended = step.status in (StepStatus.SLEEPING, StepStatus.WAITING)
     if step.op == StepOp.SLEEP:
         end = step.finished_at or min(step.wake_at or axis_end, axis_end)
@@ -159,7 +229,9 @@ def step_bar(step: StepRun, wait: Wait | None, axis_end: datetime) -> Bar:
         start=start,
         end=max(end, start),
         attempts=step.attempts,
-        error=error_text(read_payload(step, "error")),
+        # A completed step's error holds only the attempts that failed before it succeeded.
+        error="" if step.status == StepStatus.COMPLETED else error_text(error),
+        marks=marks,
     )
     if step.op == StepOp.SLEEP and step.wake_at is not None:
         bar.notes.append(gettext("wakes at %(moment)s") % {"moment": moment_text(step.wake_at)})
@@ -177,6 +249,24 @@ def step_bar(step: StepRun, wait: Wait | None, axis_end: datetime) -> Bar:
                 format_html(gettext("invoked run {}"), run_id_link_html(wait.child_run_id))
             )
     return bar
+
+
+def attempt_marks(step: StepRun, error: object) -> list[Mark]:
+    """Return a mark per failed attempt the step's error records, oldest first."""
+    marks = []
+    for entry in failed_attempts(error):
+        failed = parse_datetime(str(entry.get("failed_at", "")))
+        if failed is None:
+            continue
+        started = parse_datetime(str(entry.get("started_at", ""))) or failed
+        text = error_text({"name": entry.get("name"), "message": entry.get("message")})
+        marks.append(Mark(int(entry.get("attempt") or 0), started, failed, text))
+    failing = step.status in (StepStatus.ERRORED, StepStatus.FAILED)
+    if not marks and failing and step.finished_at is not None and isinstance(error, dict):
+        # A row written before attempts were kept: its error is its last failed attempt's.
+        started = step.started_at or step.finished_at
+        marks.append(Mark(step.attempts, started, step.finished_at, error_text(error)))
+    return marks
 
 
 def defer_bar(intent: DeferIntent, axis_end: datetime) -> Bar:
@@ -214,3 +304,8 @@ def place(bars: list[Bar], start: datetime, end: datetime) -> None:
         left = min(max(left, 0.0), 100.0 - _MIN_WIDTH)
         right = min(max(right, left + _MIN_WIDTH), 100.0)
         bar.left, bar.width = round(left, 3), round(right - left, 3)
+        bar.offset = offset_text(max((bar.start - start).total_seconds(), 0.0) * 1000)
+        for mark in bar.marks:
+            first = min(max((mark.started - start).total_seconds() / span * 100, 0.0), 100.0)
+            last = min(max((mark.failed - start).total_seconds() / span * 100, first), 100.0)
+            mark.left, mark.width, mark.at = round(first, 3), round(last - first, 3), round(last, 3)

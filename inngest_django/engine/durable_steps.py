@@ -34,6 +34,7 @@ from ..retries import next_attempt_at
 from ..serialization import dump_step_output, error_to_json, load_value
 from ..steps import Memo
 from ..waits import after_id, catch_up, invoke_error, new_wait, save_waits
+from .attempts import with_failed_attempts
 from .checkpoint import Checkpoint, checkpointing
 from .logs import log_run
 from .rules import error_for_handler, invoke_refusal, stops_the_process
@@ -339,6 +340,16 @@ class DurableSteps:
     ) -> None:
         previous = self.memos.get(step_key)
         attempts = (previous.attempts if previous else 0) + 1
+        now = clock.now()
+        # The failed attempts so far ride along in the error JSON, even past a success.
+        error = with_failed_attempts(
+            previous.error if previous else None,
+            error,
+            status=status,
+            attempt=attempts,
+            started_at=started,
+            now=now,
+        )
         fields = {
             "op": op,
             "status": status,
@@ -347,7 +358,7 @@ class DurableSteps:
             "attempts": attempts,
             "wake_at": wake_at,
             "started_at": started,
-            "finished_at": clock.now() if status != StepStatus.SLEEPING else None,
+            "finished_at": now if status != StepStatus.SLEEPING else None,
         }
         if previous is None:
             StepRun.objects.create(run_id=self.run.pk, step_key=step_key, **fields)

@@ -12,10 +12,14 @@ from django.contrib import admin
 from django.db import connections
 from playwright.sync_api import Browser, Page, Response, sync_playwright
 
+import inngest_django
+
 CHROMIUM = Path("/usr/bin/chromium")
 # The admin's own CSS and JS, as collectstatic would gather them; tests.settings has neither
 # STATIC_URL nor staticfiles, so pages would otherwise link assets the server cannot serve.
 ADMIN_STATIC = Path(admin.__file__).resolve().parent / "static"
+# Ours: the live-update script of the run list, run page and functions page.
+PACKAGE_STATIC = Path(inngest_django.__file__).resolve().parent / "static"
 # Quiet, offline Chromium: no sandbox (tests may run as root), no GPU, no calls home.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -58,11 +62,21 @@ def browser() -> Iterator[Browser]:
                         connections[alias].close()
 
 
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a static root holding the admin's assets and ours, as collectstatic would."""
+    root = tmp_path_factory.mktemp("static")
+    for source in (ADMIN_STATIC, PACKAGE_STATIC):
+        for child in source.iterdir():
+            (root / child.name).symlink_to(child)
+    return root
+
+
 @pytest.fixture
-def admin_static(settings: Any) -> None:
+def admin_static(settings: Any, static_root: Path) -> None:
     """Let the live server serve the admin's CSS and JS, so pages load as an operator's do."""
     settings.STATIC_URL = "/static/"
-    settings.STATIC_ROOT = str(ADMIN_STATIC)
+    settings.STATIC_ROOT = str(static_root)
 
 
 @pytest.fixture

@@ -152,7 +152,7 @@ def test_operator_cancels_a_waiting_run_from_its_page(
     drain()
     page.reload()
     expect(status).to_have_text("Cancelled")
-    expect(page.locator(".field-cancel_requested_at .readonly")).not_to_have_text("-")
+    expect(page.locator(".field-cancel_requested .readonly")).not_to_have_text("-")
     expect(page.locator(".field-cancel_reason_text .readonly")).to_have_text(
         "admin: cancelled by admin"
     )

@@ -110,8 +110,8 @@ def test_flow_state_list_shows_pacing_rows_read_only(admin_client, flow):
         )
     }
     # One start of one per hour: the next is about an hour away; two throttled starts: two.
-    assert rows[("test-limited", "rate_limit")] in ("0:59:59", "1:00:00")
-    assert rows[("test-paced", "throttle")] in ("1:59:59", "2:00:00")
+    assert rows[("test-limited", "rate_limit")] in ("59 min 59 s", "1 h")
+    assert rows[("test-paced", "throttle")] in ("1 h 59 min", "2 h")
     # Rows that only serialise decisions (singleton, debounce) have no pace to show.
     assert {ahead for (_, kind), ahead in rows.items() if kind not in PACED} <= {"-"}
 

@@ -30,8 +30,8 @@ def test_sleeping_run_page_shows_wake_time_and_lease_fields(admin_client, runs):
     assert cells(page, "step_key") == ["send-welcome", "wait-a-day"]
     assert cells(page, "status_badge") == ["Completed", "Sleeping"]
     assert cells(page, "op") == ["Run", "Sleep"]
-    assert cells(page, "wake_at")[0] == "-"
-    assert cells(page, "wake_at")[1] != "-"
+    assert cells(page, "wakes")[0] == "-"
+    assert cells(page, "wakes")[1] != "-"
     for label in ("Locked by", "Locked until", "Available at"):
         assert label in page
 
@@ -52,14 +52,14 @@ def test_waiting_run_page_shows_what_it_waits_for_and_until_when(admin_client, w
         "data.user_id = 1",
     ]
     activation = waiting.inactive.waits.get(step_key="wait-activation")
-    assert cells(page, "expires_at") == ["-", until_text(activation.expires_at)]
-    assert cells(page, "resolved_at") == ["-", "-"]
+    assert cells(page, "expires") == ["-", until_text(activation.expires_at)]
+    assert cells(page, "resolved") == ["-", "-"]
     assert cells(page, "outcome_badge") == ["Pending", "Pending"]
     assert cells(page, "event_link") == ["-", "-"]
     assert cells(page, "child_run_link") == ["-", "-"]
     # The steps inline shows the same wait as a step that wakes at the timeout.
     assert cells(page, "op") == ["Wait for event"]
-    assert cells(page, "wake_at") == [until_text(activation.expires_at)]
+    assert cells(page, "wakes") == [until_text(activation.expires_at)]
 
 
 def test_resolved_wait_shows_its_outcome_and_the_event_it_matched(admin_client, waiting):
@@ -67,8 +67,8 @@ def test_resolved_wait_shows_its_outcome_and_the_event_it_matched(admin_client, 
     # Pending waits first, then the resolved one.
     assert cells(inline(page, "waits"), "step_key") == ["-", "wait-big-order", "wait-activation"]
     assert cells(page, "outcome_badge") == ["Pending", "Pending", "Event arrived"]
-    assert cells(page, "resolved_at")[:2] == ["-", "-"]
-    assert cells(page, "resolved_at")[2] != "-"
+    assert cells(page, "resolved")[:2] == ["-", "-"]
+    assert cells(page, "resolved")[2] != "-"
     assert cells(page, "match")[1] == (
         "if async.data.user_id == event.data.user_id && async.data.total > 100"
     )

@@ -129,7 +129,7 @@ def test_cancelled_run_page_shows_the_cancel_reason(admin_client, inngest_client
     assert "<h2" in page and ">Cancellation</h2>" in page
     reason = readonly_value(page, "cancel_reason_text")
     assert reason.startswith("cancel rule: event app/user.deleted (")
-    assert readonly_value(page, "cancel_requested_at") == until_text(
+    assert readonly_value(page, "cancel_requested") == until_text(
         waiting.inactive.cancel_requested_at
     )
     # Every wait ended with the run: the rule's own by its event, the other as run ended.

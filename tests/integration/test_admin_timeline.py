@@ -19,6 +19,8 @@ from inngest_django.runs import rerun_run
 from tests.helpers import (
     RUNS_URL,
     action_url,
+    cells,
+    inline,
     readonly_value,
     run_url,
     shown_messages,
@@ -389,3 +391,103 @@ def test_run_pages_refuse_anonymous_and_non_staff_users(client, non_staff_client
                 assert response.status_code == 302, url
                 assert response.url.startswith(reverse("admin:login")), url
     assert not FunctionRun.objects.filter(rerun_of__isnull=False).exists()
+
+
+def test_retried_step_keeps_its_failed_attempts_after_it_succeeds(incident):
+    flaky = StepRun.objects.get(run=incident.order, step_key="flaky")
+    assert flaky.status == "COMPLETED" and flaky.output == "ok"
+    attempts = flaky.error["failed_attempts"]
+    assert [(a["attempt"], a["name"], a["message"]) for a in attempts] == [
+        (1, "ValueError", "gateway <timeout> 1"),
+        (2, "ValueError", "gateway <timeout> 2"),
+    ]
+    for attempt in attempts:
+        assert attempt["started_at"] <= attempt["failed_at"]
+    assert attempts[0]["failed_at"] <= attempts[1]["started_at"]
+    # A step that never failed records nothing.
+    assert StepRun.objects.get(run=incident.order, step_key="load").error is None
+
+    capture = StepRun.objects.get(run=incident.failed, step_key="capture")
+    assert capture.status == "FAILED"
+    assert [a["attempt"] for a in capture.error["failed_attempts"]] == [1, 2]
+    assert capture.error["message"] == "card <declined>"
+
+
+def test_timeline_marks_each_failed_attempt_with_its_error(admin_client, incident):
+    page = admin_client.get(run_url(incident.order)).content.decode()
+    rows = timeline_rows(page)
+    flaky = rows["flaky"]
+    assert flaky["status"] == "COMPLETED"
+    assert "attempt 1 failed" in flaky["text"] and "attempt 2 failed" in flaky["text"]
+    assert "ValueError: gateway <timeout> 1" in flaky["text"]
+    assert "gateway &lt;timeout&gt; 2" in flaky["html"]
+    # The completed step shows no error of its own, only its attempts.
+    assert 'class="timeline-error"' not in flaky["html"]
+    assert "attempt 2 failed at" in flaky["title"]
+    marks = re.findall(
+        r'<span class="timeline-mark" data-attempt="(\d+)" '
+        r'style="left: ([0-9.]+)%;" title="([^"]*)"',
+        page,
+    )
+    assert [attempt for attempt, _, _ in marks] == ["1", "2"]
+    left, width = bar_position(flaky["style"])
+    for _, at, title in marks:
+        assert left - 0.001 <= float(at) <= left + width + 0.001
+        assert "ValueError: gateway &lt;timeout&gt;" in title
+    assert "attempt" not in rows["load"]["text"]
+
+    failed = timeline_rows(admin_client.get(run_url(incident.failed)).content.decode())
+    assert "attempt 1 failed" in failed["capture"]["text"]
+    assert "attempt 2 failed" in failed["capture"]["text"]
+
+
+def test_timeline_axis_has_millisecond_ticks_and_sits_above_the_fields(admin_client, incident):
+    page = admin_client.get(run_url(incident.order)).content.decode()
+    tick = r'<span class="timeline-tick" style="left: ([0-9.]+)%;">([^<]+)</span>'
+    ticks = re.findall(tick, page)
+    assert float(ticks[0][0]) == 0 and ticks[0][1] == "+0 ms"
+    assert 2 <= len(ticks) <= 9
+    assert all(re.fullmatch(r"\+[0-9.]+ (ms|s|min|h|d)", label) for _, label in ticks)
+    start = re.search(r'<span class="timeline-start">([^<]+)</span>', page).group(1)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", start)
+    assert page.index('id="timeline"') < page.index("field-status_badge")
+
+
+def test_steps_table_shows_the_output_of_a_step_that_succeeded_after_failures(
+    admin_client, incident
+):
+    page = admin_client.get(run_url(incident.order)).content.decode()
+    steps = inline(page, "steps")
+    outputs = dict(zip(cells(steps, "step_key"), cells(steps, "output_or_error"), strict=True))
+    assert outputs["flaky"] == '"ok"'
+
+
+def test_timeline_folds_long_lists_of_rows_and_attempts(admin_client, inngest_client, drain):
+    calls = []
+
+    @inngest_client.create_function(
+        fn_id="many", trigger=inngest.TriggerEvent(event="t/many"), retries=5
+    )
+    def many(ctx):
+        for index in range(45):
+            ctx.step.run(f"s{index}", lambda i=index: i)
+
+        def stubborn():
+            calls.append(1)
+            if len(calls) < 6:
+                raise ValueError(f"try {len(calls)}")
+            return "done"
+
+        ctx.step.run("stubborn", stubborn)
+
+    inngest_client.send(inngest.Event(name="t/many"))
+    drain()
+    run = FunctionRun.objects.get(function_id="test-many")
+    page = admin_client.get(run_url(run)).content.decode()
+    assert len(timeline_rows(page)) == 46
+    assert "Show 6 more rows" in page
+    rows = timeline_rows(page)
+    # Five failures: the last three listed, the two before folded, all five marked.
+    assert "2 earlier failed attempts" in rows["stubborn"]["text"]
+    assert rows["stubborn"]["html"].count('class="timeline-failure"') == 5
+    assert page.count('class="timeline-mark"') == 5
