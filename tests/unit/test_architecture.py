@@ -64,6 +64,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "scheduler",
             "retention",
             "pruner",
+            "heartbeats",
+            "metrics",
         ),
     ),
     ("engine", ("engine", "engine.", "backends", "backends.", "worker")),
