@@ -82,6 +82,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "admin.",
             "api",
             "api.",
+            "prometheus",
+            "prometheus.",
             "management",
             "management.",
             "schemas",
