@@ -46,7 +46,8 @@ def line_chart(
     """Return an <svg> chart of `series` over `labels`, with axes, a legend and point tooltips."""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     values = [v for line in series for v in line.values if v is not None]
-    top = nice_ceiling(max(values, default=0.0))
+    # Four gridline steps of a round size: 0, 1, 2, 3, 4 runs, not 0, 1.25, 2.5 ...
+    top = 4 * nice_ceiling(max(values, default=0.0) / 4)
     count = max(len(labels), 1)
 
     def x(index: int) -> float:
@@ -85,11 +86,14 @@ def line_chart(
     every = max(count // 6, 1)
     for index, label in enumerate(labels):
         if index % every == 0 or index == count - 1:
+            # The last label ends at the axis' end instead of running off the chart.
+            anchor = "end" if index == count - 1 and count > 1 else "middle"
             parts.append(
                 format_html(
-                    '<text x="{}" y="{}" font-size="10" text-anchor="middle" fill="#666">{}</text>',
+                    '<text x="{}" y="{}" font-size="10" text-anchor="{}" fill="#666">{}</text>',
                     round(x(index), 1),
                     HEIGHT - 10,
+                    anchor,
                     label,
                 )
             )

@@ -58,8 +58,6 @@ class WorkerHeartbeatAdmin(NulSafeLookupsMixin, admin.ModelAdmin):
         "runs_in_hand",
         "heartbeat",
         "started",
-        "executor",
-        "version",
     )
     list_filter = ("host", "executor")
     search_fields = ("=worker_id", "host")
