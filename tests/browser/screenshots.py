@@ -11,7 +11,7 @@ DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
 def save_screenshot(page: Page, name: str) -> bytes:
-    """Return a PNG of the page; with INNGEST_DJANGO_SCREENSHOTS=1, also write docs/images/<name>.png.
+    """Return a PNG of the page; with INNGEST_DJANGO_SCREENSHOTS=1, also save it in docs/images.
 
     Off by default, so a test run leaves the checkout as it was.
     """
