@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -20,6 +21,8 @@ from .charts import Series, line_chart
 # The windows the page offers, in minutes.
 WINDOWS = (15, 60, 180, 360)
 DEFAULT_WINDOW = 60
+# How often the page reloads itself when "refresh" is ticked.
+REFRESH_SECONDS = 30
 
 
 def seconds_text(value: float | None) -> str:
@@ -58,6 +61,31 @@ def charts(figures: metrics.Figures) -> list[Any]:
     return [runs, durations]
 
 
+def function_rows(figures: metrics.Figures, window: int, url: str) -> list[dict[str, Any]]:
+    """Return a row per function with runs in the window or waiting: the overall page's table."""
+    rows = []
+    now = figures.now
+    # The chart's window, from the start of its first minute, so the rows add up to its totals.
+    found = metrics.figures_by_function(now, now - figures.since)
+    for slug, figures in sorted(found.items()):
+        waited = None if figures.oldest_due is None else (now - figures.oldest_due).total_seconds()
+        rows.append(
+            {
+                "slug": slug,
+                "url": f"{url}?{urlencode({'function': slug, 'minutes': window})}",
+                "started": figures.started,
+                "completed": figures.completed,
+                "failed": figures.failed,
+                "p50": seconds_text(metrics.percentile(figures.durations, 0.5)),
+                "p95": seconds_text(metrics.percentile(figures.durations, 0.95)),
+                "queued": figures.queued,
+                "due": figures.due,
+                "oldest_due": seconds_text(None if waited is None else max(waited, 0.0)),
+            }
+        )
+    return rows
+
+
 def metrics_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
     """Render the metrics page; `?function=` narrows it to one function, `?minutes=` the window."""
     if not request.user.has_perm("inngest_django.view_functionrun"):
@@ -72,8 +100,10 @@ def metrics_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
         window = DEFAULT_WINDOW
     if window not in WINDOWS:
         window = DEFAULT_WINDOW
-    figures = metrics.figures(timezone.now(), minutes=window, function_id=function_id)
+    now = timezone.now()
+    figures = metrics.figures(now, minutes=window, function_id=function_id)
     opts = model_admin.opts
+    page_url = reverse(f"{model_admin.admin_site.name}:{opts.app_label}_metrics")
     context = {
         **model_admin.admin_site.each_context(request),
         "title": _("Metrics"),
@@ -93,6 +123,11 @@ def metrics_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
             f"{model_admin.admin_site.name}:{opts.app_label}_{opts.model_name}_changelist"
         ),
         "sample": metrics.DURATION_SAMPLE,
+        # A meta refresh, not a script: the page reloads with its filters every REFRESH seconds.
+        "refresh": REFRESH_SECONDS if request.GET.get("refresh") else None,
+        "refresh_seconds": REFRESH_SECONDS,
+        # Overall, a line per function, each linking to its own figures.
+        "function_rows": [] if function_id else function_rows(figures, window, page_url),
     }
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, "admin/inngest_django/metrics.html", context)

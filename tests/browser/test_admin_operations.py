@@ -73,6 +73,13 @@ def test_operator_sees_charts_and_narrows_them_to_one_function(
     assert charts.first.bounding_box()["height"] > 100
     save_screenshot(page, "metrics")
 
+    rows = page.locator("#metrics-functions tr.metrics-function")
+    expect(rows).to_have_count(2)
+    expect(rows.first.locator("td").nth(1)).to_have_text("20")
+    rows.filter(has_text="test-process-order").get_by_role("link").click()
+    expect(page.locator('[data-figure="failed"] .value')).to_have_text("2")
+    expect(page.locator("#metrics-functions")).to_have_count(0)
+
     page.select_option("#metrics-function", "test-send-receipt")
     page.get_by_role("button", name="Show").click()
     expect(page.locator('[data-figure="started"] .value')).to_have_text("20")

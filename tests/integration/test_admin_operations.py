@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 
@@ -75,8 +76,19 @@ def test_the_metrics_page_draws_charts_of_the_runs(admin_client, inngest_client,
     assert page.count('<svg class="inngest-chart"') == 2
     assert 'data-series="started"' in page and "<circle" in page
     assert re.search(r'data-figure="started"><div class="value">4<', page)
-    narrowed = admin_client.get(METRICS_URL, {"function": "test-ok", "minutes": "15"})
-    assert re.search(r'data-figure="started"><div class="value">3<', narrowed.content.decode())
+    rows = re.findall(
+        r'data-function="([^"]+)">\s*<td><a href="([^"]+)">[^<]*</a></td><td>(\d+)<', page
+    )
+    assert [(slug, int(started)) for slug, _, started in rows] == [
+        ("test-ok", 3),
+        ("test-other", 1),
+    ]
+    narrowed = admin_client.get(html.unescape(rows[0][1]))
+    narrowed_page = narrowed.content.decode()
+    assert re.search(r'data-figure="started"><div class="value">3<', narrowed_page)
+    assert 'id="metrics-functions"' not in narrowed_page
+    quarter = admin_client.get(METRICS_URL, {"function": "test-ok", "minutes": "15"})
+    assert re.search(r'data-figure="started"><div class="value">3<', quarter.content.decode())
 
 
 def test_the_metrics_page_needs_the_view_run_permission(django_user_model):
@@ -90,3 +102,10 @@ def test_the_metrics_page_needs_the_view_run_permission(django_user_model):
 def test_a_nul_in_the_function_filter_or_a_worker_id_is_no_server_error(admin_client):
     assert admin_client.get(METRICS_URL, {"function": "a\x00b"}).status_code == 200
     assert admin_client.get(f"{WORKERS_URL}%00/change/").status_code == 302
+
+
+def test_the_metrics_page_refreshes_itself_only_when_asked(admin_client):
+    assert 'http-equiv="refresh"' not in admin_client.get(METRICS_URL).content.decode()
+    page = admin_client.get(METRICS_URL, {"refresh": "1"}).content.decode()
+    assert '<meta http-equiv="refresh" content="30">' in page
+    assert 'id="metrics-refresh" name="refresh" value="1" checked' in page
