@@ -16,6 +16,7 @@ from django.db import DatabaseError, connection
 from . import clock
 from .conf import app_settings
 from .models import WorkerHeartbeat
+from .notify import Backoff
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -85,6 +86,7 @@ class HeartbeatRecorder:
     def _loop(self) -> None:
         started_at = clock.now()
         written = False
+        backoff = Backoff("Worker heartbeat", log=logger)
         try:
             while True:
                 try:
@@ -95,14 +97,11 @@ class HeartbeatRecorder:
                         written = self._beat()
                     self._maybe_prune()
                 except DatabaseError as exc:
-                    # Tried again next interval; the worker loop logs outages at length itself.
-                    logger.warning(
-                        "Heartbeat not recorded worker_id=%s error=%s",
-                        self.worker_id,
-                        exc.__class__.__name__,
-                        extra={"action": "heartbeat_failed", "worker_id": self.worker_id},
-                    )
+                    # Beats keep their interval; the backoff only keeps an outage to one log line.
+                    backoff.failed(exc)
                     connection.close()
+                else:
+                    backoff.recovered()
                 if self._stop.wait(self.interval):
                     break
             if written:

@@ -89,3 +89,16 @@ def test_rows_not_beaten_for_worker_history_seconds_are_pruned(settings):
     make_row("recent", now - timedelta(seconds=3500))
     assert prune_history(now) == 2
     assert list(WorkerHeartbeat.objects.values_list("worker_id", flat=True)) == ["recent"]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_whose_row_was_deleted_writes_it_again(workers):
+    worker = workers.start("--worker-id", "beat-d", INNGEST_DJANGO_TEST_HEARTBEAT_SECONDS=BEAT)
+    first = workers.wait_for(lambda: row("beat-d"), what="the worker's row", timeout=60)
+    WorkerHeartbeat.objects.filter(pk="beat-d").delete()
+    again = workers.wait_for(lambda: row("beat-d"), what="the row written again", timeout=60)
+    assert again.started_at == first.started_at
+    assert WorkerHeartbeat.objects.count() == 1
+    worker.send_signal(signal.SIGTERM)
+    assert workers.wait_for_exit(worker, timeout=60) == 0, workers.logs()
