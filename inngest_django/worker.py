@@ -21,6 +21,7 @@ from .engine import execute_run, load_claimed
 from .enums import CLAIMABLE_STATUSES
 from .events import dispatch_pending
 from .flow_control import flow_active
+from .heartbeats import start_heartbeats
 from .ids import new_token
 from .models import CronSchedule, Event, FunctionRun
 from .notify import Backoff, Listener, listen_enabled
@@ -233,6 +234,7 @@ class Worker:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="inngest-run")
         heartbeat = threading.Thread(target=self._heartbeat, name="inngest-heartbeat", daemon=True)
         heartbeat.start()
+        beats = start_heartbeats(self)
         # A worker that exits once idle has no idle waits to cut short.
         listener = Listener(self._wake) if not self.until_idle and listen_enabled() else None
         if listener is not None:
@@ -287,6 +289,8 @@ class Worker:
                 close_for_ended_threads(self._pool_connections)
             self._heartbeat_stop.set()
             heartbeat.join(timeout=5)
+            if beats is not None:
+                beats.stop()
             logger.info(
                 "Worker stopped worker_id=%s",
                 self.worker_id,

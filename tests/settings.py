@@ -100,6 +100,10 @@ INNGEST_DJANGO = {
     # "1" or "0" for worker subprocesses of tests that need checkpointing on or off; unset:
     # the library's default (on for PostgreSQL, off for SQLite).
     "CHECKPOINT": {"1": True, "0": False}.get(os.environ.get("INNGEST_DJANGO_TEST_CHECKPOINT", "")),
+    # Worker subprocesses of tests/integration/test_heartbeats.py beat faster than 10 s.
+    "WORKER_HEARTBEAT_SECONDS": float(
+        os.environ.get("INNGEST_DJANGO_TEST_HEARTBEAT_SECONDS", "10")
+    ),
 }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -10,4 +10,6 @@ urlpatterns = [
     path("api/inngest/", include("inngest_django.api.urls")),
     # The official Python client posts to /e/<key> at the host root.
     path("", include("inngest_django.api.event_urls")),
+    # Prometheus scrapes /metrics at the host root.
+    path("", include("inngest_django.prometheus.urls")),
 ]

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from . import cron, defers, event_keys, events, flow, runs
+from . import cron, defers, event_keys, events, flow, runs, workers
 
-__all__ = ["cron", "defers", "event_keys", "events", "flow", "runs"]
+__all__ = ["cron", "defers", "event_keys", "events", "flow", "runs", "workers"]

@@ -1,4 +1,4 @@
-"""Events, runs, step memos, dedupe keys, event keys and cron state, with their hot queries."""
+"""Events, runs, steps, keys, cron state and worker heartbeats, with their hot queries."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from .runs import FunctionRun
 from .schedules import CronSchedule
 from .steps import StepRun
 from .waits import Wait, WaitKey, WaitQuerySet
+from .workers import WorkerHeartbeat, WorkerState
 
 __all__ = [
     "CronSchedule",
@@ -27,4 +28,6 @@ __all__ = [
     "Wait",
     "WaitKey",
     "WaitQuerySet",
+    "WorkerHeartbeat",
+    "WorkerState",
 ]

@@ -236,6 +236,9 @@ class FunctionRun(models.Model):
                 condition=~Q(debounce_key="") & Q(status=RunStatus.QUEUED),
                 name="inngest_run_debounce",
             ),
+            # The metrics page's per-minute counts of runs started and finished.
+            models.Index(fields=["started_at"], name="inngest_run_started"),
+            models.Index(fields=["finished_at"], name="inngest_run_finished"),
         ]
 
     def __str__(self) -> str:

@@ -67,6 +67,13 @@ class AppSettingsModel(BaseModel):
     PRUNE_OLDER_THAN: str | None = None
     PRUNE_INTERVAL_SECONDS: float = Field(default=3600.0, gt=0)
     PRUNE_BATCH_SIZE: int = Field(default=500, ge=1)
+    # Each worker updates its WorkerHeartbeat row this often; one missing this many beats in a
+    # row is flagged stale. Rows not beaten for WORKER_HISTORY_SECONDS are deleted.
+    WORKER_HEARTBEAT_SECONDS: float = Field(default=10.0, gt=0)
+    WORKER_STALE_AFTER_BEATS: int = Field(default=3, ge=1)
+    WORKER_HISTORY_SECONDS: float = Field(default=7 * 24 * 3600, gt=0)
+    # The bearer token the Prometheus endpoint (/metrics) asks for; None: no token needed.
+    METRICS_TOKEN: str | None = None
 
     @field_validator("PRUNE_OLDER_THAN")
     @classmethod

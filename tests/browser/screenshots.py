@@ -18,7 +18,9 @@ def save_screenshot(target: Any, name: str) -> Path:
     folder = DOCS_IMAGES if os.environ.get(REFRESH_ENV) == "1" else _scratch()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
-    target.screenshot(path=str(path))
+    # A whole page is shot to its end; a locator is shot as it is drawn.
+    whole = {"full_page": True} if hasattr(target, "goto") else {}
+    target.screenshot(path=str(path), **whole)
     return path
 
 
