@@ -22,7 +22,7 @@ from .enums import CLAIMABLE_STATUSES
 from .events import dispatch_pending
 from .flow_control import flow_active
 from .ids import new_token
-from .models import CronSchedule, Event, FunctionRun
+from .models import CronSchedule, Event, FunctionPause, FunctionRun
 from .notify import Backoff, Listener, listen_enabled
 from .outbox import has_unrelayed, relay_pending
 from .pruner import Pruner
@@ -369,6 +369,8 @@ def next_due_at(now: datetime) -> datetime | None:
         return now
     return (
         FunctionRun.objects.filter(status__in=CLAIMABLE_STATUSES)
+        # A paused function's due runs are not work: they would keep the loop from sleeping.
+        .exclude(function_id__in=FunctionPause.objects.values("function_id"))
         .order_by("available_at")
         .values_list("available_at", flat=True)
         .first()

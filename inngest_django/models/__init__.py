@@ -5,6 +5,7 @@ from __future__ import annotations
 from .defers import DeferIntent, OutboxMessage
 from .events import Event, EventKey, EventQuerySet, IdempotencyKey, RunEvent
 from .flow import FlowState
+from .pauses import FunctionPause, is_paused, paused_function_ids
 from .queue import FunctionRunQuerySet
 from .runs import FunctionRun
 from .schedules import CronSchedule
@@ -18,6 +19,7 @@ __all__ = [
     "EventKey",
     "EventQuerySet",
     "FlowState",
+    "FunctionPause",
     "FunctionRun",
     "FunctionRunQuerySet",
     "IdempotencyKey",
@@ -27,4 +29,6 @@ __all__ = [
     "Wait",
     "WaitKey",
     "WaitQuerySet",
+    "is_paused",
+    "paused_function_ids",
 ]

@@ -61,6 +61,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "defers",
             "outbox",
             "runs",
+            "function_control",
             "scheduler",
             "retention",
             "pruner",
