@@ -43,6 +43,7 @@ from .filters import (
     StartedByFilter,
 )
 from .flow import concurrency_html, concurrency_match
+from .function_page import function_page_urls
 from .functions import functions_view
 from .inlines import StepRunInline, WaitInline
 from .lookups import NulSafeLookupsMixin
@@ -231,7 +232,7 @@ class FunctionRunAdmin(
             name=f"{self.opts.app_label}_{self.opts.model_name}_functions",
         )
         # First: the catch-all "<path:object_id>/" redirect would otherwise swallow them.
-        return [functions, *self.run_action_urls(), *super().get_urls()]
+        return [functions, *function_page_urls(self), *self.run_action_urls(), *super().get_urls()]
 
     def functions_view(self, request: HttpRequest) -> HttpResponse:
         """Show every registered function with its options and its runs of the last 24 hours."""
