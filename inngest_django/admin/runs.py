@@ -54,6 +54,7 @@ from .payloads import (
     unreadable_as_note,
 )
 from .readonly import ReadOnlyAdminMixin
+from .replay import replay_urls
 from .run_actions import RunActionsMixin
 from .search import IndexedSearchMixin
 from .timeline import build_timeline
@@ -232,7 +233,8 @@ class FunctionRunAdmin(
             name=f"{self.opts.app_label}_{self.opts.model_name}_functions",
         )
         # First: the catch-all "<path:object_id>/" redirect would otherwise swallow them.
-        return [functions, *function_page_urls(self), *self.run_action_urls(), *super().get_urls()]
+        pages = [functions, *function_page_urls(self), *replay_urls(self)]
+        return [*pages, *self.run_action_urls(), *super().get_urls()]
 
     def functions_view(self, request: HttpRequest) -> HttpResponse:
         """Show every registered function with its options and its runs of the last 24 hours."""
