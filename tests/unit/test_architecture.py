@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "experiment",
             "expressions",
             "ids",
+            "logging",
             "names",
             "signals",
             "schemas.defers",
