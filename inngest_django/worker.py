@@ -370,7 +370,10 @@ def next_due_at(now: datetime) -> datetime | None:
     return (
         FunctionRun.objects.filter(status__in=CLAIMABLE_STATUSES)
         # A paused function's due runs are not work: they would keep the loop from sleeping.
-        .exclude(function_id__in=FunctionPause.objects.values("function_id"))
+        .exclude(
+            function_id__in=FunctionPause.objects.values("function_id"),
+            cancel_requested_at__isnull=True,
+        )
         .order_by("available_at")
         .values_list("available_at", flat=True)
         .first()

@@ -52,8 +52,15 @@ def is_paused(function_ids: str | Iterable[str]) -> bool:
 
 
 def paused_clause(table: str, alias: str = "") -> str:
-    """Return SQL that is true for runs of functions that are not paused, for the claims."""
-    column = f"{alias}.function_id" if alias else f"{table}.function_id"
+    """Return SQL true for runs a claim may take: not paused, or asked to stop.
+
+    A cancelled run of a paused function is still claimed: its pass ends it before any of
+    its code runs, so an operator can clear a paused function's backlog.
+    """
+    prefix = f"{alias or table}."
     pauses = FunctionPause._meta.db_table
     # NOT EXISTS, not NOT IN: the same plan on both databases and no NULL pitfall.
-    return f"NOT EXISTS (SELECT 1 FROM {pauses} p WHERE p.function_id = {column})"
+    return (
+        f"({prefix}cancel_requested_at IS NOT NULL OR NOT EXISTS "
+        f"(SELECT 1 FROM {pauses} p WHERE p.function_id = {prefix}function_id))"
+    )

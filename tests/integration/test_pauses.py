@@ -145,3 +145,15 @@ def test_a_real_worker_claims_no_run_of_a_paused_function_until_it_is_resumed(wo
         what="the run to complete after resume",
         timeout=60,
     )
+
+
+def test_a_paused_functions_run_asked_to_stop_is_cancelled_without_running():
+    send_orders()
+    dispatch_pending()
+    run = FunctionRun.objects.get(function_id=WRITE_ORDERS)
+    inngest.pause_function(WRITE_ORDERS)
+    assert inngest.cancel_run(run.pk)
+    drain()
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert not run.steps.exists()
