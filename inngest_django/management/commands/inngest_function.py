@@ -13,6 +13,14 @@ from inngest_django.management.commands.inngest_send import _parse_data
 from inngest_django.models import FunctionPause
 
 
+def _user() -> str:
+    """Return the OS user running the command, or "?" where there is none (containers)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "?"
+
+
 class Command(BaseCommand):
     help = (
         "Pause or resume a function (while paused, triggers start no runs and its queued runs "
@@ -36,7 +44,7 @@ class Command(BaseCommand):
             raise CommandError(f"{verb} needs a function id")
         try:
             if verb == "pause":
-                done = pause_function(function_id, paused_by=f"command ({getpass.getuser()})")
+                done = pause_function(function_id, paused_by=f"command ({_user()})")
                 self.stdout.write(
                     f"Paused {function_id}." if done else f"{function_id} was already paused."
                 )
