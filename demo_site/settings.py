@@ -111,3 +111,30 @@ INNGEST_DJANGO = {
 #     "timeout": 600,  # longer than the longest step
 #     "retry": 660,  # longer than timeout
 # }
+
+# Django's own logging, plus the filter that writes `/e/[redacted]` instead of the Event API key
+# in runserver's access log and in django.request's warnings (docs/security.md).
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_event_keys": {"()": "inngest_django.logging.RedactEventKeys"}},
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_event_keys"]},
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact_event_keys"],
+        },
+    },
+    "loggers": {
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+    },
+}

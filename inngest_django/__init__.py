@@ -66,7 +66,10 @@ __all__ = [
     "cancel_run",
     "create_defer",
     "experiment",
+    "invoke_function",
+    "pause_function",
     "rerun_run",
+    "resume_function",
     "retry_run",
     "send",
 ]
@@ -82,6 +85,10 @@ def __getattr__(name: str) -> Any:
         from . import runs
 
         return getattr(runs, name)
+    if name in ("invoke_function", "pause_function", "resume_function"):
+        from . import function_control
+
+        return getattr(function_control, name)
     if name == "DeferHandle":
         from .defer_rules import DeferHandle
 

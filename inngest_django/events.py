@@ -20,7 +20,7 @@ from .exceptions import DecryptionError, InvalidEventError
 from .flow_control import admit
 from .functions import Function
 from .ids import new_id
-from .models import Event, FunctionRun, IdempotencyKey, RunEvent, WaitKey, rows
+from .models import Event, FunctionRun, IdempotencyKey, RunEvent, WaitKey, paused_function_ids, rows
 from .names import MAX_NAME_LENGTH, RESERVED_PREFIX
 from .registry import FunctionRegistry, default_registry
 from .schemas.events import Event as EventIn
@@ -152,11 +152,13 @@ def dispatch_pending(
         runs: list[FunctionRun] = []
         events = list(Event.objects.filter(pk__in=ids).order_by("id"))
         readable = []
+        # Paused functions start no runs: Inngest drops their triggers, it does not queue them.
+        paused = paused_function_ids()
         for event in events:
             try:
                 if not _data_is_object(event):
                     continue
-                runs.extend(_runs_for(event, registry, now))
+                runs.extend(_runs_for(event, registry, now, paused))
             except DecryptionError as exc:
                 # Skipped, not retried: no later dispatch could read it either.
                 logger.error(
@@ -200,11 +202,21 @@ def _data_is_object(event: Event) -> bool:
     return False
 
 
-def _runs_for(event: Event, registry: FunctionRegistry, now: datetime) -> list[FunctionRun]:
+def _runs_for(
+    event: Event, registry: FunctionRegistry, now: datetime, paused: set[str]
+) -> list[FunctionRun]:
     event_json = event.to_json()
     runs = []
     for function in registry:
         if not function.matches(event_json):
+            continue
+        if function.id in paused:
+            logger.info(
+                "Function paused; no run event_id=%s function_id=%s",
+                event.pk,
+                function.id,
+                extra={"event_id": event.pk, "function_id": function.id, "action": "run_paused"},
+            )
             continue
         if event.external_id and not _first_with_id(function, event, now):
             logger.info(

@@ -11,7 +11,7 @@ from . import clock
 from .cron import CronSpec
 from .events import emit, queued_run, save_runs
 from .functions import SCHEDULED_EVENT, Function
-from .models import CronSchedule
+from .models import CronSchedule, is_paused
 from .registry import FunctionRegistry, default_registry
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ class CronScheduler:
             won = CronSchedule.advance(
                 key, expected_tick=schedule.next_tick_at, next_tick=next_tick
             )
+            # A paused function's ticks pass by: the schedule moves on, no run starts.
+            won = won and not is_paused(function.id)
             if won:
                 # The tick's event goes to this function only, so it is born dispatched.
                 event = emit(SCHEDULED_EVENT, {"cron": cron}, dispatched_at=now)

@@ -23,7 +23,7 @@ from .events import dispatch_pending
 from .flow_control import flow_active
 from .heartbeats import start_heartbeats
 from .ids import new_token
-from .models import CronSchedule, Event, FunctionRun
+from .models import CronSchedule, Event, FunctionPause, FunctionRun
 from .notify import Backoff, Listener, listen_enabled
 from .outbox import has_unrelayed, relay_pending
 from .pruner import Pruner
@@ -373,6 +373,11 @@ def next_due_at(now: datetime) -> datetime | None:
         return now
     return (
         FunctionRun.objects.filter(status__in=CLAIMABLE_STATUSES)
+        # A paused function's due runs are not work: they would keep the loop from sleeping.
+        .exclude(
+            function_id__in=FunctionPause.objects.values("function_id"),
+            cancel_requested_at__isnull=True,
+        )
         .order_by("available_at")
         .values_list("available_at", flat=True)
         .first()

@@ -20,7 +20,8 @@ from pydantic import BaseModel
 
 from ..enums import RunStatus
 from ..functions import DeferredFunction, Function
-from ..models import FunctionRun
+from ..models import FunctionRun, paused_function_ids
+from ..models.pauses import PAUSE_PERMISSION
 from ..registry import default_registry
 from .display import STATUS_COLOURS
 
@@ -55,6 +56,10 @@ class FunctionRow:
     runs_url: str
     counts: list[StatusCount] = field(default_factory=list)
     registered: bool = True
+    # Set by functions_view: the function's own page, and its pause or resume endpoint.
+    paused: bool = False
+    page_url: str = ""
+    toggle_url: str = ""
 
     @property
     def total(self) -> int:
@@ -175,6 +180,21 @@ def function_rows(changelist_url: str) -> list[FunctionRow]:
     return rows
 
 
+def with_pause_state(model_admin: Any, rows: list[FunctionRow]) -> list[FunctionRow]:
+    """Mark paused rows and give registered ones their page and pause or resume URLs."""
+    from .function_page import function_url  # it imports this module's helpers
+
+    paused = paused_function_ids()
+    for row in rows:
+        row.paused = row.slug in paused
+        if row.registered:
+            row.page_url = function_url(model_admin, row.slug)
+            row.toggle_url = function_url(
+                model_admin, row.slug, "resume" if row.paused else "pause"
+            )
+    return rows
+
+
 def functions_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
     """Render the functions page for the run admin `model_admin`."""
     if not model_admin.has_view_permission(request):
@@ -189,7 +209,8 @@ def functions_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
         "subtitle": None,
         "opts": opts,
         "app_label": opts.app_label,
-        "rows": function_rows(changelist_url),
+        "rows": with_pause_state(model_admin, function_rows(changelist_url)),
+        "can_pause": request.user.has_perm(f"{opts.app_label}.{PAUSE_PERMISSION}"),
         "window": WINDOW,
         "changelist_url": changelist_url,
     }

@@ -41,6 +41,7 @@ from .filters import (
     StartedByFilter,
 )
 from .flow import concurrency_html, concurrency_match
+from .function_page import function_page_urls
 from .functions import functions_view
 from .inlines import StepRunInline, WaitInline
 from .lookups import NulSafeLookupsMixin
@@ -51,6 +52,7 @@ from .payloads import (
     unreadable_as_note,
 )
 from .readonly import ReadOnlyAdminMixin
+from .replay import replay_urls
 from .retrying import RunStatusFilter, shown_status
 from .run_actions import RunActionsMixin
 from .run_columns import RunColumnsMixin
@@ -236,7 +238,8 @@ class FunctionRunAdmin(
             name=f"{self.opts.app_label}_{self.opts.model_name}_functions",
         )
         # First: the catch-all "<path:object_id>/" redirect would otherwise swallow them.
-        return [functions, *self.run_action_urls(), *super().get_urls()]
+        pages = [functions, *function_page_urls(self), *replay_urls(self)]
+        return [*pages, *self.run_action_urls(), *super().get_urls()]
 
     def functions_view(self, request: HttpRequest) -> HttpResponse:
         """Show every registered function with its options and its runs of the last 24 hours."""

@@ -27,6 +27,8 @@ from .openapi import extend_schema
 logger = logging.getLogger(__name__)
 
 SEED_HEADER = "x-inngest-event-id-seed"
+# The key may come in a header instead of the path, which web servers write to access logs.
+KEY_HEADER = "x-inngest-event-key"
 KEY_REQUIRED = "Event key is required"
 KEY_NOT_FOUND = "Event key not found"
 
@@ -138,6 +140,7 @@ class EventAPIView(APIView):
     )
     def post(self, request: Request, event_key: str = "") -> Response:
         """Authenticate the key, then validate and store every event of the body, or none."""
+        event_key = event_key or key_from_headers(request)
         if not event_key:
             return self._refuse(401, KEY_REQUIRED)
         key = authenticate(event_key)
@@ -182,9 +185,18 @@ class EventAPIView(APIView):
         return error_response(status, message)
 
 
+def key_from_headers(request: Request) -> str:
+    """Return the key of an `X-Inngest-Event-Key` or `Authorization: Bearer` header, or ""."""
+    key = request.headers.get(KEY_HEADER, "").strip()
+    if key:
+        return key
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
+
+
 @extend_schema(exclude=True)
 class EventAPIAliasView(EventAPIView):
-    """The same view under the URLs the schema leaves out: a trailing slash, or no key at all."""
+    """The view where the schema leaves it out: a trailing slash, or `/e/` with a header key."""
 
 
 event_api_view = EventAPIView.as_view()

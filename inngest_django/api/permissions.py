@@ -20,6 +20,8 @@ _DOING = {
     "cancel_functionrun": "cancel function runs",
     "rerun_functionrun": "rerun function runs",
     "retry_functionrun": "retry failed function runs",
+    "pause_function": "pause and resume functions",
+    "add_event": "invoke functions",
 }
 
 

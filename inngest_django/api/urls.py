@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path, re_path
 from rest_framework.routers import SimpleRouter
 
+from .function_control import function_control_urls
 from .schema import SCHEMA_ROUTE, SchemaView, SwaggerView
 from .serializers import URL_NAMESPACE
 from .views import EventViewSet, FunctionViewSet, NotFoundView, RootView, RunViewSet
@@ -19,6 +20,8 @@ router.register("events", EventViewSet, basename="event")
 # The routes the OpenAPI schema describes.
 api_urlpatterns: list[URLPattern | URLResolver] = [
     path("", RootView.as_view(), name="root"),
+    # Before the router's: its function detail route takes any path as a function id.
+    *function_control_urls(),
     *router.urls,
 ]
 

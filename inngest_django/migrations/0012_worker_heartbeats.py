@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inngest_django', '0010_parked_runs'),
+        ('inngest_django', '0011_function_pauses'),
     ]
 
     operations = [

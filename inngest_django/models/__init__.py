@@ -5,6 +5,7 @@ from __future__ import annotations
 from .defers import DeferIntent, OutboxMessage
 from .events import Event, EventKey, EventQuerySet, IdempotencyKey, RunEvent
 from .flow import FlowState
+from .pauses import FunctionPause, is_paused, paused_function_ids
 from .queue import FunctionRunQuerySet
 from .runs import FunctionRun
 from .schedules import CronSchedule
@@ -19,6 +20,7 @@ __all__ = [
     "EventKey",
     "EventQuerySet",
     "FlowState",
+    "FunctionPause",
     "FunctionRun",
     "FunctionRunQuerySet",
     "IdempotencyKey",
@@ -30,4 +32,6 @@ __all__ = [
     "WaitQuerySet",
     "WorkerHeartbeat",
     "WorkerState",
+    "is_paused",
+    "paused_function_ids",
 ]

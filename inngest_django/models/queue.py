@@ -10,6 +10,7 @@ from django.db import connection, models, transaction
 
 from ..connections import sqlite_immediate
 from ..enums import CLAIMABLE_STATUSES, RunStatus
+from .pauses import paused_clause
 
 _CLAIMABLE_SQL = ", ".join(f"'{status.value}'" for status in CLAIMABLE_STATUSES)
 # Without statistics (no ANALYZE) SQLite may pick the status index and sort every queued run;
@@ -112,7 +113,7 @@ class FunctionRunQuerySet(models.QuerySet):
         hint = "" if connection.vendor == "postgresql" else _SQLITE_CLAIM_INDEX
         sql = (
             f"SELECT 1 FROM {table} {hint}WHERE status IN ({_CLAIMABLE_SQL}) "
-            "AND available_at <= %s LIMIT 1"
+            f"AND available_at <= %s AND {paused_clause(table)} LIMIT 1"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, [_adapt(now)])
@@ -139,7 +140,8 @@ class FunctionRunQuerySet(models.QuerySet):
             "locked_until = %s, available_at = %s, started_at = COALESCE(started_at, %s), "
             "wake_requested_at = NULL, parked_from = NULL"
         )
-        due = f"status IN ({_CLAIMABLE_SQL}) AND available_at <= %s"
+        # A paused function's runs wait, due, until it is resumed.
+        due = f"status IN ({_CLAIMABLE_SQL}) AND available_at <= %s AND {paused_clause(table)}"
         params = [worker_id, lease_token, _adapt(lease_until), _adapt(lease_until), _adapt(now)]
         if connection.features.has_select_for_update_skip_locked:
             # Rows another worker is claiming right now are skipped, not waited for.
@@ -222,7 +224,8 @@ class FunctionRunQuerySet(models.QuerySet):
         sql = (
             "SELECT c.id, c.concurrency_key, c.concurrency_limit, c.concurrency_key_2, "
             f"c.concurrency_limit_2 FROM {table} c {hint}WHERE c.status IN ({_CLAIMABLE_SQL}) "
-            f"AND c.available_at <= %s AND {room('concurrency_key', 'concurrency_limit')} "
+            f"AND c.available_at <= %s AND {paused_clause(table, 'c')} "
+            f"AND {room('concurrency_key', 'concurrency_limit')} "
             f"AND {room('concurrency_key_2', 'concurrency_limit_2')} "
             f"ORDER BY c.available_at, c.id LIMIT %s{lock}"
         )
