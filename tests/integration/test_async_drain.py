@@ -1,0 +1,56 @@
+"""Async handlers and parallel steps in this process: drain() and run_function()."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import inngest_django as inngest
+from inngest_django.enums import RunStatus
+from inngest_django.testing import run_function
+from tests.helpers import orders_per_step, the_run
+
+pytestmark = pytest.mark.django_db
+
+
+def test_async_handler_runs_async_and_sync_steps_under_drain(drain):
+    inngest.send({"name": "testapp/async-steps", "data": {"steps": 2}})
+    drain()
+    run = the_run("testapp-async-steps")
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.output == {"fetched": [0, 10]}
+    assert orders_per_step(run.pk) == {"s0": 1, "s1": 1}
+
+
+def test_parallel_steps_return_results_in_order_under_drain(drain):
+    inngest.send({"name": "testapp/parallel", "data": {"count": 4, "pause_s": 0.01}})
+    drain()
+    run = the_run("testapp-parallel-steps")
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.output == {"results": [0, 1, 2, 3], "total": 6}
+
+
+def test_async_parallel_under_drain(drain):
+    inngest.send({"name": "testapp/async-parallel", "data": {"count": 3, "pause_s": 0.01}})
+    drain()
+    run = the_run("testapp-async-parallel")
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.output == {"results": [0, 1, 2, 3]}
+
+
+def test_run_function_runs_an_async_handler(inngest_client):
+    @inngest_client.create_function(fn_id="a", trigger=inngest.TriggerEvent(event="t/a"))
+    async def handler(ctx: inngest.Context) -> list:
+        async def fetch() -> int:
+            await asyncio.sleep(0)
+            return 1
+
+        first = await ctx.step.run("fetch", fetch)
+        second = await ctx.step.run("add", lambda: first + 1)
+        both = await ctx.group.parallel([lambda: ctx.step.run("p", fetch)])
+        return [first, second, *both]
+
+    result = run_function(handler)
+    assert result.status == "COMPLETED", result.error
+    assert result.output == [1, 2, 1]
