@@ -104,21 +104,23 @@ class Worker:
         return work
 
     def _free_slots(self) -> int:
-        extra = self._async.capacity if self._async else 0
+        held_async = self._async.held if self._async else 0
         with self._lock:
-            return max(self.threads, 1) + extra - len(self._in_flight)
+            return max(self.threads, 1) - len(self._in_flight) + held_async
 
     def _claim_room(self, prefetch: int) -> int:
         """Return how many runs to claim: a thread each, plus `prefetch` queued behind them."""
         threads = max(self.threads, 1)
-        # Async runs wait on the event loop, not for a thread: it has room of its own.
-        room, held_async = (self._async.room(), self._async.held) if self._async else (0, 0)
+        # Async runs wait on the event loop, not for a thread; a full loop takes no more.
+        if self._async is not None and not self._async.room():
+            return 0
+        held_async = self._async.held if self._async else 0
         with self._lock:
             held = len(self._in_flight) - held_async
         # Runs queued ahead still wait for a thread: claim more once they have all started.
         if held > threads:
-            return room
-        return threads + prefetch - held + room
+            return 0
+        return threads + prefetch - held
 
     def _prefetch(self, flow: bool) -> int:
         # A run claimed ahead counts against its concurrency key before it starts, which

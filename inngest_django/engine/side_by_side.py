@@ -32,15 +32,15 @@ class SideBySideSteps(DurableSteps):
     """DurableSteps that can also run a round of `group.parallel`'s planned steps at once.
 
     Each step runs in its own transaction with its own memo: sync callables on a pool of up to
-    PARALLEL_STEP_THREADS threads (each with its own connection), async ones on the event loop
-    with their result recorded afterwards. Failures are recorded once all have ended: a retry
+    PARALLEL_STEP_THREADS threads (each with its own connection; on SQLite in turn), async ones
+    on the event loop with their result recorded afterwards. Failures are recorded once all have ended: a retry
     runs only the steps that failed, as the others have memos by then.
     """
 
     def run_side_by_side(self, planned: Sequence[PlannedStep]) -> None:
         """Run `planned` at once and record each; raise RetryScheduled if any will retry."""
-        self._before_round()
-        outcomes = self._in_pool(planned, alone=connection.in_atomic_block)
+        alone = self._before_round()
+        outcomes = self._in_pool(planned, alone=alone)
         self._after_round(planned, outcomes)
 
     async def arun_side_by_side(self, planned: Sequence[PlannedStep]) -> None:
@@ -63,12 +63,14 @@ class SideBySideSteps(DurableSteps):
     # -- one round ---------------------------------------------------------------------------
 
     def _before_round(self) -> bool:
-        """Commit what the pass holds open; return True if the caller's transaction remains."""
+        """Commit what the pass holds open; return True if sync steps must run on this thread."""
         self._stop_if_cancelled()
         # The steps commit on other connections: an open transaction here would hold locks
         # (the run's row, SQLite's write lock) they wait for.
         self.checkpoint.commit()
-        return connection.in_atomic_block
+        # SQLite has one writer: a step's transaction holds the write lock while its callable
+        # runs, so threads would only queue for it. There the steps take turns on this thread.
+        return connection.in_atomic_block or connection.vendor == "sqlite"
 
     def _in_pool(self, planned: Sequence[PlannedStep], *, alone: bool = False) -> list[Outcome]:
         """Run sync planned steps on a bounded thread pool; return their outcomes in order.
