@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -15,16 +14,9 @@ from .enums import StepOp
 from .experiment import Strategy
 from .group import ExperimentResult, Group, _results, check_branches
 from .schemas.events import Event
-from .steps import PlannedStep, Step
+from .steps import PlannedStep, Step, is_async_callable
 
 T = TypeVar("T")
-
-
-def is_async_callable(fn: Any) -> bool:
-    """Return True for an `async def` function, or an object whose `__call__` is one."""
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - a callable object's own method
-    )
 
 
 def on_orm_thread(fn: Callable[..., T]) -> Callable[..., Awaitable[T]]:

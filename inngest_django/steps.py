@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from asgiref.sync import async_to_sync
 from pydantic import BaseModel, ValidationError
 
 from . import clock
@@ -30,6 +32,13 @@ MATCH_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 # The step whose callable is running, per thread and task: parallel steps run several at once.
 _running: ContextVar[tuple[int, str] | None] = ContextVar("inngest_running_step", default=None)
+
+
+def is_async_callable(fn: Any) -> bool:
+    """Return True for an `async def` function, or an object whose `__call__` is one."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - a callable object's own method
+    )
 
 
 @dataclass(frozen=True)
@@ -237,6 +246,9 @@ class Step:
             return output
         self._new_step(key)
         self._plan(PlannedStep(key, fn, args, output_type, op))
+        if is_async_callable(fn):
+            # A sync handler's async callable runs to its end here, in its own event loop.
+            fn = async_to_sync(fn)
         with self.running(key):
             result = self.runner.run_step(key, fn, args, output_type, op)
         self._mark_completed(key)

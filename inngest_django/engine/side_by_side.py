@@ -10,16 +10,16 @@ from datetime import datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 from .. import clock
 from .._interrupts import Interrupt, LeaseLost, RetryScheduled
-from ..async_steps import Recorded, await_step, is_async_callable, on_orm_thread
+from ..async_steps import Recorded, await_step, on_orm_thread
 from ..conf import app_settings
 from ..enums import StepStatus
 from ..models import FunctionRun
 from ..serialization import dump_step_output, error_to_json
-from ..steps import PlannedStep
+from ..steps import PlannedStep, is_async_callable
 from .durable_steps import DurableSteps
 from .logs import log_run
 from .rules import stops_the_process
@@ -33,8 +33,8 @@ class SideBySideSteps(DurableSteps):
 
     Each step runs in its own transaction with its own memo: sync callables on a pool of up to
     PARALLEL_STEP_THREADS threads (each with its own connection; on SQLite in turn), async ones
-    on the event loop with their result recorded afterwards. Failures are recorded once all have ended: a retry
-    runs only the steps that failed, as the others have memos by then.
+    on the event loop with their result recorded afterwards. Failures are recorded once all
+    have ended: a retry runs only the steps that failed, as the others have memos by then.
     """
 
     def run_side_by_side(self, planned: Sequence[PlannedStep]) -> None:
@@ -50,7 +50,8 @@ class SideBySideSteps(DurableSteps):
         threaded = [p for p in planned if not is_async_callable(p.fn)]
         pool_round: Any = None
         if threaded and alone:
-            pool_round = on_orm_thread(self._in_pool)(threaded, alone=True)
+            # Started now, so the sync steps run while the async ones are awaited.
+            pool_round = asyncio.ensure_future(on_orm_thread(self._in_pool)(threaded, alone=True))
         elif threaded:
             pool_round = asyncio.get_running_loop().run_in_executor(None, self._in_pool, threaded)
         recorded = await asyncio.gather(*(self._await_one(p) for p in awaited))
@@ -91,7 +92,7 @@ class SideBySideSteps(DurableSteps):
             return self._commit_step(planned, planned.fn, clock.now())
         finally:
             # The pool's threads end with the round: so do their connections.
-            connection.close()
+            connections.close_all()
 
     async def _await_one(self, planned: PlannedStep) -> Outcome:
         assert self.ctx is not None

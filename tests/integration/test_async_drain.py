@@ -54,3 +54,57 @@ def test_run_function_runs_an_async_handler(inngest_client):
     result = run_function(handler)
     assert result.status == "COMPLETED", result.error
     assert result.output == [1, 2, 1]
+
+
+def test_sync_handler_runs_an_async_step_callable(inngest_client, drain):
+    async def fetch() -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    @inngest_client.create_function(fn_id="sync", trigger=inngest.TriggerEvent(event="t/sync"))
+    def handler(ctx: inngest.Context) -> int:
+        return ctx.step.run("fetch", fetch) + 1
+
+    inngest.send({"name": "t/sync"})
+    drain()
+    run = the_run("test-sync")
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.output == 8
+
+
+def test_async_handler_sleeps_and_resumes(inngest_client, drain, advance_clock):
+    @inngest_client.create_function(fn_id="nap", trigger=inngest.TriggerEvent(event="t/nap"))
+    async def handler(ctx: inngest.Context) -> list:
+        first = await ctx.step.run("one", lambda: 1)
+        await ctx.step.sleep("nap", "1h")
+        return [first, await ctx.step.run("two", lambda: 2)]
+
+    inngest.send({"name": "t/nap"})
+    drain()
+    assert the_run("test-nap").status == RunStatus.SLEEPING
+    advance_clock(3601)
+    drain()
+    run = the_run("test-nap")
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.output == [1, 2]
+
+
+def test_async_step_failure_retries_then_raises_step_error(inngest_client, drain):
+    @inngest_client.create_function(
+        fn_id="fails", trigger=inngest.TriggerEvent(event="t/fails"), retries=1
+    )
+    async def handler(ctx: inngest.Context) -> str:
+        async def boom() -> None:
+            raise ValueError("no")
+
+        try:
+            await ctx.step.run("boom", boom)
+        except inngest.StepError as exc:
+            return f"caught {exc.name}"
+        return "not raised"
+
+    inngest.send({"name": "t/fails"})
+    drain()
+    run = the_run("test-fails")
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.output == "caught ValueError"
