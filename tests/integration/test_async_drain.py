@@ -108,3 +108,21 @@ def test_async_step_failure_retries_then_raises_step_error(inngest_client, drain
     run = the_run("test-fails")
     assert run.status == RunStatus.COMPLETED, run.error
     assert run.output == "caught ValueError"
+
+
+def test_async_handler_defers_a_function(inngest_client, drain):
+    @inngest.create_defer(inngest_client, id="cleanup")
+    def cleanup(ctx: inngest.Context) -> str:
+        return f"cleaned {ctx.event.data['what']}"
+
+    @inngest_client.create_function(fn_id="defers", trigger=inngest.TriggerEvent(event="t/defer"))
+    async def handler(ctx: inngest.Context) -> int:
+        ctx.defer("cleanup", function=cleanup, data={"what": "cart"})
+        return await ctx.step.run("work", lambda: 1)
+
+    inngest.send({"name": "t/defer"})
+    drain()
+    assert the_run("test-defers").status == RunStatus.COMPLETED
+    deferred = the_run("test-cleanup")
+    assert deferred.status == RunStatus.COMPLETED, deferred.error
+    assert deferred.output == "cleaned cart"
