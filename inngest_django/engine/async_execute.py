@@ -36,7 +36,9 @@ class AsyncRunPass(RunPass):
                 return
             await on_orm_thread(self._handler_returned)(result)
         finally:
-            await on_orm_thread(self.checkpoint.rollback)()
+            # Each hop to the database thread costs: none when nothing is open.
+            if self.checkpoint.is_open:
+                await on_orm_thread(self.checkpoint.rollback)()
 
 
 async def aexecute_run(
@@ -68,4 +70,5 @@ async def aexecute_run(
         await AsyncRunPass(run, function, lease_token, registry, first_start=first_start).aexecute()
     except DecryptionError as exc:
         await on_orm_thread(unreadable)(run, lease_token, exc)
-    await on_orm_thread(after_pass)(run)
+    if run.concurrency_key or run.concurrency_key_2:
+        await on_orm_thread(after_pass)(run)
