@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import inngest_django as inngest
 from inngest_django.registry import FunctionRegistry
 
@@ -50,6 +53,56 @@ def defer_parent(ctx: inngest.Context) -> dict[str, int]:
     if not before:
         make_defers()
     return {"defers": defers}
+
+
+WAITS_EVENT = "bench/waits.requested"
+PARALLEL_EVENT = "bench/parallel.requested"
+
+
+@client.create_function(fn_id="wait-steps", trigger=inngest.TriggerEvent(event=WAITS_EVENT))
+def wait_steps(ctx: inngest.Context) -> int:
+    """Run `data.steps` steps that each block for `data.wait_s` seconds (a sync HTTP call)."""
+    steps, wait = int(ctx.event.data["steps"]), float(ctx.event.data["wait_s"])
+    for index in range(steps):
+        ctx.step.run(f"wait-{index}", time.sleep, wait)
+    return steps
+
+
+@client.create_function(
+    fn_id="async-wait-steps", trigger=inngest.TriggerEvent(event=f"{WAITS_EVENT}.async")
+)
+async def async_wait_steps(ctx: inngest.Context) -> int:
+    """The same steps, awaiting `data.wait_s` seconds each: an async run on the worker's loop."""
+    steps, wait = int(ctx.event.data["steps"]), float(ctx.event.data["wait_s"])
+    for index in range(steps):
+        await ctx.step.run(f"wait-{index}", asyncio.sleep, wait)
+    return steps
+
+
+@client.create_function(fn_id="parallel-waits", trigger=inngest.TriggerEvent(event=PARALLEL_EVENT))
+def parallel_waits(ctx: inngest.Context) -> int:
+    """`data.count` steps of `data.wait_s` seconds: in group.parallel, or one after another."""
+    count, wait = int(ctx.event.data["count"]), float(ctx.event.data["wait_s"])
+    if ctx.event.data["mode"] == "sequential":
+        for index in range(count):
+            ctx.step.run(f"wait-{index}", time.sleep, wait)
+    else:
+        ctx.group.parallel(
+            [lambda i=index: ctx.step.run(f"wait-{i}", time.sleep, wait) for index in range(count)]
+        )
+    return count
+
+
+@client.create_function(
+    fn_id="async-parallel-waits", trigger=inngest.TriggerEvent(event=f"{PARALLEL_EVENT}.async")
+)
+async def async_parallel_waits(ctx: inngest.Context) -> int:
+    """`data.count` async steps awaiting `data.wait_s` seconds each, in group.parallel."""
+    count, wait = int(ctx.event.data["count"]), float(ctx.event.data["wait_s"])
+    await ctx.group.parallel(
+        [lambda i=index: ctx.step.run(f"wait-{i}", asyncio.sleep, wait) for index in range(count)]
+    )
+    return count
 
 
 # The claim-depth bench's functions live in a registry of their own: a function with

@@ -51,3 +51,7 @@ class DatabaseLost(Interrupt):
 
 class RunCancelled(Interrupt):
     """Someone asked the run to stop; the executor finalizes it as cancelled."""
+
+
+class StepPlanned(Interrupt):
+    """A `group.parallel` branch reached a step with no memo; it runs beside the others."""

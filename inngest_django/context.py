@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .async_steps import AsyncGroup, AsyncStep
 from .group import Group
 from .schemas.defers import ExperimentRef, Parent
 from .schemas.events import Event
@@ -56,7 +57,9 @@ class Context:
     def __post_init__(self) -> None:
         if not self.events:
             self.events = [self.event]
-        self.group = Group(self.step, self.run_id)
+        # An async handler's step tools are awaited, and so is its group's parallel.
+        group = AsyncGroup if isinstance(self.step, AsyncStep) else Group
+        self.group = group(self.step, self.run_id)
 
     def defer(
         self,

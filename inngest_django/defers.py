@@ -109,6 +109,10 @@ class DeferBook(DeferRules):
         if defer_id not in self._unsaved:
             self._cancels.add(defer_id)
 
+    def load(self) -> None:
+        """Read the stored intents now, if not yet read (async passes: not from the loop)."""
+        self._load()
+
     def _load(self) -> None:
         if self._stored is not None:
             return

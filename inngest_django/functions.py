@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,8 @@ class Function:
         self.id = f"{app_id}-{fn_id}"
         self.name = name or fn_id
         self.handler = handler
+        # An `async def` handler awaits its step tools; the worker runs many such runs at once.
+        self.is_async = inspect.iscoroutinefunction(handler)
         self.qualified_name = f"{handler.__module__}.{handler.__qualname__}"
         self.output_type = output_type
         self.retries = self._check_retries(default_retries if retries is None else retries)

@@ -6,10 +6,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from ._interrupts import Interrupt, StepPlanned
 from .exceptions import NonRetriableError
 from .experiment import Strategy
 from .schemas.defers import ExperimentRef
-from .steps import Step
+from .steps import PlannedStep, Step
 
 T = TypeVar("T")
 
@@ -53,6 +54,13 @@ class Group:
             NonRetriableError: There are no variants, `select` is not a strategy, it chose a
                 name that is not a variant, or the chosen variant called no step tools.
         """
+        variant = self._choose(experiment_id, variants, select)
+        calls_before = self._step.calls
+        result = variants[variant]()
+        return self._experiment_result(experiment_id, variant, result, calls_before)
+
+    def _choose(self, experiment_id: str, variants: Any, select: Any) -> str:
+        """Check the arguments, then choose a variant once per run (a step) and return it."""
         names = self._variant_names(experiment_id, variants)
         if not isinstance(select, Strategy):
             raise NonRetriableError(
@@ -65,12 +73,14 @@ class Group:
             chosen = select.select(self._run_id, names)
             return self._check_variant(experiment_id, chosen, names, "select() returned")
 
-        stored = self._step.run(experiment_id, choose)
+        # Step.run itself, also for an async handler's step: this part is sync.
+        stored = Step.run(self._step, experiment_id, choose)
         # A memo written before a deploy may name a variant that has since been removed.
-        variant = self._check_variant(experiment_id, stored, names, "the recorded choice is")
+        return self._check_variant(experiment_id, stored, names, "the recorded choice is")
 
-        calls_before = self._step.calls
-        result = variants[variant]()
+    def _experiment_result(
+        self, experiment_id: str, variant: str, result: Any, calls_before: int
+    ) -> ExperimentResult[Any]:
         if self._step.calls == calls_before:
             raise NonRetriableError(
                 f"group.experiment({experiment_id!r}): variant {variant!r} did not call any "
@@ -84,18 +94,30 @@ class Group:
         )
 
     def parallel(self, callables: Sequence[Callable[[], Any]]) -> tuple[Any, ...]:
-        """Run each callable's steps and return their results in order.
+        """Run the callables' steps side by side and return their results in order.
 
-        The callables run one after another in this worker, each step memoized on its own, so
-        a replay returns what finished and carries on with what did not. A step that fails
-        surfaces as it would outside `parallel`.
+        Each round replays every branch up to its next step without a memo, then runs those
+        steps at once (sync callables on a thread pool, each in its own transaction), until
+        every branch has returned. A replay returns what finished and runs what did not; a
+        failed step retries alone. A branch's error is raised once all branches have ended.
         """
-        if not isinstance(callables, list | tuple) or not all(callable(c) for c in callables):
-            raise NonRetriableError(
-                "group.parallel takes a list or tuple of callables taking no arguments, "
-                f"got {callables!r}"
-            )
-        return tuple(fn() for fn in callables)
+        check_branches(callables, self._step)
+        side_by_side = getattr(self._step.runner, "run_side_by_side", None)
+        if side_by_side is None:
+            # A runner without it (run_function's in-memory one) runs the branches in turn.
+            return tuple(fn() for fn in callables)
+        while True:
+            before = self._step.snapshot()
+            planned: list[PlannedStep] = []
+            outcomes: list[tuple[bool, Any]] = []
+            with self._step.planning(planned):
+                for fn in callables:
+                    outcomes.append(_outcome(fn))
+            if not planned:
+                return _results(outcomes)
+            # The next round replays the branches from the top, giving their steps the same keys.
+            self._step.restore(before)
+            side_by_side(planned)
 
     @staticmethod
     def _variant_names(experiment_id: str, variants: Any) -> tuple[str, ...]:
@@ -131,3 +153,37 @@ class Group:
                 f"variant; the variants are {', '.join(map(repr, names))}"
             )
         return chosen
+
+
+def check_branches(callables: Any, step: Step) -> None:
+    """Raise unless `callables` is a list or tuple of callables within the step limit."""
+    if not isinstance(callables, list | tuple) or not all(callable(c) for c in callables):
+        raise NonRetriableError(
+            "group.parallel takes a list or tuple of callables taking no arguments, "
+            f"got {callables!r}"
+        )
+    if len(callables) > step.max_steps:
+        raise NonRetriableError(
+            f"group.parallel got {len(callables)} callables; a run has at most "
+            f"{step.max_steps} steps (MAX_STEPS_PER_RUN)"
+        )
+
+
+def _outcome(fn: Callable[[], Any]) -> tuple[bool, Any]:
+    """Return (True, result) or (False, error) for a branch; None result if it planned a step."""
+    try:
+        return True, fn()
+    except StepPlanned:
+        return True, None
+    except Interrupt:
+        raise
+    except Exception as exc:
+        return False, exc
+
+
+def _results(outcomes: list[tuple[bool, Any]]) -> tuple[Any, ...]:
+    """Return the branches' results in order, or raise the first branch's error."""
+    for ok, value in outcomes:
+        if not ok:
+            raise value
+    return tuple(value for _, value in outcomes)

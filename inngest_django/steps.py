@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from asgiref.sync import async_to_sync
 from pydantic import BaseModel, ValidationError
 
 from . import clock
-from ._interrupts import WaitPlanned
+from ._interrupts import StepPlanned, WaitPlanned
 from .durations import MAX_SLEEP, parse_duration, parse_until
 from .enums import StepOp, StepStatus
 from .exceptions import LimitExceededError, NonRetriableError, StepError
@@ -25,6 +29,27 @@ T = TypeVar("T")
 DEFAULT_INVOKE_TIMEOUT = timedelta(days=365)
 # A match names a field of both events: "data.id" means event.data.id == async.data.id.
 MATCH_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+# The step whose callable is running, per thread and task: parallel steps run several at once.
+_running: ContextVar[tuple[int, str] | None] = ContextVar("inngest_running_step", default=None)
+
+
+def is_async_callable(fn: Any) -> bool:
+    """Return True for an `async def` function, or an object whose `__call__` is one."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - a callable object's own method
+    )
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """A step a `group.parallel` branch reached without a memo: run later, beside the others."""
+
+    key: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    output_type: Any
+    op: str
 
 
 @dataclass
@@ -86,11 +111,12 @@ class Step:
 
     def __init__(self, memos: dict[str, Memo], runner: StepRunner, *, max_steps: int) -> None:
         self._memos = memos
-        self._runner = runner
-        self._max_steps = max_steps
+        self.runner = runner
+        self.max_steps = max_steps
         self._seen: Counter[str] = Counter()
         self._calls = 0
-        self._current: str | None = None
+        # While `group.parallel` looks for its branches' next steps: where they are collected.
+        self._planned: list[PlannedStep] | None = None
         # Memoized steps this pass has not reached yet; while any remain, code between steps
         # has run before, so the logger stays quiet.
         self._unvisited = {key for key, memo in memos.items() if memo.status != StepStatus.ERRORED}
@@ -123,11 +149,60 @@ class Step:
         return step_id if count == 0 else f"{step_id}:{count}"
 
     def _check_nesting(self, key: str) -> None:
-        if self._current is not None:
+        running = _running.get()
+        if running is not None and running[0] == id(self):
             raise NonRetriableError(
                 f"Nested steps are not supported: step {key!r} was called inside step "
-                f"{self._current!r}"
+                f"{running[1]!r}"
             )
+
+    @contextmanager
+    def running(self, key: str) -> Iterator[None]:
+        """Mark step `key` as running in this thread or task, so steps inside it are refused."""
+        token = _running.set((id(self), key))
+        try:
+            yield
+        finally:
+            _running.reset(token)
+
+    @contextmanager
+    def planning(self, planned: list[PlannedStep]) -> Iterator[None]:
+        """Collect new steps into `planned` instead of running them (see group.parallel)."""
+        self._planned = planned
+        try:
+            yield
+        finally:
+            self._planned = None
+
+    def snapshot(self) -> tuple[Counter[str], int, set[str]]:
+        """Return the step-id counts, so branches replayed from the top get the same keys."""
+        return Counter(self._seen), self._calls, set(self._unvisited)
+
+    def restore(self, snapshot: tuple[Counter[str], int, set[str]]) -> None:
+        """Go back to a snapshot()."""
+        seen, self._calls, unvisited = snapshot
+        self._seen = Counter(seen)
+        self._unvisited = set(unvisited)
+
+    def _recall(self, key: str, output_type: Any) -> tuple[bool, Any]:
+        """Return (True, output) for a step with a completed memo; raise for a failed one."""
+        self._check_nesting(key)
+        memo = self._memos.get(key)
+        self._visit(key)
+        if memo is not None and memo.status == StepStatus.COMPLETED:
+            return True, _load_memo(key, memo, output_type)
+        if memo is not None and memo.status == StepStatus.FAILED:
+            error = memo.error if isinstance(memo.error, dict) else {}
+            raise StepError(
+                error.get("message", ""), error.get("name", "Error"), error.get("stack", "")
+            )
+        return False, None
+
+    def _plan(self, step: PlannedStep) -> None:
+        """While planning, collect `step` and stop its branch here."""
+        if self._planned is not None:
+            self._planned.append(step)
+            raise StepPlanned()
 
     def _new_step(self, key: str) -> None:
         """Check the step limit before a step with no memo; reaching one ends the replay."""
@@ -137,9 +212,10 @@ class Step:
         self._unvisited.clear()
 
     def _check_limit(self, key: str) -> None:
-        if key not in self._memos and len(self._memos) >= self._max_steps:
+        planned = len(self._planned or ())
+        if key not in self._memos and len(self._memos) + planned >= self.max_steps:
             raise LimitExceededError(
-                f"run reached the limit of {self._max_steps} steps per run at step {key!r} "
+                f"run reached the limit of {self.max_steps} steps per run at step {key!r} "
                 "(MAX_STEPS_PER_RUN)",
                 limit="MAX_STEPS_PER_RUN",
             )
@@ -154,7 +230,7 @@ class Step:
 
     def send_event(self, step_id: str, events: Any) -> list[str]:
         """Send one event or a list, once: a replay returns the ids sent the first time."""
-        return self._run(step_id, self._runner.send_events, (events,), None, StepOp.SEND_EVENT)
+        return self._run(step_id, self.runner.send_events, (events,), None, StepOp.SEND_EVENT)
 
     def _run(
         self,
@@ -165,22 +241,16 @@ class Step:
         op: str,
     ) -> T:
         key = self._key(step_id)
-        self._check_nesting(key)
-        memo = self._memos.get(key)
-        self._visit(key)
-        if memo is not None and memo.status == StepStatus.COMPLETED:
-            return _load_memo(key, memo, output_type)
-        if memo is not None and memo.status == StepStatus.FAILED:
-            error = memo.error if isinstance(memo.error, dict) else {}
-            raise StepError(
-                error.get("message", ""), error.get("name", "Error"), error.get("stack", "")
-            )
+        found, output = self._recall(key, output_type)
+        if found:
+            return output
         self._new_step(key)
-        self._current = key
-        try:
-            result = self._runner.run_step(key, fn, args, output_type, op)
-        finally:
-            self._current = None
+        self._plan(PlannedStep(key, fn, args, output_type, op))
+        if is_async_callable(fn):
+            # A sync handler's async callable runs to its end here, in its own event loop.
+            fn = async_to_sync(fn)
+        with self.running(key):
+            result = self.runner.run_step(key, fn, args, output_type, op)
         self._mark_completed(key)
         return result
 
@@ -218,7 +288,7 @@ class Step:
                 f"sleep {step_id!r} until {until.isoformat()} is longer than the limit of 366 days"
             )
         self._new_step(key)
-        self._runner.plan_sleep(key, until)
+        self.runner.plan_sleep(key, until)
         self._mark_completed(key)
 
     def wait_for_event(
@@ -263,7 +333,7 @@ class Step:
             raise NonRetriableError(f"wait_for_event {step_id!r} needs a timeout")
         until = self._deadline(timeout, f"wait_for_event {step_id!r} timeout")
         self._new_step(key)
-        self._runner.plan_wait(key, event=event, until=until, if_exp=if_exp, match=match)
+        self.runner.plan_wait(key, event=event, until=until, if_exp=if_exp, match=match)
 
     def invoke(
         self,
@@ -309,7 +379,7 @@ class Step:
         else:
             until = self._deadline(timeout, f"invoke {step_id!r} timeout")
         self._new_step(key)
-        self._runner.plan_invoke(key, function_id=function_id, data=dict(data), until=until)
+        self.runner.plan_invoke(key, function_id=function_id, data=dict(data), until=until)
 
     def _deadline(self, duration: timedelta | int | str, what: str) -> datetime:
         try:

@@ -18,6 +18,7 @@ from .backends import load_backend
 from .conf import app_settings
 from .connections import close_for_ended_threads, open_connections, refresh_connections
 from .engine import execute_run, load_claimed
+from .engine.async_runs import AsyncRuns
 from .enums import CLAIMABLE_STATUSES
 from .events import dispatch_pending
 from .flow_control import flow_active
@@ -81,6 +82,9 @@ class Worker:
         self.pass_times = PassTimes()
         self.executor = executor or app_settings.EXECUTOR
         self.backend = load_backend(self.executor)
+        self._async = AsyncRuns.for_worker(
+            threads, registry, lock=self._lock, in_flight=self._in_flight, wake=self._wake
+        )
 
     # -- one iteration ---------------------------------------------------------------------
 
@@ -101,14 +105,19 @@ class Worker:
         return work
 
     def _free_slots(self) -> int:
+        held_async = self._async.held if self._async else 0
         with self._lock:
-            return max(self.threads, 1) - len(self._in_flight)
+            return max(self.threads, 1) - len(self._in_flight) + held_async
 
     def _claim_room(self, prefetch: int) -> int:
         """Return how many runs to claim: a thread each, plus `prefetch` queued behind them."""
         threads = max(self.threads, 1)
+        # Async runs wait on the event loop, not for a thread; a full loop takes no more.
+        if self._async is not None and not self._async.room():
+            return 0
+        held_async = self._async.held if self._async else 0
         with self._lock:
-            held = len(self._in_flight)
+            held = len(self._in_flight) - held_async
         # Runs queued ahead still wait for a thread: claim more once they have all started.
         if held > threads:
             return 0
@@ -164,7 +173,9 @@ class Worker:
         # One read for the whole claim, not one per run.
         loaded = load_claimed(ids) if ids else {}
         for run_id in ids:
-            if self._pool is None:
+            if self._async is not None and self._async.takes(loaded.get(run_id)):
+                self._async.submit(run_id, token, now, loaded.get(run_id))
+            elif self._pool is None:
                 self._execute(run_id, token, now, loaded.get(run_id))
             else:
                 self._pool.submit(self._execute, run_id, token, now, loaded.get(run_id))
@@ -284,6 +295,8 @@ class Worker:
             self._stopping.set()
             if listener is not None:
                 listener.stop()
+            if self._async is not None:
+                self._async.stop()
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
                 close_for_ended_threads(self._pool_connections)

@@ -528,3 +528,7 @@ def rebuild_recommendations(ctx: inngest.Context) -> str:
 def capture_payment(ctx: inngest.Context) -> str:
     """Capture an authorized payment exactly once however often its webhook arrives."""
     return f"captured {ctx.event.data['payment_id']}"
+
+
+# Registered with the rest: the async example.
+from . import async_examples  # noqa: E402, F401

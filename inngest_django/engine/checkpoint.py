@@ -47,6 +47,11 @@ class Checkpoint:
         if not (keep_open and self.enabled):
             self.commit()
 
+    @property
+    def is_open(self) -> bool:
+        """Return True while a transaction is held open (async passes skip a call when not)."""
+        return self._atomic is not None
+
     def commit(self) -> None:
         """Commit the open transaction, if there is one."""
         self._close(None)

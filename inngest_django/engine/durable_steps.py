@@ -19,6 +19,7 @@ from .._interrupts import (
     SleepPlanned,
     WaitPlanned,
 )
+from ..async_steps import Recorded
 from ..conf import app_settings
 from ..connections import sqlite_immediate
 from ..context import Context
@@ -93,7 +94,8 @@ class DurableSteps:
         op: str = StepOp.RUN,
     ) -> Any:
         self._stop_if_cancelled()
-        started = clock.now()
+        # An async handler's awaited callable has run already; its Recorded knows since when.
+        started = fn.started_at if isinstance(fn, Recorded) else clock.now()
         # Defers made inside the callable belong to its transaction: gone if it rolls back.
         defers_before = self.defers.checkpoint()
         connection.ensure_connection()

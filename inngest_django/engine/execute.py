@@ -43,9 +43,19 @@ def execute_run(
         first_start = claimed_at is not None and run.started_at == claimed_at
         RunPass(run, function, lease_token, registry, first_start=first_start).execute()
     except DecryptionError as exc:
-        # No configured key opens the trigger event or a step memo: retrying cannot help.
-        if finalize(run, lease_token, RunStatus.FAILED, error=error_to_json(exc)):
-            log_run(logging.ERROR, "Run failed: %s", run, "run_failed", exc)
+        unreadable(run, lease_token, exc)
+    after_pass(run)
+
+
+def unreadable(run: FunctionRun, lease_token: str, exc: DecryptionError) -> None:
+    """Fail a run whose trigger event or a step memo no configured key opens."""
+    # Retrying cannot help.
+    if finalize(run, lease_token, RunStatus.FAILED, error=error_to_json(exc)):
+        log_run(logging.ERROR, "Run failed: %s", run, "run_failed", exc)
+
+
+def after_pass(run: FunctionRun) -> None:
+    """Let runs parked behind `run`'s concurrency keys go, now that the pass has ended."""
     if run.concurrency_key or run.concurrency_key_2:
         # The pass has released the run's slot (finished, asleep, waiting or retrying later).
         FunctionRun.objects.unpark([run.concurrency_key, run.concurrency_key_2])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.db import transaction
 from pydantic import ValidationError
 
@@ -16,6 +17,7 @@ from .._interrupts import (
     RunCancelled,
     WaitPlanned,
 )
+from ..async_steps import AsyncStep
 from ..conf import app_settings
 from ..context import Context, ReplayAwareLogger
 from ..defer_rules import validate_received
@@ -29,15 +31,19 @@ from ..schemas.events import Event
 from ..serialization import dump_run_output, error_to_json
 from ..steps import Memo, Step
 from ..waits import expire
-from .durable_steps import DurableSteps
 from .finalize import FinishEvents, finalize
 from .logs import log_run
 from .rules import as_handler_sees, readable, stops_the_process
+from .side_by_side import SideBySideSteps
 
 user_logger = logging.getLogger("inngest_django.functions")
 
 
-class RunPass(DurableSteps):
+async def _await_handler(handler: Any, ctx: Context) -> Any:
+    return await handler(ctx)
+
+
+class RunPass(SideBySideSteps):
     """One pass of one run's handler under a lease, from the top, ending in a persisted outcome."""
 
     def execute(self) -> None:
@@ -51,7 +57,22 @@ class RunPass(DurableSteps):
             self.checkpoint.rollback()
 
     def _execute(self) -> None:
+        if not self._begin():
+            return
+        try:
+            result = self._call_handler()
+        except BaseException as exc:
+            self._handler_raised(exc)
+            return
+        self._handler_returned(result)
+
+    def _begin(self) -> bool:
+        """Load the memos and build the Context; return False if the pass already ended."""
         run = self.run
+        if self.function.is_async:
+            # Held open, a step's transaction (and its lock on the run's row, which the
+            # heartbeat updates) would last through the next async step's await: each commits.
+            self.checkpoint.enabled = False
         # A run this claim started for the first time has no step rows: no read to learn so.
         steps = [] if self.first_start else self._load_steps()
         if run.attempt == 0 and not steps:
@@ -67,19 +88,20 @@ class RunPass(DurableSteps):
         if run.cancel_requested_at is not None:
             self._cancel_reason = run.cancel_reason
             self._finish(RunStatus.CANCELLED)
-            return
+            return False
         try:
             self._check_timeouts()
         except RunCancelled:
             self._finish(RunStatus.CANCELLED)
-            return
-        step = Step(self.memos, self, max_steps=app_settings.MAX_STEPS_PER_RUN)
+            return False
+        step_class = AsyncStep if self.function.is_async else Step
+        step = step_class(self.memos, self, max_steps=app_settings.MAX_STEPS_PER_RUN)
         try:
             event, events, parents = self._handler_events()
         except (NonRetriableError, ValidationError) as exc:
             # Retrying cannot change the stored data, so the run fails at once.
             self._finish(RunStatus.FAILED, error=error_to_json(exc))
-            return
+            return False
         self.ctx = Context(
             event=event,
             events=events,
@@ -91,13 +113,27 @@ class RunPass(DurableSteps):
             parents=parents,
             defers=self.defers,
         )
+        if self.function.is_async:
+            # ctx.defer reads stored intents on first use: not from the event loop, so now.
+            self.defers.load()
         log_run(logging.INFO, "Run started attempt=%d", run, "run_started", run.attempt)
         signals.run_started.send(sender=FunctionRun, run=run)
+        return True
+
+    def _call_handler(self) -> Any:
+        assert self.ctx is not None
+        if self.function.is_async:
+            # One run alone: its loop lives for this pass, its ORM work stays on this thread.
+            return async_to_sync(_await_handler)(self.function.handler, self.ctx)
+        return self.function.handler(self.ctx)
+
+    def _handler_raised(self, exc: BaseException) -> None:
+        """Persist how a handler that raised `exc` ended the pass."""
+        run = self.run
         try:
-            result = self.function.handler(self.ctx)
+            raise exc
         except LeaseLost:
             log_run(logging.WARNING, "Lease lost; another worker has the run", run, "lease_lost")
-            return
         except DatabaseLost:
             log_run(
                 logging.WARNING,
@@ -105,25 +141,25 @@ class RunPass(DurableSteps):
                 run,
                 "database_lost",
             )
-            return
         except RunCancelled:
             self._finish(RunStatus.CANCELLED)
-            return
         except WaitPlanned as wait:
             if not wait.persisted:
                 self._wait_again(wait)
-            return
         except Interrupt:
-            return
-        except BaseException as exc:
-            if stops_the_process(exc):
+            pass
+        except BaseException as error:
+            if stops_the_process(error):
                 raise
             # SystemExit, GeneratorExit or a user's own BaseException fail the handler like any
             # error: escaping, they would leave the run to crash again after every lease.
-            self._handler_failed(exc)
-            return
+            self._handler_failed(error)
         finally:
             self.defers.close()
+
+    def _handler_returned(self, result: Any) -> None:
+        """Persist the outcome of a handler that returned `result`."""
+        self.defers.close()
         try:
             output = dump_run_output(result, self.function.output_type)
         except NonRetriableError as exc:

@@ -52,6 +52,12 @@ class AppSettingsModel(BaseModel):
     # a wait, a retry) to commit with it; the next step commits it first. None: on for
     # PostgreSQL, off for SQLite, whose one write lock it would hold across handler code.
     CHECKPOINT: bool | None = None
+    # Runs of `async def` functions one worker holds at once on its event loop (beside its
+    # threads' sync runs); their database work takes turns on one thread. 0: one at a time,
+    # each in a worker thread like a sync run.
+    ASYNC_RUNS: int = Field(default=100, ge=0, le=10000)
+    # Threads that run one `group.parallel` round's sync step callables side by side.
+    PARALLEL_STEP_THREADS: int = Field(default=10, ge=1, le=1000)
     LISTEN_NOTIFY: bool = True
     SQLITE_WAL: bool = True
     SQLITE_BUSY_TIMEOUT_SECONDS: float = Field(default=30.0, ge=0)

@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from asgiref.sync import async_to_sync
+
 from .. import clock
 from .._interrupts import Interrupt, RetryScheduled, SleepPlanned, WaitPlanned
+from ..async_steps import AsyncStep
 from ..conf import app_settings
 from ..context import Context, ReplayAwareLogger
 from ..defer_rules import validate_received
@@ -131,6 +134,10 @@ def run_function(
     return run.execute()
 
 
+async def _await_handler(handler: Any, ctx: Context) -> Any:
+    return await handler(ctx)
+
+
 # -- the run -----------------------------------------------------------------------------------
 
 
@@ -177,7 +184,8 @@ class _Run:
     def execute(self) -> RunResult:
         """Call the handler from the top after each interrupt, until the run ends."""
         while True:
-            step = Step(dict(self.memos), self, max_steps=app_settings.MAX_STEPS_PER_RUN)
+            step_class = AsyncStep if self.function.is_async else Step
+            step = step_class(dict(self.memos), self, max_steps=app_settings.MAX_STEPS_PER_RUN)
             self.recorder = MemoryDeferRecorder(
                 self.defers, run_id=self.run_id, function_id=self.function.id
             )
@@ -193,7 +201,7 @@ class _Run:
                 defers=self.recorder,
             )
             try:
-                value = self.function.handler(self.ctx)
+                value = self._call_handler(self.ctx)
             except SetupError as setup:
                 raise setup.error from None
             except Interrupt:
@@ -213,6 +221,16 @@ class _Run:
             except OutputNotSerializableError as exc:
                 return self.result(RunStatus.FAILED, error=NonRetriableError(str(exc)))
             return self.result(RunStatus.COMPLETED, output=output)
+
+    def _call_handler(self, ctx: Context) -> Any:
+        if self.function.is_async:
+            # Sync step callables run on this thread, as the worker runs them on its own.
+            return async_to_sync(_await_handler)(self.function.handler, ctx)
+        return self.function.handler(ctx)
+
+    def stubbed(self, step_key: str) -> bool:
+        """Return True if a stub stands for `step_key`: its async callable is not awaited."""
+        return find_stub(self.stubs, step_key) is not MISSING
 
     def result(
         self, status: str, *, output: Any = None, error: Exception | None = None

@@ -154,6 +154,7 @@ if os.environ.get(LIMITED_ENV) == "1":
 # Registered with the rest: the chaos suite's, the django_q executor tests', the bad-input
 # tests' and the encryption tests' functions.
 from . import (  # noqa: E402, F401
+    async_functions,
     bad_input_functions,
     chaos_functions,
     django_q_functions,

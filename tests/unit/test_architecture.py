@@ -49,7 +49,16 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "declarations",
-        ("flow_options", "functions", "registry", "steps", "group", "context", "defer_rules"),
+        (
+            "flow_options",
+            "functions",
+            "registry",
+            "steps",
+            "group",
+            "async_steps",
+            "context",
+            "defer_rules",
+        ),
     ),
     ("models", ("models", "models.")),
     (
