@@ -60,6 +60,22 @@ def test_invoke_through_the_api(admin_client, django_user_model):
     assert viewer.post(url("invoke"), "{}", content_type="application/json").status_code == 403
 
 
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"note": "a\u0000b"}, "NUL character"),
+        ({"note": "\ud800"}, "lone surrogate"),
+        ({"note": "x" * 600_000}, "MAX_EVENT_BYTES"),
+    ],
+)
+def test_invoke_refuses_data_send_would_refuse(admin_client, data, message):
+    # On PostgreSQL a NUL in the payload used to reach the INSERT and answer 500.
+    answer = admin_client.post(url("invoke"), {"data": data}, content_type="application/json")
+    assert answer.status_code == 400, answer.content
+    assert message in json.dumps(answer.json())
+    assert not FunctionRun.objects.exists()
+
+
 def test_the_schema_documents_the_function_actions(admin_client):
     paths = admin_client.get(reverse("inngest_api:schema"), {"format": "json"}).json()["paths"]
     for verb in ("pause", "resume", "invoke"):
