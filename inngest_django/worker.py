@@ -19,6 +19,7 @@ from .conf import app_settings
 from .connections import close_for_ended_threads, open_connections, refresh_connections
 from .engine import execute_run, load_claimed
 from .engine.async_runs import AsyncRuns
+from .engine.logs import pass_failures_logged
 from .enums import CLAIMABLE_STATUSES
 from .events import dispatch_pending
 from .flow_control import flow_active
@@ -189,31 +190,20 @@ class Worker:
             # once the pool's threads have ended.
             refresh_connections()
         try:
-            if self._stopping.is_set():
-                # Claimed ahead and not started: another worker takes it now, not after a lease.
-                FunctionRun.release_claim(run_id, token, claimed_at=claimed_at, now=clock.now())
-                return
-            started = clock.monotonic()
-            execute_run(
-                run_id,
-                lease_token=token,
-                registry=self.registry,
-                claimed_at=claimed_at,
-                loaded=loaded,
-            )
-            self.pass_times.add(clock.monotonic() - started)
-        except DatabaseError as exc:
-            # The database went away mid-pass: nothing half-done was committed, and the run
-            # resumes when its lease ends. The loop's backoff logs the outage itself.
-            logger.warning(
-                "Run pass lost the database run_id=%s error=%s; it resumes after its lease",
-                run_id,
-                exc.__class__.__name__,
-                extra={"run_id": run_id, "action": "run_pass_lost_database"},
-            )
-        except Exception:
-            # The lease expires and another pass retries the run; the worker carries on.
-            logger.exception("Run pass crashed run_id=%s", run_id, extra={"run_id": run_id})
+            with pass_failures_logged(run_id):
+                if self._stopping.is_set():
+                    # Claimed ahead, not started: another worker takes it now, not after a lease.
+                    FunctionRun.release_claim(run_id, token, claimed_at=claimed_at, now=clock.now())
+                    return
+                started = clock.monotonic()
+                execute_run(
+                    run_id,
+                    lease_token=token,
+                    registry=self.registry,
+                    claimed_at=claimed_at,
+                    loaded=loaded,
+                )
+                self.pass_times.add(clock.monotonic() - started)
         finally:
             with self._lock:
                 self._in_flight.pop(run_id, None)

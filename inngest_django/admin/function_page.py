@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -31,7 +30,7 @@ from ..models.pauses import PAUSE_PERMISSION
 from ..registry import default_registry
 from .display import run_id_link_html
 from .functions import function_kind, option_texts, trigger_texts
-from .send_event import SEND_PERMISSION
+from .send_event import SEND_PERMISSION, json_object_from_text
 
 logger = logging.getLogger(__name__)
 
@@ -48,19 +47,7 @@ class InvokeForm(forms.Form):
     )
 
     def clean_data(self) -> dict[str, Any]:
-        text = self.cleaned_data["data"].strip() or "{}"
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise forms.ValidationError(
-                gettext("This is not valid JSON: %(error)s") % {"error": exc}
-            ) from None
-        if not isinstance(data, dict):
-            raise forms.ValidationError(
-                gettext("Data must be a JSON object ({...}), not %(kind)s.")
-                % {"kind": type(data).__name__}
-            )
-        return data
+        return json_object_from_text(self.cleaned_data["data"])
 
 
 def _perm(model_admin: Any, request: HttpRequest, codename: str) -> bool:

@@ -30,6 +30,22 @@ logger = logging.getLogger(__name__)
 SEND_PERMISSION = "add_event"
 
 
+def json_object_from_text(text: str) -> dict[str, Any]:
+    """Return the JSON object a form field holds (empty means {}), or raise a form error."""
+    try:
+        data = json.loads(text.strip() or "{}")
+    except ValueError as exc:
+        raise forms.ValidationError(
+            gettext("This is not valid JSON: %(error)s") % {"error": exc}
+        ) from None
+    if not isinstance(data, dict):
+        raise forms.ValidationError(
+            gettext("Data must be a JSON object ({...}), not %(kind)s.")
+            % {"kind": type(data).__name__}
+        )
+    return data
+
+
 class SendEventForm(forms.Form):
     """An event's name, JSON data and optional producer id, checked as `send()` checks them."""
 
@@ -62,19 +78,7 @@ class SendEventForm(forms.Form):
         return name
 
     def clean_data(self) -> dict[str, Any]:
-        text = self.cleaned_data["data"].strip() or "{}"
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise forms.ValidationError(
-                gettext("This is not valid JSON: %(error)s") % {"error": exc}
-            ) from None
-        if not isinstance(data, dict):
-            raise forms.ValidationError(
-                gettext("Data must be a JSON object ({...}), not %(kind)s.")
-                % {"kind": type(data).__name__}
-            )
-        return data
+        return json_object_from_text(self.cleaned_data["data"])
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

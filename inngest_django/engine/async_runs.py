@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.db import DatabaseError, connections
+from django.db import connections
 
 from ..async_steps import on_orm_thread
 from ..conf import app_settings
@@ -18,6 +18,7 @@ from ..exceptions import FunctionNotFoundError
 from ..models import FunctionRun
 from ..registry import FunctionRegistry
 from .async_execute import aexecute_run
+from .logs import pass_failures_logged
 
 logger = logging.getLogger("inngest_django.worker")
 
@@ -131,23 +132,15 @@ class AsyncRuns:
         self, run_id: str, token: str, claimed_at: datetime, loaded: FunctionRun | None
     ) -> None:
         try:
-            await on_orm_thread(refresh_connections)()
-            await aexecute_run(
-                run_id,
-                lease_token=token,
-                registry=self.registry,
-                claimed_at=claimed_at,
-                loaded=loaded,
-            )
-        except DatabaseError as exc:
-            logger.warning(
-                "Run pass lost the database run_id=%s error=%s; it resumes after its lease",
-                run_id,
-                exc.__class__.__name__,
-                extra={"run_id": run_id, "action": "run_pass_lost_database"},
-            )
-        except Exception:
-            logger.exception("Run pass crashed run_id=%s", run_id, extra={"run_id": run_id})
+            with pass_failures_logged(run_id):
+                await on_orm_thread(refresh_connections)()
+                await aexecute_run(
+                    run_id,
+                    lease_token=token,
+                    registry=self.registry,
+                    claimed_at=claimed_at,
+                    loaded=loaded,
+                )
         finally:
             with self._lock:
                 self.held -= 1
