@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..functions import DeferredFunction, Function
-from ..models import DeferIntent, Event, FunctionRun, StepRun, Wait
+from ..models import DeferIntent, Event, FunctionRun, StepRun, Wait, paused_function_ids
 from ..names import MAX_NAME_LENGTH
 from ..payload_access import UNREADABLE_KEY, unreadable_note
 from ..schemas.config import TriggerCron
@@ -153,6 +153,14 @@ class FunctionSerializer(serializers.Serializer):
     options = serializers.SerializerMethodField()
     on_failure = serializers.SerializerMethodField()
     data_schema = serializers.SerializerMethodField()
+    paused = serializers.SerializerMethodField(help_text="True while the function is paused.")
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_paused(self, function: Function) -> bool:
+        # One query per response: a list's rows share their root serializer's context.
+        if "paused_ids" not in self.context:
+            self.context["paused_ids"] = paused_function_ids()
+        return function.id in self.context["paused_ids"]
 
     @extend_schema_field(serializers.ChoiceField(choices=["function", "deferred"]))
     def get_kind(self, function: Function) -> str:

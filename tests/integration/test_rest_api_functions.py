@@ -36,6 +36,22 @@ def test_pause_and_resume_through_the_api(admin_client):
     assert admin_client.get(detail).json()["id"] == WRITE_ORDERS
 
 
+def test_function_rows_say_whether_the_function_is_paused(
+    admin_client, django_assert_max_num_queries
+):
+    admin_client.post(url("pause"))
+    detail = reverse("inngest_api:function-detail", args=[WRITE_ORDERS])
+    assert admin_client.get(detail).json()["paused"] is True
+    listing = reverse("inngest_api:function-list")
+    # Many rows, one look-up of the paused functions (plus the session and user).
+    with django_assert_max_num_queries(3):
+        rows = admin_client.get(listing).json()
+    paused = {row["id"] for row in rows if row["paused"]}
+    assert paused == {WRITE_ORDERS} and len(rows) > 1
+    admin_client.post(url("resume"))
+    assert admin_client.get(detail).json()["paused"] is False
+
+
 def test_pausing_needs_the_pause_permission(django_user_model):
     viewer = staff_client(django_user_model, "viewer", "view_functionrun")
     answer = viewer.post(url("pause"))
