@@ -83,6 +83,31 @@ def emit_row(
     return row
 
 
+def encoded_event(payload: dict[str, Any], where: str, *, system: bool) -> str:
+    """Return `payload` as JSON, or raise InvalidEventError if `send` would refuse it.
+
+    The engine's own (`system`) events skip the storability and size checks.
+    """
+    try:
+        encoded = json.dumps(payload, cls=DjangoJSONEncoder)
+    # RecursionError: data nested deeper than the interpreter's recursion limit.
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidEventError(f"{where} data is not JSON-serializable: {exc}") from None
+    # Escapes only: NUL is written \u0000 and every surrogate \udXXX, so most events skip the walk.
+    if not system and ("\\u0000" in encoded or "\\ud" in encoded):
+        problem = storable_problem(json.loads(encoded))
+        if problem:
+            raise InvalidEventError(f"{where} {problem}")
+    size, limit = len(encoded.encode()), app_settings.MAX_EVENT_BYTES
+    # The engine's own events carry outputs and defer payloads bounded by their own limits;
+    # refusing one here would fail a finalize or a relay over and over.
+    if size > limit and not system:
+        raise InvalidEventError(
+            f"{where} is {size} bytes, over the limit of {limit} bytes (MAX_EVENT_BYTES)"
+        )
+    return encoded
+
+
 def build_event_row(item: Any, index: int, *, system: bool) -> Event:
     """Return an unsaved Event for `item`, validated as `send` (or, if `system`, `emit`) does."""
     where = f"event {index}"
@@ -111,25 +136,8 @@ def build_event_row(item: Any, index: int, *, system: bool) -> Event:
         raise InvalidEventError(f"{where} ts {ts} does not fit in 64 bits (epoch milliseconds)")
     if len(item.id) > MAX_NAME_LENGTH:
         raise InvalidEventError(f"{where} id is longer than {MAX_NAME_LENGTH} characters")
-    try:
-        encoded = json.dumps(
-            {"name": name, "data": data, "id": item.id, "ts": ts}, cls=DjangoJSONEncoder
-        )
-    # RecursionError: data nested deeper than the interpreter's recursion limit.
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidEventError(f"{where} data is not JSON-serializable: {exc}") from None
-    # Escapes only: NUL is written \u0000 and every surrogate \udXXX, so most events skip the walk.
-    if not system and ("\\u0000" in encoded or "\\ud" in encoded):
-        problem = storable_problem(json.loads(encoded))
-        if problem:
-            raise InvalidEventError(f"{where} {problem}")
-    size, limit = len(encoded.encode()), app_settings.MAX_EVENT_BYTES
-    # The engine's own events carry outputs and defer payloads bounded by their own limits;
-    # refusing one here would fail a finalize or a relay over and over.
-    if size > limit and not system:
-        raise InvalidEventError(
-            f"{where} is {size} bytes, over the limit of {limit} bytes (MAX_EVENT_BYTES)"
-        )
+    payload = {"name": name, "data": data, "id": item.id, "ts": ts}
+    encoded = encoded_event(payload, where, system=system)
     return Event(
         id=new_id(), name=name, data=json.loads(encoded)["data"], external_id=item.id, ts=ts
     )

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 
 from . import clock
-from .conf import app_settings
-from .events import emit, queued_run, save_runs
+from .events import emit, encoded_event, queued_run, save_runs
 from .exceptions import InvalidEventError
 from .functions import INVOKED_EVENT, DeferredFunction
 from .models import FunctionPause
 from .names import ENGINE_DATA_KEY
 from .notify import CHANNEL
 from .registry import default_registry
-from .serialization import storable_problem
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +87,8 @@ def invoke_function(function_id: str, data: dict[str, Any] | None = None) -> str
         raise InvalidEventError(f"data must be a JSON object, not {type(data).__name__}")
     if ENGINE_DATA_KEY in data:
         raise InvalidEventError(f"data may not hold the engine's key {ENGINE_DATA_KEY!r}")
-    _check_storable(data)
+    # Refused as send() would refuse it: not JSON, not storable alike everywhere, too big.
+    encoded_event({"name": INVOKED_EVENT, "data": data}, "invoked event", system=False)
     now = clock.now()
     with transaction.atomic():
         # Born dispatched: the event goes to this function only, as an invoke step's does.
@@ -107,20 +104,3 @@ def invoke_function(function_id: str, data: dict[str, Any] | None = None) -> str
         extra={"function_id": function_id, "run_id": run.pk, "action": "function_invoked"},
     )
     return run.pk
-
-
-def _check_storable(data: dict[str, Any]) -> None:
-    """Refuse data `send` would refuse: not JSON, not storable alike everywhere, or too big."""
-    try:
-        encoded = json.dumps(data, cls=DjangoJSONEncoder)
-    # RecursionError: data nested deeper than the interpreter's recursion limit.
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidEventError(f"data is not JSON-serializable: {exc}") from None
-    problem = storable_problem(json.loads(encoded))
-    if problem:
-        raise InvalidEventError(f"data {problem}")
-    size, limit = len(encoded.encode()), app_settings.MAX_EVENT_BYTES
-    if size > limit:
-        raise InvalidEventError(
-            f"data is {size} bytes, over the limit of {limit} bytes (MAX_EVENT_BYTES)"
-        )

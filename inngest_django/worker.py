@@ -25,7 +25,8 @@ from .events import dispatch_pending
 from .flow_control import flow_active
 from .heartbeats import start_heartbeats
 from .ids import new_token
-from .models import CronSchedule, Event, FunctionPause, FunctionRun
+from .models import CronSchedule, Event, FunctionRun
+from .models.pauses import unpaused
 from .notify import Backoff, Listener, listen_enabled
 from .outbox import has_unrelayed, relay_pending
 from .pruner import Pruner
@@ -106,8 +107,9 @@ class Worker:
         return work
 
     def _free_slots(self) -> int:
-        held_async = self._async.held if self._async else 0
         with self._lock:
+            # Async runs sit in _in_flight too, but on the loop, not on a thread.
+            held_async = self._async.held if self._async else 0
             return max(self.threads, 1) - len(self._in_flight) + held_async
 
     def _claim_room(self, prefetch: int) -> int:
@@ -116,9 +118,8 @@ class Worker:
         # Async runs wait on the event loop, not for a thread; a full loop takes no more.
         if self._async is not None and not self._async.room():
             return 0
-        held_async = self._async.held if self._async else 0
         with self._lock:
-            held = len(self._in_flight) - held_async
+            held = len(self._in_flight) - (self._async.held if self._async else 0)
         # Runs queued ahead still wait for a thread: claim more once they have all started.
         if held > threads:
             return 0
@@ -375,12 +376,8 @@ def next_due_at(now: datetime) -> datetime | None:
     if Event.objects.any_undispatched() or has_unrelayed():
         return now
     return (
-        FunctionRun.objects.filter(status__in=CLAIMABLE_STATUSES)
         # A paused function's due runs are not work: they would keep the loop from sleeping.
-        .exclude(
-            function_id__in=FunctionPause.objects.values("function_id"),
-            cancel_requested_at__isnull=True,
-        )
+        FunctionRun.objects.filter(unpaused(), status__in=CLAIMABLE_STATUSES)
         .order_by("available_at")
         .values_list("available_at", flat=True)
         .first()

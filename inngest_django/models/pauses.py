@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from ..names import MAX_NAME_LENGTH
@@ -64,3 +65,9 @@ def paused_clause(table: str, alias: str = "") -> str:
         f"({prefix}cancel_requested_at IS NOT NULL OR NOT EXISTS "
         f"(SELECT 1 FROM {pauses} p WHERE p.function_id = {prefix}function_id))"
     )
+
+
+def unpaused() -> Q:
+    """Return the ORM form of `paused_clause`: runs not paused, or asked to stop."""
+    paused = FunctionPause.objects.values("function_id")
+    return ~Q(function_id__in=paused, cancel_requested_at__isnull=True)
