@@ -116,8 +116,10 @@ class Pruner:
             else:
                 self._tick = self._next_check = now + interval
                 return True
-        # A next tick further off than one interval was set under a longer interval: due now.
-        if schedule.next_tick_at <= now + interval and now < schedule.next_tick_at:
+        # A next tick more than two intervals off was set under a longer interval: due now.
+        # Two, not one: a worker whose `now` was read a moment before the winner's (a lock wait,
+        # clock skew) sees the winner's tick slightly more than one interval off.
+        if schedule.next_tick_at <= now + 2 * interval and now < schedule.next_tick_at:
             self._next_check = schedule.next_tick_at
             self._log_not_due(schedule.next_tick_at)
             return False

@@ -525,6 +525,17 @@ def test_a_shorter_interval_setting_makes_the_prune_due_at_once(db, settings):
     assert not FunctionRun.objects.filter(pk=old.pk).exists()
 
 
+def test_a_pruner_whose_clock_was_read_earlier_does_not_start_a_second_prune(db, settings):
+    # The second worker read `now` a moment before the first (a lock wait, clock skew) but
+    # looks at the schedule after the first took it: the tick is a hair over one interval off.
+    prune_enabled(settings, interval=3600)
+    now = timezone.now()
+    make_run(make_event(days=40), RunStatus.COMPLETED, days=40)
+    assert Pruner().maybe_prune(now) > 0
+    assert Pruner().maybe_prune(now - timedelta(milliseconds=10)) == 0
+    assert Pruner().maybe_prune(now - timedelta(seconds=60)) == 0
+
+
 @pytest.mark.django_db(transaction=True)
 def test_racing_pruners_take_each_interval_once(settings):
     prune_enabled(settings, interval=3600)
