@@ -56,3 +56,8 @@ INNGEST_DJANGO = {
     # Room for --steps above the default limit of 1,000 steps per run.
     "MAX_STEPS_PER_RUN": 10000,
 }
+# Set for A/B runs of bench.suite (its children inherit the environment); unset: the defaults.
+if os.environ.get("INNGEST_DJANGO_BENCH_GROUP_COMMIT"):
+    INNGEST_DJANGO["GROUP_COMMIT_SECONDS"] = float(os.environ["INNGEST_DJANGO_BENCH_GROUP_COMMIT"])
+if os.environ.get("INNGEST_DJANGO_BENCH_CHECKPOINT"):
+    INNGEST_DJANGO["CHECKPOINT"] = os.environ["INNGEST_DJANGO_BENCH_CHECKPOINT"] == "1"

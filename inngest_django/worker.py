@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -19,6 +20,7 @@ from .conf import app_settings
 from .connections import close_for_ended_threads, open_connections, refresh_connections
 from .engine import execute_run, load_claimed
 from .engine.async_runs import AsyncRuns
+from .engine.group_commit import GroupCommit, group_commit_seconds
 from .engine.logs import pass_failures_logged
 from .enums import CLAIMABLE_STATUSES
 from .events import dispatch_pending
@@ -174,22 +176,41 @@ class Worker:
             self._in_flight.update(dict.fromkeys(ids, token))
         # One read for the whole claim, not one per run.
         loaded = load_claimed(ids) if ids else {}
+        runs: deque[str] = deque()
         for run_id in ids:
             if self._async is not None and self._async.takes(loaded.get(run_id)):
                 self._async.submit(run_id, token, now, loaded.get(run_id))
-            elif self._pool is None:
-                self._execute(run_id, token, now, loaded.get(run_id))
             else:
-                self._pool.submit(self._execute, run_id, token, now, loaded.get(run_id))
+                runs.append(run_id)
+        # Each thread takes the claim's runs one after another, so a long pass holds up none.
+        for _ in range(min(max(self.threads, 1), len(runs))):
+            if self._pool is None:
+                self._execute_claimed(runs, token, now, loaded)
+            else:
+                self._pool.submit(self._execute_claimed, runs, token, now, loaded)
         return len(ids)
 
-    def _execute(
-        self, run_id: str, token: str, claimed_at: datetime, loaded: FunctionRun | None
+    def _execute_claimed(
+        self, runs: deque[str], token: str, claimed_at: datetime, loaded: dict[str, FunctionRun]
     ) -> None:
+        """Execute runs taken from `runs` until none is left, committed in groups if set."""
         if self._pool is not None:
             # Kept between passes (a new connection costs more than a short pass), and closed
             # once the pool's threads have ended.
             refresh_connections()
+        with GroupCommit(group_commit_seconds()) as group:
+            while runs:
+                try:
+                    run_id = runs.popleft()
+                except IndexError:  # another thread took the last one
+                    return
+                group.before_pass(more=bool(runs))
+                self._execute(run_id, token, claimed_at, loaded.get(run_id))
+                group.after_pass()
+
+    def _execute(
+        self, run_id: str, token: str, claimed_at: datetime, loaded: FunctionRun | None
+    ) -> None:
         try:
             with pass_failures_logged(run_id):
                 if self._stopping.is_set():

@@ -106,6 +106,12 @@ INNGEST_DJANGO = {
     ),
 }
 
+# Worker subprocesses of tests/integration/test_group_commit.py set their group window.
+if os.environ.get("INNGEST_DJANGO_TEST_GROUP_COMMIT_SECONDS"):
+    INNGEST_DJANGO["GROUP_COMMIT_SECONDS"] = float(
+        os.environ["INNGEST_DJANGO_TEST_GROUP_COMMIT_SECONDS"]
+    )
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # django-q2 with its ORM broker on the test database, for the django_q executor's tests.

@@ -21,6 +21,7 @@ from ..models import FunctionRun
 from ..serialization import dump_step_output, error_to_json
 from ..steps import PlannedStep, is_async_callable
 from .durable_steps import DurableSteps
+from .group_commit import flush_group
 from .logs import log_run
 from .rules import stops_the_process
 
@@ -69,6 +70,7 @@ class SideBySideSteps(DurableSteps):
         # The steps commit on other connections: an open transaction here would hold locks
         # (the run's row, SQLite's write lock) they wait for.
         self.checkpoint.commit()
+        flush_group()
         # SQLite has one writer: a step's transaction holds the write lock while its callable
         # runs, so threads would only queue for it. There the steps take turns on this thread.
         return connection.in_atomic_block or connection.vendor == "sqlite"

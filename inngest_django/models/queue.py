@@ -342,6 +342,14 @@ class FunctionRunQuerySet(models.QuerySet):
         """Push back the lease expiry of runs held under these tokens (the heartbeat)."""
         # Only ever later: a beat that waited behind a step which renewed the lease itself must
         # not hand the run back early with a time computed before the wait.
-        return self.filter(
+        runs = self.filter(
             lease_token__in=lease_tokens, status=RunStatus.RUNNING, locked_until__lt=lease_until
-        ).update(locked_until=lease_until, available_at=lease_until)
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            # A row the worker's own open transaction holds (a run finished in a group commit,
+            # a step renewing its lease) is skipped, not waited for: waiting would hold up the
+            # beat for every other run until that transaction ends.
+            runs = self.filter(pk__in=runs.select_for_update(skip_locked=True).values("pk"))
+        # FOR UPDATE needs a transaction: the caller's, else one of its own.
+        with transaction.atomic(savepoint=False):
+            return runs.update(locked_until=lease_until, available_at=lease_until)

@@ -52,6 +52,10 @@ class AppSettingsModel(BaseModel):
     # a wait, a retry) to commit with it; the next step commits it first. None: on for
     # PostgreSQL, off for SQLite, whose one write lock it would hold across handler code.
     CHECKPOINT: bool | None = None
+    # With checkpointing on, a worker thread with claimed runs waiting commits the passes it
+    # executes in turn together, for up to this many seconds (a savepoint each). 0: one commit
+    # a pass.
+    GROUP_COMMIT_SECONDS: float = Field(default=0.02, ge=0, le=1)
     # Runs of `async def` functions one worker holds at once on its event loop (beside its
     # threads' sync runs); their database work takes turns on one thread. 0: one at a time,
     # each in a worker thread like a sync run.

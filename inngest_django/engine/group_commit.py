@@ -1,0 +1,124 @@
+"""GroupCommit: several claimed runs' passes committed in one transaction, a savepoint each."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from django.db import DatabaseError, connection, transaction
+
+from .. import clock
+from ..conf import app_settings
+from .checkpoint import checkpointing
+
+logger = logging.getLogger("inngest_django.worker")
+
+# PostgreSQL keeps 64 subtransactions per transaction in shared memory; past that every
+# snapshot in the cluster looks them up on disk. A pass takes one savepoint or a few.
+MAX_PASSES = 20
+
+_current = threading.local()
+
+
+def group_commit_seconds() -> float:
+    """Return the group window in seconds, 0 when off (it extends checkpointing across runs)."""
+    seconds = app_settings.GROUP_COMMIT_SECONDS
+    return seconds if seconds > 0 and checkpointing() else 0.0
+
+
+def flush_group() -> None:
+    """Commit this thread's open group now, when nothing of the pass is open inside it.
+
+    Called before steps run on other connections (parallel rounds): they would wait for the
+    locks the group holds, or not see its rows.
+    """
+    group = getattr(_current, "group", None)
+    if group is not None:
+        group.commit_if_outermost()
+
+
+class GroupCommit:
+    """Hold one transaction open across the passes of one thread, for `seconds` at most.
+
+    Each pass writes through its checkpoint, a savepoint inside the group: a pass that fails
+    rolls back its own writes only, and the others commit. A crash before the commit rolls
+    back the whole group: its runs run again after their leases, as after a crash between a
+    step and its finish, and nothing that committed runs twice.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._atomic: Any = None
+        self._opened_at = 0.0
+        self._passes = 0
+
+    def __enter__(self) -> GroupCommit:
+        _current.group = self
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        _current.group = None
+        if exc is None:
+            self.commit()
+        else:
+            self._close(exc)
+
+    def before_pass(self, *, more: bool) -> None:
+        """Commit the group if its window or size is spent; open one if none is and `more`.
+
+        `more`: other runs wait for this thread behind this pass. A lone pass commits alone:
+        a group of one would only add a savepoint.
+        """
+        if not self.seconds:
+            return
+        if self._atomic is not None and (
+            clock.monotonic() - self._opened_at >= self.seconds or self._passes >= MAX_PASSES
+        ):
+            self.commit()
+        if self._atomic is None and more:
+            self._atomic = transaction.atomic()
+            self._atomic.__enter__()
+            self._opened_at, self._passes = clock.monotonic(), 0
+        if self._atomic is not None:
+            self._passes += 1
+
+    def after_pass(self) -> None:
+        """Roll the group back if the pass broke it (a database error outside a savepoint)."""
+        if self._atomic is not None and connection.needs_rollback:
+            logger.warning(
+                "Group commit rolled back after a failed pass; its %d runs run again after "
+                "their leases",
+                self._passes,
+                extra={"action": "group_rolled_back", "passes": self._passes},
+            )
+            self._close(_GroupBroken())
+
+    def commit(self) -> None:
+        """Commit the open group, if any; a failed commit is logged and its runs run again."""
+        try:
+            self._close(None)
+        except DatabaseError as exc:
+            logger.warning(
+                "Group commit failed error=%s; its runs run again after their leases",
+                exc.__class__.__name__,
+                extra={"action": "group_commit_failed"},
+            )
+
+    def commit_if_outermost(self) -> None:
+        """Commit now if the group's transaction is the only one open on this connection."""
+        if self._atomic is not None and connection.atomic_blocks == [self._atomic]:
+            self.commit()
+
+    def _close(self, exc: BaseException | None) -> None:
+        atomic, self._atomic = self._atomic, None
+        if atomic is None:
+            return
+        if exc is None:
+            atomic.__exit__(None, None, None)
+        else:
+            atomic.__exit__(type(exc), exc, exc.__traceback__)
+
+
+class _GroupBroken(Exception):
+    """A pass left the group's transaction unusable; it rolls back."""
