@@ -77,9 +77,14 @@ class GroupCommit:
         ):
             self.commit()
         if self._atomic is None and more:
-            self._atomic = transaction.atomic()
-            self._atomic.__enter__()
-            self._opened_at, self._passes = clock.monotonic(), 0
+            atomic = transaction.atomic()
+            try:
+                atomic.__enter__()
+            except DatabaseError:
+                # The database is out of reach: the pass runs alone and meets the outage
+                # itself, ending as any pass that lost the database does.
+                return
+            self._atomic, self._opened_at, self._passes = atomic, clock.monotonic(), 0
         if self._atomic is not None:
             self._passes += 1
 
@@ -96,14 +101,7 @@ class GroupCommit:
 
     def commit(self) -> None:
         """Commit the open group, if any; a failed commit is logged and its runs run again."""
-        try:
-            self._close(None)
-        except DatabaseError as exc:
-            logger.warning(
-                "Group commit failed error=%s; its runs run again after their leases",
-                exc.__class__.__name__,
-                extra={"action": "group_commit_failed"},
-            )
+        self._close(None)
 
     def commit_if_outermost(self) -> None:
         """Commit now if the group's transaction is the only one open on this connection."""
@@ -111,13 +109,25 @@ class GroupCommit:
             self.commit()
 
     def _close(self, exc: BaseException | None) -> None:
+        """Commit (`exc` None) or roll back the open group; never raise a database error.
+
+        A raise here would end the thread's turn with claimed runs still queued behind it,
+        held in memory and renewed by the heartbeat, and never executed.
+        """
         atomic, self._atomic = self._atomic, None
         if atomic is None:
             return
-        if exc is None:
-            atomic.__exit__(None, None, None)
-        else:
-            atomic.__exit__(type(exc), exc, exc.__traceback__)
+        try:
+            if exc is None:
+                atomic.__exit__(None, None, None)
+            else:
+                atomic.__exit__(type(exc), exc, exc.__traceback__)
+        except DatabaseError as error:
+            logger.warning(
+                "Group commit failed error=%s; its runs run again after their leases",
+                error.__class__.__name__,
+                extra={"action": "group_commit_failed"},
+            )
 
 
 class _GroupBroken(Exception):
