@@ -37,6 +37,7 @@ from ..steps import Memo
 from ..waits import after_id, catch_up, invoke_error, new_wait, save_waits
 from .attempts import with_failed_attempts
 from .checkpoint import Checkpoint, checkpointing
+from .group_commit import flush_group
 from .logs import log_run
 from .rules import error_for_handler, invoke_refusal, stops_the_process
 
@@ -104,6 +105,8 @@ class DurableSteps:
             # The last step's transaction, held open for a finish that did not come: each step
             # commits it before it begins, so a crash never rolls back more than one step.
             self.checkpoint.commit()
+            # A group past its window commits before the callable, which may run for long.
+            flush_group(when_due=True)
             # Kept open: the pass's next durable write (the finish, say) commits with it.
             with self.checkpoint.write(keep_open=True):
                 if self._touch_first:
@@ -182,6 +185,9 @@ class DurableSteps:
             self._save_step(step_key, StepOp.WAIT_FOR_EVENT, StepStatus.WAITING, now, wake_at=until)
             save_waits([wait])
             self._release_to_wait(until)
+        # The look for events that raced the wait must come after the wait is visible to
+        # every dispatch: a group holding it uncommitted would let one slip past.
+        flush_group()
         catch_up(wait, now=now)
         log_run(
             logging.INFO,

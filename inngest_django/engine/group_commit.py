@@ -27,14 +27,15 @@ def group_commit_seconds() -> float:
     return seconds if seconds > 0 and checkpointing() else 0.0
 
 
-def flush_group() -> None:
-    """Commit this thread's open group now, when nothing of the pass is open inside it.
+def flush_group(*, when_due: bool = False) -> None:
+    """Commit this thread's open group now (`when_due`: if its window is spent).
 
-    Called before steps run on other connections (parallel rounds): they would wait for the
-    locks the group holds, or not see its rows.
+    Only when nothing of the pass is open inside it. Called before work that others must see
+    or that must not hold the group's locks: a wait's catch-up look, parallel steps on other
+    connections, and (when due) a step's callable, which may run for long.
     """
     group = getattr(_current, "group", None)
-    if group is not None:
+    if group is not None and (not when_due or group.due()):
         group.commit_if_outermost()
 
 
@@ -72,9 +73,7 @@ class GroupCommit:
         """
         if not self.seconds:
             return
-        if self._atomic is not None and (
-            clock.monotonic() - self._opened_at >= self.seconds or self._passes >= MAX_PASSES
-        ):
+        if self.due() or (self._atomic is not None and self._passes >= MAX_PASSES):
             self.commit()
         if self._atomic is None and more:
             atomic = transaction.atomic()
@@ -87,6 +86,10 @@ class GroupCommit:
             self._atomic, self._opened_at, self._passes = atomic, clock.monotonic(), 0
         if self._atomic is not None:
             self._passes += 1
+
+    def due(self) -> bool:
+        """Return True if a group is open and its window is spent."""
+        return self._atomic is not None and clock.monotonic() - self._opened_at >= self.seconds
 
     def after_pass(self) -> None:
         """Roll the group back if the pass broke it (a database error outside a savepoint)."""

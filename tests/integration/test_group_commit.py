@@ -19,7 +19,7 @@ from inngest_django.conf import app_settings
 from inngest_django.engine.group_commit import MAX_PASSES, group_commit_seconds
 from inngest_django.enums import RunStatus
 from inngest_django.ids import new_id
-from inngest_django.models import Event, FunctionRun, StepRun
+from inngest_django.models import Event, FunctionRun, StepRun, Wait
 from inngest_django.worker import Worker
 from tests.helpers import (
     committed_steps,
@@ -176,6 +176,77 @@ def test_group_commit_window_bounds_how_long_passes_wait_for_their_commit(innges
         drain_with_one_worker(inngest_client)
     assert FunctionRun.objects.filter(status=RunStatus.COMPLETED).count() == 6
     assert len(commits) >= 6
+
+
+def seen_by_another_connection(query) -> object:
+    """Return `query()` as a second connection sees it: committed rows only."""
+    seen: list[object] = []
+
+    def look() -> None:
+        try:
+            seen.append(query())
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=look)
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
+def test_a_wait_planned_in_a_group_commits_before_its_catch_up_look(inngest_client, monkeypatch):
+    # An event dispatched between the wait's write and the group's commit would miss the wait:
+    # the look for such events must come after the wait is visible to every dispatch.
+    mixed_functions(inngest_client)
+
+    @inngest_client.create_function(fn_id="waits", trigger=inngest.TriggerEvent(event="g/waits"))
+    def waits(ctx):
+        return ctx.step.wait_for_event("reply", event="g/reply", timeout="1h") is not None
+
+    from inngest_django.engine import durable_steps
+
+    visible: list[object] = []
+    real_catch_up = durable_steps.catch_up
+
+    def catch_up(wait, *, now):
+        visible.append(seen_by_another_connection(Wait.objects.filter(pk=wait.pk).exists))
+        return real_catch_up(wait, now=now)
+
+    monkeypatch.setattr(durable_steps, "catch_up", catch_up)
+    inngest_client.send(
+        [
+            inngest.Event(name="g/ok", data={"n": 0}),
+            inngest.Event(name="g/waits"),
+            inngest.Event(name="g/ok", data={"n": 1}),
+        ]
+    )
+    with grouped(1.0):
+        drain_with_one_worker(inngest_client)
+    assert visible == [True]
+    assert FunctionRun.objects.get(function_id="test-waits").status == RunStatus.WAITING
+    assert FunctionRun.objects.filter(status=RunStatus.COMPLETED).count() == 2
+
+
+def test_a_step_starting_after_the_window_commits_the_group_first(inngest_client):
+    # A step's callable may run for long: the rows the group holds are not kept locked by it.
+    mixed_functions(inngest_client)
+    first_done: list[object] = []
+
+    @inngest_client.create_function(fn_id="slow", trigger=inngest.TriggerEvent(event="g/slow"))
+    def slow(ctx):
+        ctx.step.run("pause", lambda: time.sleep(0.2))
+
+        def look() -> None:
+            query = FunctionRun.objects.filter(function_id="test-ok", status=RunStatus.COMPLETED)
+            first_done.append(seen_by_another_connection(query.exists))
+
+        ctx.step.run("look", look)
+
+    inngest_client.send([inngest.Event(name="g/ok", data={"n": 0}), inngest.Event(name="g/slow")])
+    with grouped(0.05):
+        drain_with_one_worker(inngest_client)
+    assert first_done == [True]
+    assert FunctionRun.objects.filter(status=RunStatus.COMPLETED).count() == 2
 
 
 @pytest.mark.postgres
