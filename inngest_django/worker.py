@@ -194,16 +194,17 @@ class Worker:
         self, runs: deque[str], token: str, claimed_at: datetime, loaded: dict[str, FunctionRun]
     ) -> None:
         """Execute runs taken from `runs` until none is left, committed in groups if set."""
-        if self._pool is not None:
-            # Kept between passes (a new connection costs more than a short pass), and closed
-            # once the pool's threads have ended.
-            refresh_connections()
         with GroupCommit(group_commit_seconds()) as group:
             while runs:
                 try:
                     run_id = runs.popleft()
                 except IndexError:  # another thread took the last one
                     return
+                if self._pool is not None:
+                    # Kept between passes (a new connection costs more than a short pass), and
+                    # closed once the pool's threads have ended; one a pass broke is replaced
+                    # (not while a group is open: its transaction holds it).
+                    refresh_connections()
                 group.before_pass(more=bool(runs))
                 self._execute(run_id, token, claimed_at, loaded.get(run_id))
                 group.after_pass()
