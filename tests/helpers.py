@@ -6,7 +6,8 @@ import html
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import inngest as inngest_sdk
@@ -65,6 +66,23 @@ def orders_per_step(run_id: str) -> Counter[str]:
 def committed_steps(run_id: str) -> list[str]:
     """Return the step ids the run has memoized, sorted."""
     return sorted(StepRun.objects.filter(run_id=run_id).values_list("step_key", flat=True))
+
+
+@contextmanager
+def counted_commits() -> Iterator[list[int]]:
+    """Count the commits of the default connection inside the block."""
+    commits: list[int] = []
+    real_commit = connection.commit
+
+    def commit() -> None:
+        commits.append(1)
+        real_commit()
+
+    connection.commit = commit  # type: ignore[method-assign]
+    try:
+        yield commits
+    finally:
+        del connection.commit
 
 
 # -- polling ------------------------------------------------------------------------------

@@ -19,7 +19,14 @@ from inngest_django.enums import RunStatus, StepStatus
 from inngest_django.events import dispatch_pending
 from inngest_django.ids import new_token
 from inngest_django.models import FunctionRun, StepRun
-from tests.helpers import committed_steps, orders_per_step, send_steps, status_of, step_starts
+from tests.helpers import (
+    committed_steps,
+    counted_commits,
+    orders_per_step,
+    send_steps,
+    status_of,
+    step_starts,
+)
 from tests.testapp.inngest_functions import HOLD_AFTER_ENV
 from tests.testapp.models import Order
 
@@ -34,23 +41,6 @@ def checkpoint(enabled: bool) -> Iterator[None]:
     """Run the block with CHECKPOINT set, whatever the database's default."""
     with override_settings(INNGEST_DJANGO={**settings.INNGEST_DJANGO, "CHECKPOINT": enabled}):
         yield
-
-
-@contextmanager
-def counted_commits() -> Iterator[list[int]]:
-    """Count the commits of the default connection inside the block."""
-    commits: list[int] = []
-    real_commit = connection.commit
-
-    def commit() -> None:
-        commits.append(1)
-        real_commit()
-
-    connection.commit = commit  # type: ignore[method-assign]
-    try:
-        yield commits
-    finally:
-        del connection.commit
 
 
 def claimed_run(function_id: str) -> tuple[str, str, object]:

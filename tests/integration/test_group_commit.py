@@ -23,6 +23,7 @@ from inngest_django.models import Event, FunctionRun, StepRun, Wait
 from inngest_django.worker import Worker
 from tests.helpers import (
     committed_steps,
+    counted_commits,
     most_at_once,
     orders_per_step,
     send_steps,
@@ -43,23 +44,6 @@ def grouped(seconds: float, *, checkpoint: bool = True) -> Iterator[None]:
     values = {"GROUP_COMMIT_SECONDS": seconds, "CHECKPOINT": checkpoint, "PREFETCH_RUNS": 40}
     with override_settings(INNGEST_DJANGO={**settings.INNGEST_DJANGO, **values}):
         yield
-
-
-@contextmanager
-def counted_commits() -> Iterator[list[int]]:
-    """Count the commits of the default connection inside the block."""
-    commits: list[int] = []
-    real_commit = connection.commit
-
-    def commit() -> None:
-        commits.append(1)
-        real_commit()
-
-    connection.commit = commit  # type: ignore[method-assign]
-    try:
-        yield commits
-    finally:
-        del connection.commit
 
 
 def mixed_functions(inngest_client) -> None:
