@@ -195,10 +195,10 @@ class Worker:
     ) -> None:
         """Execute runs taken from `runs` until none is left, committed in groups if set."""
         with GroupCommit(group_commit_seconds()) as group:
-            while runs:
+            while True:
                 try:
                     run_id = runs.popleft()
-                except IndexError:  # another thread took the last one
+                except IndexError:  # every run of the claim is taken
                     return
                 if self._pool is not None:
                     # Kept between passes (a new connection costs more than a short pass), and

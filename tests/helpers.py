@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import inngest as inngest_sdk
@@ -22,6 +23,8 @@ from django.utils.html import strip_tags
 
 import inngest_django as inngest
 from inngest_django.admin.times import moment_text
+from inngest_django.enums import RunStatus
+from inngest_django.ids import new_id
 from inngest_django.models import DeferIntent, Event, FunctionRun, StepRun
 from tests.testapp.models import Order
 
@@ -66,6 +69,20 @@ def orders_per_step(run_id: str) -> Counter[str]:
 def committed_steps(run_id: str) -> list[str]:
     """Return the step ids the run has memoized, sorted."""
     return sorted(StepRun.objects.filter(run_id=run_id).values_list("step_key", flat=True))
+
+
+def leased_run(function_id: str, *, token: str, until: datetime) -> FunctionRun:
+    """Store a running run leased under `token` until `until`, with an event of its own."""
+    event = Event.objects.create(id=new_id(), name=f"test/{function_id}", ts=0)
+    return FunctionRun.objects.create(
+        id=new_id(),
+        function_id=function_id,
+        event=event,
+        status=RunStatus.RUNNING,
+        lease_token=token,
+        locked_until=until,
+        available_at=until,
+    )
 
 
 @contextmanager

@@ -18,12 +18,12 @@ import inngest_django as inngest
 from inngest_django.conf import app_settings
 from inngest_django.engine.group_commit import MAX_PASSES, group_commit_seconds
 from inngest_django.enums import RunStatus
-from inngest_django.ids import new_id
-from inngest_django.models import Event, FunctionRun, StepRun, Wait
+from inngest_django.models import FunctionRun, StepRun, Wait
 from inngest_django.worker import Worker
 from tests.helpers import (
     committed_steps,
     counted_commits,
+    leased_run,
     most_at_once,
     orders_per_step,
     send_steps,
@@ -264,18 +264,8 @@ def test_parallel_steps_in_a_grouped_pass_still_run_side_by_side(inngest_client)
 def test_a_heartbeat_skips_a_run_row_an_open_transaction_holds_instead_of_waiting():
     # A group holds its finished runs' rows until it commits; the beat renews the others.
     now = timezone.now()
-    event = Event.objects.create(id=new_id(), name="g/beat", ts=0)
     held, free = (
-        FunctionRun.objects.create(
-            id=new_id(),
-            function_id="test-beat",
-            event=event,
-            status=RunStatus.RUNNING,
-            lease_token="token",
-            locked_until=now + timedelta(seconds=5),
-            available_at=now + timedelta(seconds=5),
-        )
-        for _ in range(2)
+        leased_run("test-beat", token="token", until=now + timedelta(seconds=5)) for _ in range(2)
     )
     locked, release = threading.Event(), threading.Event()
 

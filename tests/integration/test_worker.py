@@ -13,10 +13,16 @@ from django.utils import timezone
 
 import inngest_django as inngest
 from inngest_django.enums import RunStatus
-from inngest_django.ids import new_id
-from inngest_django.models import CronSchedule, Event, FunctionRun, StepRun
+from inngest_django.models import CronSchedule, FunctionRun, StepRun
 from inngest_django.worker import Worker
-from tests.helpers import committed_steps, orders_per_step, send_steps, status_of, step_starts
+from tests.helpers import (
+    committed_steps,
+    leased_run,
+    orders_per_step,
+    send_steps,
+    status_of,
+    step_starts,
+)
 from tests.testapp.inngest_functions import CRON_ENV, EVERY_MINUTE, HOLD_AFTER_ENV
 from tests.testapp.models import Call, Order
 
@@ -122,16 +128,7 @@ def test_heartbeat_keeps_a_step_longer_than_the_lease_from_running_twice(workers
 
 def test_a_heartbeat_computed_before_a_wait_never_pulls_the_lease_in():
     now = timezone.now()
-    event = Event.objects.create(id=new_id(), name="test/lease", ts=0)
-    run = FunctionRun.objects.create(
-        id=new_id(),
-        function_id="test-lease",
-        event=event,
-        status=RunStatus.RUNNING,
-        lease_token="token",
-        locked_until=now + timedelta(seconds=30),
-        available_at=now + timedelta(seconds=30),
-    )
+    run = leased_run("test-lease", token="token", until=now + timedelta(seconds=30))
     assert FunctionRun.objects.extend_leases(["token"], now + timedelta(seconds=10)) == 0
     assert FunctionRun.objects.extend_leases(["token"], now + timedelta(seconds=60)) == 1
     run.refresh_from_db()
