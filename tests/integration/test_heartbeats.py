@@ -24,7 +24,9 @@ def row(worker_id: str) -> WorkerHeartbeat | None:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_writes_its_row_beats_counts_runs_in_hand_and_marks_it_stopped(workers):
-    send_steps(steps=1, pause_s=5)
+    # In hand for 5 s after its step: on SQLite a step holds the one write lock, and a beat
+    # written only once the run ends would show the run in hand for a single beat at most.
+    send_steps(steps=1, linger_s=5)
     worker = workers.start(
         "--worker-id", "beat-a", "--threads", "2", INNGEST_DJANGO_TEST_HEARTBEAT_SECONDS=BEAT
     )
@@ -32,7 +34,7 @@ def test_a_worker_writes_its_row_beats_counts_runs_in_hand_and_marks_it_stopped(
     assert (first.host, first.pid, first.threads) == (socket.gethostname(), worker.pid, 2)
     assert first.heartbeat_seconds == float(BEAT)
     assert first.stopped_at is None
-    # The run is claimed and paused in its step: the next beats count it in hand.
+    # The run is claimed and lingering after its step: the next beats count it in hand.
     busy = workers.wait_for(
         lambda: (r := row("beat-a")) and r.runs_in_hand == 1 and r, what="a run in hand", timeout=60
     )

@@ -58,9 +58,11 @@ def record_steps(ctx: inngest.Context) -> dict:
     """Each step writes an Order and a Call row in its transaction and journals each call.
 
     data.steps sets the number of steps and data.pause_s how long each step holds its
-    transaction open. A worker whose INNGEST_DJANGO_TEST_HOLD_AFTER names a step journals
-    "held" once that step has returned, then blocks, so a test can kill it between steps (the
-    step has committed, unless checkpointing holds it open for the run's next write).
+    transaction open; data.linger_s how long the handler waits after its last step, outside
+    the steps (a run in hand that holds no SQLite write lock unless checkpointing). A worker
+    whose INNGEST_DJANGO_TEST_HOLD_AFTER names a step journals "held" once that step has
+    returned, then blocks, so a test can kill it between steps (the step has committed,
+    unless checkpointing holds it open for the run's next write).
     """
     steps = int(ctx.event.data.get("steps", 3))
     pause = float(ctx.event.data.get("pause_s", 0))
@@ -79,6 +81,7 @@ def record_steps(ctx: inngest.Context) -> dict:
         if os.environ.get(HOLD_AFTER_ENV) == step_key:
             _journal(ctx.run_id, step_key, "held")
             time.sleep(600)
+    time.sleep(float(ctx.event.data.get("linger_s", 0)))
     return {"steps": steps}
 
 
