@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.db.models import CharField, Value
 from pydantic import BaseModel, ValidationError
 
 from . import clock
@@ -19,8 +20,9 @@ from .enums import RunStatus
 from .exceptions import DecryptionError, InvalidEventError
 from .flow_control import admit
 from .functions import Function
+from .handover import Handover
 from .ids import new_id
-from .models import Event, FunctionRun, IdempotencyKey, RunEvent, WaitKey, paused_function_ids, rows
+from .models import Event, FunctionPause, FunctionRun, IdempotencyKey, RunEvent, WaitKey, rows
 from .names import MAX_NAME_LENGTH, RESERVED_PREFIX
 from .registry import FunctionRegistry, default_registry
 from .schemas.events import Event as EventIn
@@ -144,24 +146,29 @@ def build_event_row(item: Any, index: int, *, system: bool) -> Event:
 
 
 def dispatch_pending(
-    *, registry: FunctionRegistry = default_registry, limit: int | None = None
+    *,
+    registry: FunctionRegistry = default_registry,
+    limit: int | None = None,
+    handover: Handover | None = None,
 ) -> int:
-    """Start runs for a batch of new events; return how many events were dispatched."""
+    """Start runs for a batch of new events; return how many events were dispatched.
+
+    With `handover`, some of the new runs are stored leased to its worker (in `handover.runs`).
+    """
     # A read first, so an idle worker does not take SQLite's write lock on every loop.
     if not Event.objects.any_undispatched():
         return 0
     now = clock.now()
     with transaction.atomic():
-        ids = Event.objects.claim_undispatched(
+        events = Event.objects.claim_undispatched(
             limit=limit or app_settings.DISPATCH_BATCH_SIZE, now=now
         )
-        if not ids:
+        if not events:
             return 0
         runs: list[FunctionRun] = []
-        events = list(Event.objects.filter(pk__in=ids).order_by("id"))
         readable = []
         # Paused functions start no runs: Inngest drops their triggers, it does not queue them.
-        paused = paused_function_ids()
+        paused, wait_keys = dispatch_lookups({event.name for event in events})
         for event in events:
             try:
                 if not _data_is_object(event):
@@ -178,12 +185,22 @@ def dispatch_pending(
                 )
                 continue
             readable.append(event)
+        if handover is not None:
+            # Before admission, which passes runs without flow control (the only ones taken) as
+            # they are.
+            handover.take(runs, registry)
         runs = save_runs(runs, registry=registry)
         # After the new runs' cancel rules exist: a later event of this batch may cancel them.
-        resolver = WaitResolver(now)
-        for event in readable:
-            resolver.resolve(event)
-    for run in (run for run in runs if run.status == RunStatus.QUEUED):
+        # Their names' match keys are read again, as the rules may have added some.
+        for name in _cancel_rule_names(runs, registry):
+            wait_keys.pop(name, None)
+        resolver = WaitResolver(now, keys=wait_keys)
+        resolved = sum(resolver.resolve(event) for event in readable)
+        if handover is not None and resolved:
+            handover.reread_cancel_requests()
+    # RUNNING: handed over, leased as stored.
+    started = (RunStatus.QUEUED, RunStatus.RUNNING)
+    for run in (run for run in runs if run.status in started):
         logger.info(
             "Run queued run_id=%s function_id=%s event_id=%s",
             run.pk,
@@ -191,7 +208,37 @@ def dispatch_pending(
             run.event_id,
             extra={"run_id": run.pk, "function_id": run.function_id, "action": "run_queued"},
         )
-    return len(ids)
+    return len(events)
+
+
+def dispatch_lookups(names: set[str]) -> tuple[set[str], dict[str, list[str]]]:
+    """Return the paused function ids and the wait match keys of `names`, in one read."""
+    pauses = FunctionPause.objects.annotate(
+        kind=Value(0), key=Value("", output_field=CharField())
+    ).values_list("kind", "function_id", "key")
+    keys = (
+        WaitKey.objects.filter(event_name__in=names)
+        .annotate(kind=Value(1))
+        .values_list("kind", "event_name", "match_key")
+    )
+    paused: set[str] = set()
+    wait_keys: dict[str, list[str]] = {name: [] for name in names}
+    for kind, name, key in pauses.union(keys, all=True):
+        if kind == 0:
+            paused.add(name)
+        else:
+            wait_keys[name].append(key)
+    return paused, wait_keys
+
+
+def _cancel_rule_names(runs: list[FunctionRun], registry: FunctionRegistry) -> set[str]:
+    functions = {run.function_id for run in runs if run.status != RunStatus.SKIPPED}
+    return {
+        rule.event
+        for function_id in functions
+        if function_id in registry
+        for rule in getattr(registry.get(function_id), "cancel", None) or []
+    }
 
 
 def _data_is_object(event: Event) -> bool:

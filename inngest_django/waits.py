@@ -154,9 +154,10 @@ def cancel_rule_waits(runs: Iterable[tuple[FunctionRun, Any, Event]]) -> list[Wa
 class WaitResolver:
     """Resolves the waits that a batch of new events satisfy, in the dispatch transaction."""
 
-    def __init__(self, now: datetime) -> None:
+    def __init__(self, now: datetime, *, keys: dict[str, list[str]] | None = None) -> None:
         self.now = now
-        self._keys: dict[str, list[str]] = {}
+        # `keys`: the match keys of some event names, read already (see dispatch_lookups).
+        self._keys: dict[str, list[str]] = dict(keys or {})
 
     def _keys_for(self, name: str) -> list[str]:
         if name not in self._keys:

@@ -25,12 +25,14 @@ from .engine.logs import pass_failures_logged
 from .enums import CLAIMABLE_STATUSES
 from .events import dispatch_pending
 from .flow_control import flow_active
+from .handover import Handover
 from .heartbeats import start_heartbeats
 from .ids import new_token
 from .models import CronSchedule, Event, FunctionRun
 from .models.pauses import unpaused
 from .notify import Backoff, Listener, listen_enabled
 from .outbox import has_unrelayed, relay_pending
+from .pass_times import PassTimes
 from .pruner import Pruner
 from .registry import FunctionRegistry, default_registry
 from .scheduler import CronScheduler
@@ -83,6 +85,8 @@ class Worker:
         self._pool: ThreadPoolExecutor | None = None
         self._heartbeat_stop = threading.Event()
         self._pool_connections: set[BaseDatabaseWrapper] = set()
+        # Set by each claim: True once one found no more due runs than it had room for.
+        self._queue_drained = False
         self.pass_times = PassTimes()
         self.executor = executor or app_settings.EXECUTOR
         self.backend = load_backend(self.executor)
@@ -94,13 +98,18 @@ class Worker:
 
     def run_once(self) -> int:
         """Do one round of relay, dispatch, cron and claims; return how much work it found."""
-        work = relay_pending(registry=self.registry)
         if not self.registry:
             # With no functions (say, a misnamed inngest_functions module) dispatch would match
             # events to no trigger and mark them done, and every claimed run would fail as
             # unknown: both are left for a worker that has the functions.
-            return work
-        work += dispatch_pending(registry=self.registry)
+            return relay_pending(registry=self.registry)
+        # Dispatch first: an event's first step then waits for no other look.
+        handover = self._handover()
+        work = dispatch_pending(registry=self.registry, handover=handover)
+        if handover is not None and handover.runs:
+            loaded = {run.pk: run for run in handover.runs}
+            self._start_claimed(list(loaded), handover.lease_token, handover.leased_at, loaded)
+        work += relay_pending(registry=self.registry)
         work += self.scheduler.fire_due()
         # A no-op unless PRUNE_OLDER_THAN is set; then one batch a round while a prune runs.
         work += self.pruner.maybe_prune(clock.now())
@@ -140,6 +149,17 @@ class Worker:
         expected = self.pass_times.runs_within(app_settings.PREFETCH_SECONDS) * threads
         return max(base, min(expected, MAX_CLAIM - threads))
 
+    def _handover(self) -> Handover | None:
+        """Return a handover for this round's dispatch if runs it starts may skip the queue."""
+        # Only once a claim found the queue drained, so new runs never overtake older due ones;
+        # never where another executor decides. Handover.take() leaves flow control's runs be.
+        if not self._queue_drained or self._stopping.is_set() or self.backend is not None:
+            return None
+        room = self._claim_room(self._prefetch(flow_active(self.registry)))
+        if room <= 0:
+            return None
+        return Handover(room=room, worker_id=self.worker_id, lease_token=new_token())
+
     def _claim_and_execute(self) -> int:
         backend = self.backend
         flow = flow_active(self.registry)
@@ -148,6 +168,7 @@ class Worker:
             return 0
         # A read first, so an idle worker does not take SQLite's write lock on every loop.
         if not FunctionRun.objects.any_claimable(clock.now()):
+            self._queue_drained = True
             return 0
         free = self._claim_room(prefetch) if backend is None else backend.capacity(clock.now())
         if free <= 0:
@@ -171,11 +192,20 @@ class Worker:
             if ids:
                 backend.dispatch(ids, lease_token=token, lease_until=lease_until)
             return len(ids)
+        # The queue held no more due runs than this claim took: dispatch may hand runs over.
+        self._queue_drained = len(ids) < free
+        if ids:
+            # One read for the whole claim, not one per run.
+            self._start_claimed(ids, token, now, load_claimed(ids))
+        return len(ids)
+
+    def _start_claimed(
+        self, ids: list[str], token: str, now: datetime, loaded: dict[str, FunctionRun]
+    ) -> None:
+        """Execute runs leased to this worker under `token` at `now`, on its threads or loop."""
         with self._lock:
             # All at once, before any executes: the heartbeat renews the queued runs' leases.
             self._in_flight.update(dict.fromkeys(ids, token))
-        # One read for the whole claim, not one per run.
-        loaded = load_claimed(ids) if ids else {}
         runs: deque[str] = deque()
         for run_id in ids:
             if self._async is not None and self._async.takes(loaded.get(run_id)):
@@ -188,7 +218,6 @@ class Worker:
                 self._execute_claimed(runs, token, now, loaded)
             else:
                 self._pool.submit(self._execute_claimed, runs, token, now, loaded)
-        return len(ids)
 
     def _execute_claimed(
         self, runs: deque[str], token: str, claimed_at: datetime, loaded: dict[str, FunctionRun]
@@ -404,27 +433,3 @@ def next_due_at(now: datetime) -> datetime | None:
         .values_list("available_at", flat=True)
         .first()
     )
-
-
-class PassTimes:
-    """A moving average of this worker's pass durations, to size its claims ahead."""
-
-    # The weight of the newest pass: about the last ten passes count.
-    WEIGHT = 0.1
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._average: float | None = None
-
-    def add(self, seconds: float) -> None:
-        with self._lock:
-            old = self._average
-            self._average = seconds if old is None else old + self.WEIGHT * (seconds - old)
-
-    def runs_within(self, seconds: float) -> int:
-        """Return how many passes one thread is expected to finish in `seconds` (0 if unknown)."""
-        with self._lock:
-            average = self._average
-        if not average or seconds <= 0:
-            return 0
-        return int(seconds / average)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from ..names import MAX_NAME_LENGTH
 from ..sealed_fields import SealedJSONField
-from .queue import _stamp_oldest_unset, any_unset
+from .queue import any_unset, stamp_oldest_unset_sql
 
 
 class EventQuerySet(models.QuerySet):
@@ -22,9 +22,15 @@ class EventQuerySet(models.QuerySet):
         """Return True if some event waits to be dispatched."""
         return any_unset(self.model, "dispatched_at")
 
-    def claim_undispatched(self, *, limit: int, now: datetime) -> list[str]:
-        """Mark up to `limit` new events dispatched and return their ids; call inside atomic()."""
-        return _stamp_oldest_unset(self.model, "dispatched_at", "id", limit=limit, now=now)
+    def claim_undispatched(self, *, limit: int, now: datetime) -> list[Event]:
+        """Mark up to `limit` new events dispatched and return them by id; call inside atomic()."""
+        # The rows come back from the UPDATE itself: no second read of what it just marked.
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(field.column) for field in self.model._meta.concrete_fields)
+        sql, params = stamp_oldest_unset_sql(
+            self.model, "dispatched_at", columns, limit=limit, now=now
+        )
+        return sorted(self.raw(sql, params), key=lambda event: event.pk)
 
 
 class Event(models.Model):

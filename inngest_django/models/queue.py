@@ -80,6 +80,15 @@ def _stamp_oldest_unset(
     One statement, so on SQLite the transaction starts with a write and holds the lock; on
     PostgreSQL rows another worker is taking are skipped, not waited for.
     """
+    with connection.cursor() as cursor:
+        cursor.execute(*stamp_oldest_unset_sql(model, column, returning, limit=limit, now=now))
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def stamp_oldest_unset_sql(
+    model: type[models.Model], column: str, returning: str, *, limit: int, now: datetime
+) -> tuple[str, list[Any]]:
+    """Return the SQL and parameters of `_stamp_oldest_unset`, RETURNING `returning`."""
     table = connection.ops.quote_name(model._meta.db_table)
     lock = (
         " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
@@ -89,9 +98,7 @@ def _stamp_oldest_unset(
         f"SELECT id FROM {table} WHERE {column} IS NULL ORDER BY id LIMIT %s{lock}) "
         f"RETURNING {returning}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [_adapt(now), limit])
-        return sorted(row[0] for row in cursor.fetchall())
+    return sql, [_adapt(now), limit]
 
 
 def any_unset(model: type[models.Model], column: str) -> bool:
