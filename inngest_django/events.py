@@ -51,7 +51,28 @@ def emit(
     dispatched_at: datetime | None = None,
     unless_awaited: bool = False,
 ) -> Event:
-    """Store a system event (names under `inngest/` allowed) in the current transaction.
+    """Store a system event (names under `inngest/` allowed) in the current transaction."""
+    pending = system_event(
+        name,
+        data,
+        external_id=external_id,
+        dispatched_at=dispatched_at,
+        unless_awaited=unless_awaited,
+    )
+    # Raw SQL: every run that finishes stores one, and the ORM's INSERT costs more to build.
+    rows.insert(pending.row, computed=pending.computed)
+    return pending.row
+
+
+def system_event(
+    name: str,
+    data: dict[str, Any],
+    *,
+    external_id: str = "",
+    dispatched_at: datetime | None = None,
+    unless_awaited: bool = False,
+) -> rows.PendingInsert:
+    """Return the INSERT of a system event, as `emit` sends it, for a statement to carry.
 
     With `unless_awaited`, `dispatched_at` stands only if no wait for `name` was ever stored:
     asked by the INSERT itself, so it costs no statement of its own.
@@ -67,9 +88,7 @@ def emit(
                 [name, field.get_db_prep_save(dispatched_at, connection)],
             )
         }
-    # Raw SQL: every run that finishes stores one, and the ORM's INSERT costs more to build.
-    rows.insert(row, computed=computed)
-    return row
+    return rows.PendingInsert(row, computed)
 
 
 def emit_row(

@@ -12,9 +12,9 @@ from django.db import transaction
 from .. import clock, signals
 from ..defers import DeferBook
 from ..enums import RunStatus
-from ..events import emit
+from ..events import emit, system_event
 from ..functions import CANCELLED_EVENT, FAILED_EVENT, FINISHED_EVENT, INVOKED_EVENT
-from ..models import DeferIntent, FunctionRun
+from ..models import DeferIntent, FunctionRun, rows
 from ..names import ENGINE_DATA_KEY
 from ..registry import FunctionRegistry
 from ..schemas.events import Event
@@ -49,7 +49,11 @@ def finalize(
     a pass passes its checkpoint, so its last step commits in this same transaction.
     """
     now = clock.now()
+    if announce is not None and run.event.name in _SILENT_TRIGGERS:
+        announce = None
     with scope():
+        # function.finished goes with the run's own UPDATE: one statement on PostgreSQL.
+        finished = announce.finished(run, status, output=output, error=error) if announce else None
         if not FunctionRun.mark_finished(
             run.pk,
             lease_token,
@@ -58,6 +62,7 @@ def finalize(
             output=output,
             error=error,
             cancel_reason=cancel_reason or None,
+            then_insert=finished,
         ):
             log_run(logging.WARNING, "Lease lost before finishing", run, "lease_lost")
             return False
@@ -71,8 +76,8 @@ def finalize(
             end_waits(run.pk, now=now)
         if run.event.name == INVOKED_EVENT:
             finish_invoked(run, status=status, output=output, error=error)
-        if announce is not None and run.event.name not in _SILENT_TRIGGERS:
-            announce.emit(run, status, output=output, error=error)
+        if announce is not None and finished is not None:
+            announce.emit_outcome(run, status, finished.row.data)
     run.status, run.output, run.error, run.finished_at = status, output, error, now
     signals.run_finished.send(sender=FunctionRun, run=run)
     _log_outcome(run, status, error, scheduled)
@@ -106,10 +111,10 @@ class FinishEvents:
         self.events = list(events)
         self.registry = registry
 
-    def emit(
+    def finished(
         self, run: FunctionRun, status: RunStatus, *, output: Any, error: dict[str, Any] | None
-    ) -> None:
-        """Store function.finished, and function.failed or function.cancelled, for `run`."""
+    ) -> rows.PendingInsert:
+        """Return the INSERT of function.finished for `run`, for its finish to carry."""
         trigger = run.event.to_json()
         data: dict[str, Any] = {
             "function_id": run.function_id,
@@ -128,12 +133,15 @@ class FinishEvents:
         # cost a claim, a read and a transaction per run. Wait keys stay once written, so a
         # project that ever waited for the name keeps dispatching its events.
         heard = self.registry.listens_to(FINISHED_EVENT)
-        emit(
+        return system_event(
             FINISHED_EVENT,
             data,
             dispatched_at=None if heard else clock.now(),
             unless_awaited=not heard,
         )
+
+    def emit_outcome(self, run: FunctionRun, status: RunStatus, data: dict[str, Any]) -> None:
+        """Store function.failed or function.cancelled for `run`, with function.finished's data."""
         if status == RunStatus.FAILED:
             # The run id as event id makes a second failure event for one run a duplicate,
             # except after a manual retry, whose failure is news to on_failure handlers.

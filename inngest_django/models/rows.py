@@ -9,6 +9,7 @@ exactly as the ORM would.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -31,18 +32,23 @@ def insert(
     row: models.Model, *, computed: Mapping[str, tuple[str, list[Any]]] | None = None
 ) -> None:
     """INSERT `row` as `save(force_insert=True)` would; `computed` gives columns as SQL."""
-    computed = computed or {}
-    params: list[Any] = []
-    for field in row._meta.concrete_fields:
-        if field.name in computed:
-            params.extend(computed[field.name][1])
-        else:
-            params.append(field.get_db_prep_save(field.pre_save(row, add=True), connection))
-    shape = tuple(sorted((name, sql) for name, (sql, _) in computed.items()))
+    params, shape = _insert_params(row, computed or {})
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(type(row), connection.vendor, shape), params)
-    row._state.adding = False
-    row._state.db = connection.alias
+    _inserted(row)
+
+
+def _insert_params(
+    row: models.Model, computed: Mapping[str, tuple[str, list[Any]]]
+) -> tuple[list[Any], tuple[tuple[str, str], ...]]:
+    """Return an INSERT's parameters for `row`, and the shape its SQL is cached under."""
+    params: list[Any] = []
+    for column in row._meta.concrete_fields:
+        if column.name in computed:
+            params.extend(computed[column.name][1])
+        else:
+            params.append(column.get_db_prep_save(column.pre_save(row, add=True), connection))
+    return params, tuple(sorted((name, sql) for name, (sql, _) in computed.items()))
 
 
 @cache
@@ -53,14 +59,69 @@ def _update_sql(model: type[models.Model], vendor: str, names: tuple[str, ...], 
     return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {where}"
 
 
+@dataclass(frozen=True)
+class PendingInsert:
+    """An INSERT of `row` (with `computed` columns, as `insert` takes them) not sent yet."""
+
+    row: models.Model
+    computed: Mapping[str, tuple[str, list[Any]]] | None = None
+
+
 def update(
-    model: type[models.Model], values: Mapping[str, Any], where: str, where_params: list[Any]
+    model: type[models.Model],
+    values: Mapping[str, Any],
+    where: str,
+    where_params: list[Any],
+    *,
+    then_insert: PendingInsert | None = None,
 ) -> int:
-    """UPDATE `model`'s rows matching `where` (SQL) with `values`; return the row count."""
+    """UPDATE `model`'s rows matching `where` (SQL) with `values`; return the row count.
+
+    `then_insert` is inserted if the UPDATE changed a row: in the same statement on
+    PostgreSQL (the UPDATE in a WITH that the INSERT selects from), so a run's finish and its
+    finish event cost one round trip; after it elsewhere.
+    """
     names = tuple(values)
     meta = model._meta
     params = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in names]
     sql = _update_sql(model, connection.vendor, names, where)
+    if then_insert is not None and connection.vendor == "postgresql":
+        insert_sql, insert_params = _insert_parts(then_insert)
+        sql = f"WITH changed AS ({sql} RETURNING 1) {insert_sql}"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, *where_params, *insert_params])
+            changed = cursor.rowcount
+        if changed:
+            _inserted(then_insert.row)
+        return changed
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, *where_params])
-        return cursor.rowcount
+        changed = cursor.rowcount
+    if changed and then_insert is not None:
+        insert(then_insert.row, computed=then_insert.computed)
+    return changed
+
+
+def _insert_parts(pending: PendingInsert) -> tuple[str, list[Any]]:
+    """Return `INSERT ... SELECT ... FROM changed` for `pending`, and its parameters."""
+    params, shape = _insert_params(pending.row, pending.computed or {})
+    return _insert_select_sql(type(pending.row), shape), params
+
+
+@cache
+def _insert_select_sql(model: type[models.Model], computed: tuple[tuple[str, str], ...]) -> str:
+    quote = connection.ops.quote_name
+    fields = model._meta.concrete_fields
+    as_sql = dict(computed)
+    columns = ", ".join(quote(f.column) for f in fields)
+    # Cast: in a SELECT list a parameter takes no type from the column it goes to.
+    values = ", ".join(
+        f"({as_sql[f.name]})" if f.name in as_sql else f"CAST(%s AS {f.cast_db_type(connection)})"
+        for f in fields
+    )
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {values} FROM changed"
+
+
+def _inserted(row: models.Model) -> None:
+    row._state.adding = False
+    row._state.db = connection.alias

@@ -398,8 +398,12 @@ class FunctionRun(models.Model):
         output: Any = None,
         error: dict[str, Any] | None = None,
         cancel_reason: str | None = None,
+        then_insert: rows.PendingInsert | None = None,
     ) -> bool:
-        """Set a final status with its output or error and release the run."""
+        """Set a final status with its output or error and release the run.
+
+        `then_insert` (a finish event) is stored with it, in the same statement on PostgreSQL.
+        """
         extra = {} if cancel_reason is None else {"cancel_reason": cancel_reason[:MAX_NAME_LENGTH]}
         values = {
             **extra,
@@ -411,4 +415,12 @@ class FunctionRun(models.Model):
             **_RELEASED,
         }
         # Every run ends here: raw SQL, as the ORM's query building costs more than the UPDATE.
-        return bool(rows.update(cls, values, "id = %s AND lease_token = %s", [run_id, lease_token]))
+        return bool(
+            rows.update(
+                cls,
+                values,
+                "id = %s AND lease_token = %s",
+                [run_id, lease_token],
+                then_insert=then_insert,
+            )
+        )
