@@ -128,11 +128,19 @@ class Listener:
         self._listening = threading.Event()
         self._backoff = Backoff("Listener")
         self._thread = threading.Thread(target=self._run, name="inngest-listen", daemon=True)
+        self._heard: set[str] = set()
+        self._heard_lock = threading.Lock()
 
     @property
     def listening(self) -> bool:
         """Return True while a LISTEN is in place, so notifications reach `wake`."""
         return self._listening.is_set()
+
+    def take_heard(self) -> set[str]:
+        """Return the tables notified about since the last call (each payload is one)."""
+        with self._heard_lock:
+            heard, self._heard = self._heard, set()
+        return heard
 
     def start(self) -> None:
         """Start listening in the background."""
@@ -161,7 +169,9 @@ class Listener:
                     # Whatever was committed while nobody listened was not heard: look now.
                     self.wake.set()
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=STOP_CHECK_SECONDS):
+                        for note in conn.notifies(timeout=STOP_CHECK_SECONDS):
+                            with self._heard_lock:
+                                self._heard.add(note.payload)
                             self.wake.set()
             except Exception as exc:
                 # Any failure, not only psycopg's: a dead listener would leave the worker

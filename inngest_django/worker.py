@@ -96,8 +96,12 @@ class Worker:
 
     # -- one iteration ---------------------------------------------------------------------
 
-    def run_once(self) -> int:
-        """Do one round of relay, dispatch, cron and claims; return how much work it found."""
+    def run_once(self, *, events_heard: bool = False) -> int:
+        """Do one round of relay, dispatch, cron and claims; return how much work it found.
+
+        `events_heard`: a notification said new events were committed, so dispatch need not
+        look for them first.
+        """
         if not self.registry:
             # With no functions (say, a misnamed inngest_functions module) dispatch would match
             # events to no trigger and mark them done, and every claimed run would fail as
@@ -105,7 +109,7 @@ class Worker:
             return relay_pending(registry=self.registry)
         # Dispatch first: an event's first step then waits for no other look.
         handover = self._handover()
-        work = dispatch_pending(registry=self.registry, handover=handover)
+        work = dispatch_pending(registry=self.registry, handover=handover, look=not events_heard)
         if handover is not None and handover.runs:
             loaded = {run.pk: run for run in handover.runs}
             self._start_claimed(list(loaded), handover.lease_token, handover.leased_at, loaded)
@@ -302,10 +306,11 @@ class Worker:
                 # Cleared before looking: work committed earlier is seen by this round, and a
                 # wake-up from now on cuts the wait after it short.
                 self._wake.clear()
+                heard = listener.take_heard() if listener is not None else set()
                 looked_at = clock.now()
                 try:
                     refresh_connections()
-                    work = self.run_once()
+                    work = self.run_once(events_heard=Event._meta.db_table in heard)
                     due = None if work else self._next_due(looked_at)
                 except DatabaseError as exc:
                     if self.until_idle:

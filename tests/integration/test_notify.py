@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -16,7 +17,7 @@ import inngest_django as inngest
 from inngest_django.enums import RunStatus
 from inngest_django.ids import new_id
 from inngest_django.models import Event, FunctionRun
-from inngest_django.notify import CHANNEL, Backoff, connection_params
+from inngest_django.notify import CHANNEL, Backoff, Listener, connection_params
 
 RECORD_STEPS = "testapp-record-steps"
 TRIGGERS = {
@@ -143,6 +144,27 @@ def test_claims_step_commits_and_heartbeats_notify_no_one_but_wakes_and_cancels_
     assert notifications.received() == []
     assert FunctionRun.request_cancel(run.pk, now=timezone.now(), reason="test")
     assert notifications.received() == [table]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_listener_tells_which_tables_it_heard_about_once():
+    wake = threading.Event()
+    listener = Listener(wake)
+    listener.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not listener.listening:
+            assert time.monotonic() < deadline, "the listener never listened"
+            time.sleep(0.01)
+        wake.wait(1)  # the wake-up a new LISTEN gives, for what nobody heard before it
+        wake.clear()
+        inngest.send({"name": "test/heard"})
+        assert wake.wait(5)
+        assert listener.take_heard() == {Event._meta.db_table}
+        assert listener.take_heard() == set()
+    finally:
+        listener.stop()
 
 
 # -- workers -----------------------------------------------------------------------------------
