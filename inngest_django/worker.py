@@ -1,4 +1,4 @@
-"""Worker: relay defers, dispatch events, fire cron ticks, then claim and execute runs."""
+"""Worker: dispatch events, relay defers, fire cron ticks, then claim and execute runs."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ class Worker:
     # -- one iteration ---------------------------------------------------------------------
 
     def run_once(self, *, events_heard: bool = False) -> int:
-        """Do one round of relay, dispatch, cron and claims; return how much work it found.
+        """Do one round of dispatch, relay, cron and claims; return how much work it found.
 
         `events_heard`: a notification said new events were committed, so dispatch need not
         look for them first.
