@@ -1,14 +1,16 @@
-"""Dispatch reads each thing once: its events from their UPDATE, pauses and wait keys together."""
+"""Sending and dispatching cost few statements: one INSERT, then one claim, one look-up read."""
 
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+import inngest_django as inngest
 from inngest_django.events import dispatch_pending
-from inngest_django.models import FunctionRun
-from tests.helpers import send_steps
+from inngest_django.models import Event, FunctionRun
+from inngest_django.models.rows import MAX_INSERT_PARAMS
+from tests.helpers import counted_commits, send_steps
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,3 +43,26 @@ def test_a_caller_that_knows_of_new_events_skips_the_look_for_them():
     assert not [q for q in captured.captured_queries if q["sql"].startswith("SELECT 1 FROM")]
     # With nothing new, it costs an empty claim instead, and finds nothing.
     assert dispatch_pending(look=False) == 0
+
+
+def test_a_send_outside_a_transaction_is_one_insert_that_commits_by_itself():
+    with counted_commits() as commits, CaptureQueriesContext(connection) as captured:
+        ids = inngest.send([{"name": "test/one", "data": {"n": n}} for n in range(3)])
+    # bulk_create would wrap its INSERT in a transaction: BEGIN, INSERT and COMMIT.
+    assert commits == []
+    statements = [query["sql"] for query in captured.captured_queries]
+    assert len(statements) == 1 and statements[0].startswith('INSERT INTO "inngest_django_event"')
+    stored = Event.objects.filter(pk__in=ids).order_by("pk")
+    assert [event.data for event in stored] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert all(event.received_at is not None for event in stored)
+
+
+@pytest.mark.parametrize("count", [1, MAX_INSERT_PARAMS // 8 + 1])
+def test_a_send_too_large_for_one_insert_is_stored_whole_or_not_at_all(count):
+    batch = [{"name": "test/many", "data": {"n": n}} for n in range(count)]
+    with pytest.raises(RuntimeError), transaction.atomic():
+        inngest.send(batch)
+        raise RuntimeError("roll back")
+    assert not Event.objects.exists()
+    assert len(inngest.send(batch)) == count
+    assert Event.objects.count() == count
