@@ -30,14 +30,16 @@ class Handover:
         self.leased_at: datetime | None = None
 
     def take(self, runs: Iterable[FunctionRun], registry: FunctionRegistry) -> None:
-        """Lease the unsaved, due `runs` of functions without flow control, up to the room."""
+        """Lease the new (unsaved, queued, due) `runs` of functions without flow control."""
         # Timed here, inside the transaction (SQLite may have waited for its write lock).
         now = self.leased_at = clock.now()
         lease_until = now + timedelta(seconds=app_settings.LEASE_SECONDS)
         for run in runs:
             if len(self.runs) >= self.room:
                 return
-            if not self._takes(run, registry, now):
+            # Flow control may skip, delay or park a run as it is admitted: those go the
+            # queue's way.
+            if run.function_id not in registry or registry.get(run.function_id).flow.active:
                 continue
             # The fields FunctionRunQuerySet.claim() sets.
             run.status = RunStatus.RUNNING
@@ -47,13 +49,6 @@ class Handover:
             run.available_at = lease_until
             run.started_at = now
             self.runs.append(run)
-
-    @staticmethod
-    def _takes(run: FunctionRun, registry: FunctionRegistry, now: datetime) -> bool:
-        # Flow control may skip, delay or park a run as it is admitted: those go the queue's way.
-        if run.function_id not in registry or registry.get(run.function_id).flow.active:
-            return False
-        return run.status == RunStatus.QUEUED and run.available_at <= now
 
     def reread_cancel_requests(self) -> None:
         """Copy cancel requests made since the runs were stored (a cancel rule of the batch)."""

@@ -76,7 +76,7 @@ def finalize(
             end_waits(run.pk, now=now)
         if run.event.name == INVOKED_EVENT:
             finish_invoked(run, status=status, output=output, error=error)
-        if announce is not None and finished is not None:
+        if finished is not None:
             announce.emit_outcome(run, status, finished.row.data)
     run.status, run.output, run.error, run.finished_at = status, output, error, now
     signals.run_finished.send(sender=FunctionRun, run=run)

@@ -51,29 +51,21 @@ def insert_all(rows: Sequence[models.Model], *, using: str = DEFAULT_DB_ALIAS) -
     the rows need more parameters than one statement takes.
     """
     db = connections[using]
-    meta = rows[0]._meta
-    fields = meta.concrete_fields
+    fields = rows[0]._meta.concrete_fields
     if len(rows) > min(MAX_INSERT_PARAMS // len(fields), db.ops.bulk_batch_size(fields, rows)):
         return False
-    params = [
-        column.get_db_prep_save(column.pre_save(row, add=True), db)
-        for row in rows
-        for column in fields
-    ]
-    columns = ", ".join(db.ops.quote_name(column.column) for column in fields)
-    values = ", ".join([f"({', '.join(['%s'] * len(fields))})"] * len(rows))
+    params = [param for row in rows for param in _insert_params(row, {}, db)[0]]
+    one_row = _insert_sql(type(rows[0]), db.vendor, ())
+    marks = one_row[one_row.index(" VALUES ") + len(" VALUES ") :]
     with db.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {db.ops.quote_name(meta.db_table)} ({columns}) VALUES {values}", params
-        )
+        cursor.execute(one_row + f", {marks}" * (len(rows) - 1), params)
     for row in rows:
-        row._state.adding = False
-        row._state.db = using
+        _inserted(row, using)
     return True
 
 
 def _insert_params(
-    row: models.Model, computed: Mapping[str, tuple[str, list[Any]]]
+    row: models.Model, computed: Mapping[str, tuple[str, list[Any]]], db: Any = connection
 ) -> tuple[list[Any], tuple[tuple[str, str], ...]]:
     """Return an INSERT's parameters for `row`, and the shape its SQL is cached under."""
     params: list[Any] = []
@@ -81,7 +73,7 @@ def _insert_params(
         if column.name in computed:
             params.extend(computed[column.name][1])
         else:
-            params.append(column.get_db_prep_save(column.pre_save(row, add=True), connection))
+            params.append(column.get_db_prep_save(column.pre_save(row, add=True), db))
     return params, tuple(sorted((name, sql) for name, (sql, _) in computed.items()))
 
 
@@ -156,6 +148,6 @@ def _insert_select_sql(model: type[models.Model], computed: tuple[tuple[str, str
     return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {values} FROM changed"
 
 
-def _inserted(row: models.Model) -> None:
+def _inserted(row: models.Model, alias: str | None = None) -> None:
     row._state.adding = False
-    row._state.db = connection.alias
+    row._state.db = alias or connection.alias
