@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Min
 
 from . import clock
 from .backends import load_backend
@@ -22,16 +21,15 @@ from .engine import execute_run, load_claimed
 from .engine.async_runs import AsyncRuns
 from .engine.group_commit import GroupCommit, group_commit_seconds
 from .engine.logs import pass_failures_logged
-from .enums import CLAIMABLE_STATUSES
 from .events import dispatch_pending
 from .flow_control import flow_active
 from .handover import Handover
 from .heartbeats import start_heartbeats
+from .idle import next_work_after
 from .ids import new_token
-from .models import CronSchedule, Event, FunctionRun
-from .models.pauses import unpaused
+from .models import Event, FunctionRun
 from .notify import Backoff, Listener, listen_enabled
-from .outbox import has_unrelayed, relay_pending
+from .outbox import relay_pending
 from .pass_times import PassTimes
 from .pruner import Pruner
 from .registry import FunctionRegistry, default_registry
@@ -170,6 +168,8 @@ class Worker:
         prefetch = self._prefetch(flow)
         if backend is None and self._claim_room(prefetch) <= 0:
             return 0
+        if backend is None and not flow and connection.features.has_select_for_update_skip_locked:
+            return self._claim_in_one_statement(prefetch)
         # A read first, so an idle worker does not take SQLite's write lock on every loop.
         if not FunctionRun.objects.any_claimable(clock.now()):
             self._queue_drained = True
@@ -202,6 +202,23 @@ class Worker:
             # One read for the whole claim, not one per run.
             self._start_claimed(ids, token, now, load_claimed(ids))
         return len(ids)
+
+    def _claim_in_one_statement(self, prefetch: int) -> int:
+        """Claim and read due runs in one statement (PostgreSQL, no flow control), start them."""
+        free = self._claim_room(prefetch)
+        token, now = new_token(), clock.now()
+        # No look first and no transaction: a claim that finds nothing locks nothing.
+        loaded = FunctionRun.objects.claim_loaded(
+            worker_id=self.worker_id,
+            lease_token=token,
+            limit=free,
+            now=now,
+            lease_until=now + timedelta(seconds=app_settings.LEASE_SECONDS),
+        )
+        self._queue_drained = len(loaded) < free
+        if loaded:
+            self._start_claimed(list(loaded), token, now, loaded)
+        return len(loaded)
 
     def _start_claimed(
         self, ids: list[str], token: str, now: datetime, loaded: dict[str, FunctionRun]
@@ -362,22 +379,7 @@ class Worker:
         if self._free_slots() <= 0:
             # Nothing more is claimed before a run ends, and an ending run sets _wake.
             return None
-        now = clock.now()
-        moments = [next_due_at(now)]
-        keys = [
-            f"{function.id}|{trigger.cron}"
-            for function in self.registry.with_cron()
-            for trigger in function.cron_triggers
-        ]
-        if keys:
-            moments.append(
-                CronSchedule.objects.filter(key__in=keys).aggregate(Min("next_tick_at"))[
-                    "next_tick_at__min"
-                ]
-            )
-        # Due before this round looked and still there: held back by flow control or taken by
-        # another worker a moment ago. Waking for it at once would spin; the usual wait stands.
-        return min((m for m in moments if m is not None and m > looked_at), default=None)
+        return next_work_after(looked_at, self.registry)
 
     def _pause(self, seconds: float, listener: Listener | None) -> None:
         """Wait `seconds` after a failed round, less if stopped or the listener is back."""
@@ -425,16 +427,3 @@ class Worker:
                 backoff.recovered()
             finally:
                 close_old_connections()
-
-
-def next_due_at(now: datetime) -> datetime | None:
-    """Return when the next run becomes claimable (`now` if events or defers wait), or None."""
-    if Event.objects.any_undispatched() or has_unrelayed():
-        return now
-    return (
-        # A paused function's due runs are not work: they would keep the loop from sleeping.
-        FunctionRun.objects.filter(unpaused(), status__in=CLAIMABLE_STATUSES)
-        .order_by("available_at")
-        .values_list("available_at", flat=True)
-        .first()
-    )

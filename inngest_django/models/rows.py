@@ -151,3 +151,15 @@ def _insert_select_sql(model: type[models.Model], computed: tuple[tuple[str, str
 def _inserted(row: models.Model, alias: str | None = None) -> None:
     row._state.adding = False
     row._state.db = alias or connection.alias
+
+
+def from_db_values(model: type[models.Model], values: Sequence[Any], db: Any) -> Any:
+    """Return a `model` instance from its concrete columns' raw values, converted as a read is."""
+    converted = []
+    for field, value in zip(model._meta.concrete_fields, values, strict=True):
+        column = field.get_col(model._meta.db_table)
+        for converter in db.ops.get_db_converters(column) + column.get_db_converters(db):
+            value = converter(value, column, db)
+        converted.append(value)
+    names = [field.attname for field in model._meta.concrete_fields]
+    return model.from_db(db.alias, names, converted)

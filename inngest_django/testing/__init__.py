@@ -7,8 +7,9 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from .. import clock
+from ..idle import next_due_at
 from ..registry import FunctionRegistry, default_registry
-from ..worker import Worker, next_due_at
+from ..worker import Worker
 from ._defers import DeferCall, RejectedDefer
 from ._runner import RunResult, run_function
 from ._stubs import Timeout, UnstubbedStepError

@@ -11,10 +11,11 @@ from django.core.management import CommandError, call_command
 import inngest_django as inngest
 from inngest_django.enums import RunStatus
 from inngest_django.events import dispatch_pending
+from inngest_django.idle import next_due_at
 from inngest_django.models import Event, FunctionPause, FunctionRun, is_paused, paused_function_ids
 from inngest_django.scheduler import CronScheduler
 from inngest_django.testing import drain
-from inngest_django.worker import Worker, next_due_at
+from inngest_django.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -79,6 +79,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "pruner",
             "heartbeats",
             "metrics",
+            "idle",
         ),
     ),
     ("engine", ("engine", "engine.", "backends", "backends.", "worker")),
