@@ -22,6 +22,7 @@ from .functions import Function
 from .handover import Handover
 from .ids import new_id
 from .models import Event, FunctionPause, FunctionRun, IdempotencyKey, RunEvent, WaitKey, rows
+from .models.queue import stamp_oldest_unset_sql
 from .names import MAX_NAME_LENGTH, RESERVED_PREFIX
 from .registry import FunctionRegistry, default_registry
 from .schemas.events import Event as EventIn
@@ -184,15 +185,14 @@ def dispatch_pending(
         return 0
     now = clock.now()
     with transaction.atomic():
-        events = Event.objects.claim_undispatched(
+        # Paused functions start no runs: Inngest drops their triggers, it does not queue them.
+        events, paused, wait_keys = claim_for_dispatch(
             limit=limit or app_settings.DISPATCH_BATCH_SIZE, now=now
         )
         if not events:
             return 0
         runs: list[FunctionRun] = []
         readable = []
-        # Paused functions start no runs: Inngest drops their triggers, it does not queue them.
-        paused, wait_keys = dispatch_lookups({event.name for event in events})
         for event in events:
             try:
                 if not _data_is_object(event):
@@ -233,6 +233,46 @@ def dispatch_pending(
             extra={"run_id": run.pk, "function_id": run.function_id, "action": "run_queued"},
         )
     return len(events)
+
+
+def claim_for_dispatch(
+    *, limit: int, now: datetime
+) -> tuple[list[Event], set[str], dict[str, list[str]]]:
+    """Stamp a batch of new events; return them, the paused functions and their wait keys.
+
+    On PostgreSQL one statement: the stamping UPDATE in a WITH, its rows UNION ALL the
+    look-ups', a round trip less on an idle worker's way from an event to its first step.
+    """
+    if connection.vendor != "postgresql":
+        events = Event.objects.claim_undispatched(limit=limit, now=now)
+        if not events:
+            return [], set(), {}
+        return events, *dispatch_lookups({event.name for event in events})
+    quote = connection.ops.quote_name
+    fields = Event._meta.concrete_fields
+    columns = ", ".join(quote(field.column) for field in fields)
+    stamp, params = stamp_oldest_unset_sql(Event, "dispatched_at", columns, limit=limit, now=now)
+    empty = ", ".join(["NULL"] * len(fields))
+    sql = (
+        f"WITH stamped AS ({stamp}) SELECT 0, {columns}, NULL, NULL FROM stamped UNION ALL "
+        f"SELECT 1, {empty}, function_id, '' FROM {quote(FunctionPause._meta.db_table)} "
+        "WHERE EXISTS (SELECT 1 FROM stamped) UNION ALL "
+        f"SELECT 2, {empty}, event_name, match_key FROM {quote(WaitKey._meta.db_table)} "
+        "WHERE event_name IN (SELECT name FROM stamped)"
+    )
+    events, paused, wait_keys = [], set(), {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for kind, *values, name, key in cursor.fetchall():
+            if kind == 0:
+                event = rows.from_db_values(Event, values, connection)
+                events.append(event)
+                wait_keys.setdefault(event.name, [])
+            elif kind == 1:
+                paused.add(name)
+            else:
+                wait_keys.setdefault(name, []).append(key)
+    return sorted(events, key=lambda event: event.pk), paused, wait_keys
 
 
 def dispatch_lookups(names: set[str]) -> tuple[set[str], dict[str, list[str]]]:
@@ -332,7 +372,9 @@ def save_runs(
     joined a pending run left out.
     """
     runs = admit(runs, registry, clock.now())
-    FunctionRun.objects.bulk_create(runs)
+    # Raw SQL: the ORM's INSERT cost more to build than to send on an idle worker's path.
+    if runs and not rows.insert_all(runs):
+        FunctionRun.objects.bulk_create(runs)
     batched = [
         RunEvent(run=run, event=event, position=position)
         for run in runs
