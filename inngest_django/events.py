@@ -261,11 +261,12 @@ def claim_for_dispatch(
         "WHERE event_name IN (SELECT name FROM stamped)"
     )
     events, paused, wait_keys = [], set(), {}
+    read_event = rows.row_reader(Event, connection)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for kind, *values, name, key in cursor.fetchall():
             if kind == 0:
-                event = rows.from_db_values(Event, values, connection)
+                event = read_event(values)
                 events.append(event)
                 wait_keys.setdefault(event.name, [])
             elif kind == 1:

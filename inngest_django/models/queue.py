@@ -11,7 +11,7 @@ from django.db import connection, models, transaction
 from ..connections import sqlite_immediate
 from ..enums import CLAIMABLE_STATUSES, RunStatus
 from .pauses import paused_clause
-from .rows import from_db_values
+from .rows import row_reader
 
 _CLAIMABLE_SQL = ", ".join(f"'{status.value}'" for status in CLAIMABLE_STATUSES)
 # Without statistics (no ANALYZE) SQLite may pick the status index and sort every queued run;
@@ -181,7 +181,7 @@ class FunctionRunQuerySet(models.QuerySet):
 
     def claim_loaded(
         self, *, worker_id: str, lease_token: str, limit: int, now: datetime, lease_until: datetime
-    ) -> dict[str, Any]:
+    ) -> dict[str, models.Model]:
         """Claim as `claim` does and return the runs, trigger events loaded, oldest due first.
 
         PostgreSQL only: one statement that claims and reads, atomic without a transaction of
@@ -220,10 +220,14 @@ class FunctionRunQuerySet(models.QuerySet):
             found = cursor.fetchall()
         loaded = {}
         split = len(run_columns)
+        read_run, read_event = (
+            row_reader(self.model, connection),
+            row_reader(event_model, connection),
+        )
         for values in found:
-            run = from_db_values(self.model, values[:split], connection)
+            run = read_run(values[:split])
             if values[split] is not None:
-                run.event = from_db_values(event_model, values[split:], connection)
+                run.event = read_event(values[split:])
             loaded[run.pk] = run
         return loaded
 

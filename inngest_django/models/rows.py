@@ -8,7 +8,7 @@ exactly as the ORM would.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -153,13 +153,26 @@ def _inserted(row: models.Model, alias: str | None = None) -> None:
     row._state.db = alias or connection.alias
 
 
-def from_db_values(model: type[models.Model], values: Sequence[Any], db: Any) -> Any:
-    """Return a `model` instance from its concrete columns' raw values, converted as a read is."""
-    converted = []
-    for field, value in zip(model._meta.concrete_fields, values, strict=True):
-        column = field.get_col(model._meta.db_table)
-        for converter in db.ops.get_db_converters(column) + column.get_db_converters(db):
-            value = converter(value, column, db)
-        converted.append(value)
-    names = [field.attname for field in model._meta.concrete_fields]
-    return model.from_db(db.alias, names, converted)
+def row_reader(model: type[models.Model], db: Any) -> Callable[[Sequence[Any]], Any]:
+    """Return a function that builds a `model` instance from its concrete columns' raw values.
+
+    The values are converted as a QuerySet's read converts them (a sealed column decrypted, a
+    JSON one parsed); the converters are looked up once, not once per row.
+    """
+    fields = model._meta.concrete_fields
+    names = [field.attname for field in fields]
+    columns = [field.get_col(model._meta.db_table) for field in fields]
+    converters = [
+        (index, column, db.ops.get_db_converters(column) + column.get_db_converters(db))
+        for index, column in enumerate(columns)
+    ]
+    converters = [entry for entry in converters if entry[2]]
+
+    def read(values: Sequence[Any]) -> Any:
+        converted = list(values)
+        for index, column, functions in converters:
+            for function in functions:
+                converted[index] = function(converted[index], column, db)
+        return model.from_db(db.alias, names, converted)
+
+    return read
