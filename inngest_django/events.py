@@ -252,51 +252,68 @@ def claim_for_dispatch(
     fields = Event._meta.concrete_fields
     columns = ", ".join(quote(field.column) for field in fields)
     stamp, params = stamp_oldest_unset_sql(Event, "dispatched_at", columns, limit=limit, now=now)
-    empty = ", ".join(["NULL"] * len(fields))
+    lookups = _lookups_sql(
+        "SELECT name FROM stamped",
+        padding="NULL, " * len(fields),
+        paused_if=" WHERE EXISTS (SELECT 1 FROM stamped)",
+    )
     sql = (
-        f"WITH stamped AS ({stamp}) SELECT 0, {columns}, NULL, NULL FROM stamped UNION ALL "
-        f"SELECT 1, {empty}, function_id, '' FROM {quote(FunctionPause._meta.db_table)} "
-        "WHERE EXISTS (SELECT 1 FROM stamped) UNION ALL "
-        f"SELECT 2, {empty}, event_name, match_key FROM {quote(WaitKey._meta.db_table)} "
-        "WHERE event_name IN (SELECT name FROM stamped)"
+        f"WITH stamped AS ({stamp}) SELECT {_EVENT}, {columns}, NULL, NULL FROM stamped "
+        f"UNION ALL {lookups}"
     )
     events, paused, wait_keys = [], set(), {}
     read_event = rows.row_reader(Event, connection)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for kind, *values, name, key in cursor.fetchall():
-            if kind == 0:
+            if kind == _EVENT:
                 event = read_event(values)
                 events.append(event)
                 wait_keys.setdefault(event.name, [])
-            elif kind == 1:
-                paused.add(name)
             else:
-                wait_keys.setdefault(name, []).append(key)
+                _take_lookup(kind, name, key, paused, wait_keys)
     return sorted(events, key=lambda event: event.pk), paused, wait_keys
 
 
 def dispatch_lookups(names: set[str]) -> tuple[set[str], dict[str, list[str]]]:
     """Return the paused function ids and the wait match keys of `names`, in one read."""
-    quote = connection.ops.quote_name
-    marks = ", ".join(["%s"] * len(names)) or "NULL"
     # Raw SQL: on an idle worker's path from an event to its first step, the ORM's union
     # cost more to build than the read.
-    sql = (
-        f"SELECT 0, function_id, '' FROM {quote(FunctionPause._meta.db_table)} UNION ALL "
-        f"SELECT 1, event_name, match_key FROM {quote(WaitKey._meta.db_table)} "
-        f"WHERE event_name IN ({marks})"
-    )
+    sql = _lookups_sql(", ".join(["%s"] * len(names)) or "NULL")
     paused: set[str] = set()
     wait_keys: dict[str, list[str]] = {name: [] for name in names}
     with connection.cursor() as cursor:
         cursor.execute(sql, sorted(names))
         for kind, name, key in cursor.fetchall():
-            if kind == 0:
-                paused.add(name)
-            else:
-                wait_keys[name].append(key)
+            _take_lookup(kind, name, key, paused, wait_keys)
     return paused, wait_keys
+
+
+# The kinds of row a dispatch reads: a paused function, a wait key of an event name, an event.
+_PAUSED, _WAIT_KEY, _EVENT = 0, 1, 2
+
+
+def _lookups_sql(names: str, *, padding: str = "", paused_if: str = "") -> str:
+    """Return the paused functions UNION ALL the wait keys of the event names `names` lists.
+
+    Rows are (kind, *padding, name, key); `padding` lines them up under a wider SELECT.
+    """
+    quote = connection.ops.quote_name
+    return (
+        f"SELECT {_PAUSED}, {padding}function_id, '' "
+        f"FROM {quote(FunctionPause._meta.db_table)}{paused_if} UNION ALL "
+        f"SELECT {_WAIT_KEY}, {padding}event_name, match_key "
+        f"FROM {quote(WaitKey._meta.db_table)} WHERE event_name IN ({names})"
+    )
+
+
+def _take_lookup(
+    kind: int, name: str, key: str, paused: set[str], wait_keys: dict[str, list[str]]
+) -> None:
+    if kind == _PAUSED:
+        paused.add(name)
+    else:
+        wait_keys.setdefault(name, []).append(key)
 
 
 def _cancel_rule_names(runs: list[FunctionRun], registry: FunctionRegistry) -> set[str]:

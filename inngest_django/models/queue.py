@@ -25,6 +25,36 @@ _CLAIM_ASSIGNMENTS = (
 )
 
 
+def _due_sql(table: str) -> str:
+    """Return SQL true for a claimable run due at the one parameter (now)."""
+    # A paused function's runs wait, due, until it is resumed.
+    return f"status IN ({_CLAIMABLE_SQL}) AND available_at <= %s AND {paused_clause(table)}"
+
+
+def _skip_locked_claim_sql(table: str, returning: str) -> tuple[str, str]:
+    """Return PostgreSQL's claim of the oldest due runs: its `picked` CTE and its UPDATE.
+
+    Parameters: now and the limit (the CTE's), then the assignments' (`_assignment_params`).
+    Rows another worker is claiming right now are skipped, not waited for.
+    """
+    picked = (
+        f"picked AS (SELECT id, available_at FROM {table} WHERE {_due_sql(table)} "
+        "ORDER BY available_at, id LIMIT %s FOR UPDATE SKIP LOCKED)"
+    )
+    update = (
+        f"UPDATE {table} SET {_CLAIM_ASSIGNMENTS} FROM picked WHERE {table}.id = picked.id "
+        f"RETURNING {returning}"
+    )
+    return picked, update
+
+
+def _assignment_params(
+    worker_id: str, lease_token: str, now: datetime, lease_until: datetime
+) -> list[Any]:
+    """Return the parameters of `_CLAIM_ASSIGNMENTS`."""
+    return [worker_id, lease_token, _adapt(lease_until), _adapt(lease_until), _adapt(now)]
+
+
 def _full_keys(cursor: Any, table: str, now: datetime) -> list[str]:
     """Return the concurrency keys whose executing runs use every slot, sorted."""
     stamp = _adapt(now)
@@ -125,10 +155,7 @@ class FunctionRunQuerySet(models.QuerySet):
         """Return True if some run is due; a read through the claim index, not a queue scan."""
         table = connection.ops.quote_name(self.model._meta.db_table)
         hint = "" if connection.vendor == "postgresql" else _SQLITE_CLAIM_INDEX
-        sql = (
-            f"SELECT 1 FROM {table} {hint}WHERE status IN ({_CLAIMABLE_SQL}) "
-            f"AND available_at <= %s AND {paused_clause(table)} LIMIT 1"
-        )
+        sql = f"SELECT 1 FROM {table} {hint}WHERE {_due_sql(table)} LIMIT 1"
         with connection.cursor() as cursor:
             cursor.execute(sql, [_adapt(now)])
             return cursor.fetchone() is not None
@@ -150,18 +177,12 @@ class FunctionRunQuerySet(models.QuerySet):
         """
         table = connection.ops.quote_name(self.model._meta.db_table)
         assignments = _CLAIM_ASSIGNMENTS
-        # A paused function's runs wait, due, until it is resumed.
-        due = f"status IN ({_CLAIMABLE_SQL}) AND available_at <= %s AND {paused_clause(table)}"
-        params = [worker_id, lease_token, _adapt(lease_until), _adapt(lease_until), _adapt(now)]
+        due = _due_sql(table)
+        params = _assignment_params(worker_id, lease_token, now, lease_until)
         if connection.features.has_select_for_update_skip_locked:
-            # Rows another worker is claiming right now are skipped, not waited for.
             # RETURNING lists rows in no set order; the picked due times restore oldest-first.
-            sql = (
-                f"WITH picked AS (SELECT id, available_at FROM {table} WHERE {due} "
-                f"ORDER BY available_at, id LIMIT %s FOR UPDATE SKIP LOCKED) "
-                f"UPDATE {table} SET {assignments} FROM picked WHERE {table}.id = picked.id "
-                f"RETURNING {table}.id, picked.available_at"
-            )
+            picked, update = _skip_locked_claim_sql(table, f"{table}.id, picked.available_at")
+            sql = f"WITH {picked} {update}"
             params = [_adapt(now), limit, *params]
         elif limit > 1 and sqlite_immediate(connection):
             return self._claim_in_order(assignments, params, due, now, limit)
@@ -197,24 +218,15 @@ class FunctionRunQuerySet(models.QuerySet):
             [f"c.{quote(column)}" for column in run_columns]
             + [f"e.{quote(column)}" for column in event_columns]
         )
-        due = f"status IN ({_CLAIMABLE_SQL}) AND available_at <= %s AND {paused_clause(table)}"
+        picked, update = _skip_locked_claim_sql(
+            table, f"{table}.*, picked.available_at AS picked_at"
+        )
         sql = (
-            f"WITH picked AS (SELECT id, available_at FROM {table} WHERE {due} "
-            f"ORDER BY available_at, id LIMIT %s FOR UPDATE SKIP LOCKED), "
-            f"claimed AS (UPDATE {table} SET {_CLAIM_ASSIGNMENTS} FROM picked "
-            f"WHERE {table}.id = picked.id RETURNING {table}.*, picked.available_at AS picked_at) "
+            f"WITH {picked}, claimed AS ({update}) "
             f"SELECT {selected} FROM claimed c LEFT JOIN {events} e ON e.id = c.event_id "
             "ORDER BY c.picked_at, c.id"
         )
-        params = [
-            _adapt(now),
-            limit,
-            worker_id,
-            lease_token,
-            _adapt(lease_until),
-            _adapt(lease_until),
-            _adapt(now),
-        ]
+        params = [_adapt(now), limit, *_assignment_params(worker_id, lease_token, now, lease_until)]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             found = cursor.fetchall()
