@@ -20,8 +20,13 @@ from .runs import FunctionRun
 class StepRun(models.Model):
     """The memo of one step of one run: what it returned or how it failed."""
 
+    # No index of its own: the unique (run, step_key) index below leads with it.
     run = models.ForeignKey(
-        FunctionRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="steps"
+        FunctionRun,
+        verbose_name=_("run"),
+        on_delete=models.CASCADE,
+        related_name="steps",
+        db_index=False,
     )
     step_key = models.CharField(
         _("step id"),
