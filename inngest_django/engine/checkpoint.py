@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from django.db import connection, transaction
@@ -28,15 +28,22 @@ class Checkpoint:
     a step whose memo rolls back with it: it runs again, and nothing that committed does.
     """
 
-    def __init__(self, *, enabled: bool) -> None:
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        begin: Callable[[], AbstractContextManager[Any]] = transaction.atomic,
+    ) -> None:
         self.enabled = enabled
+        # Opens the pass's transaction (or savepoint, inside a group commit).
+        self._begin = begin
         self._atomic: Any = None
 
     @contextmanager
     def write(self, *, keep_open: bool = False) -> Iterator[None]:
         """Run a durable write in the open transaction, or a new one; commit unless kept open."""
         if self._atomic is None:
-            self._atomic = transaction.atomic()
+            self._atomic = self._begin()
             self._atomic.__enter__()
         try:
             yield

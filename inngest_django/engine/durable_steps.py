@@ -37,7 +37,7 @@ from ..steps import Memo
 from ..waits import after_id, catch_up, invoke_error, new_wait, save_waits
 from .attempts import with_failed_attempts
 from .checkpoint import Checkpoint, checkpointing
-from .group_commit import flush_group
+from .group_commit import flush_group, pass_transaction
 from .logs import log_run
 from .rules import error_for_handler, invoke_refusal, stops_the_process
 
@@ -79,7 +79,7 @@ class DurableSteps:
         self.memos: dict[str, Memo] = {}
         self.ctx: Context | None = None
         self.defers = DeferBook(run.pk, run.function_id)
-        self.checkpoint = Checkpoint(enabled=checkpointing())
+        self.checkpoint = Checkpoint(enabled=checkpointing(), begin=pass_transaction)
         self._cancel_reason = ""
         finish = function.timeouts.finish_delta if function.timeouts else None
         self._finish_by = run.started_at + finish if finish and run.started_at else None

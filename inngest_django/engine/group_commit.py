@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
+from django.db.transaction import Atomic, get_connection
 
 from .. import clock
 from ..conf import app_settings
@@ -37,6 +38,41 @@ def flush_group(*, when_due: bool = False) -> None:
     group = getattr(_current, "group", None)
     if group is not None and (not when_due or group.due()):
         group.commit_if_outermost()
+
+
+def pass_transaction() -> Atomic:
+    """Return the atomic block a pass writes in: inside an open group, one kept till its COMMIT."""
+    group = getattr(_current, "group", None)
+    blocks = connection.atomic_blocks
+    if group is not None and group._atomic is not None and blocks and blocks[-1] is group._atomic:
+        return KeptSavepoint(None, savepoint=True, durable=False)
+    return transaction.atomic()
+
+
+class KeptSavepoint(Atomic):
+    """A nested atomic block whose savepoint, once it succeeds, the enclosing COMMIT releases.
+
+    Django releases a savepoint as its block ends, a round trip per pass that changes nothing
+    a group needs: a later ROLLBACK TO an earlier savepoint discards it either way, and the
+    group's COMMIT releases them all. A block that fails still rolls back to its savepoint.
+    """
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        connection = get_connection(self.using)
+        kept = (
+            exc_type is None
+            and not connection.needs_rollback
+            and not connection.closed_in_transaction
+            and len(connection.atomic_blocks) > 1
+            and connection.savepoint_ids
+            and connection.savepoint_ids[-1] is not None
+        )
+        if not kept:
+            super().__exit__(exc_type, exc, tb)
+            return
+        # What Atomic.__exit__ does for a nested block that succeeded, but the RELEASE.
+        connection.atomic_blocks.pop()
+        connection.savepoint_ids.pop()
 
 
 class GroupCommit:

@@ -113,6 +113,22 @@ def test_group_commit_with_failing_runs_leaves_the_others_completed(inngest_clie
     assert len(commits) <= 4
 
 
+def test_a_grouped_pass_leaves_its_savepoint_for_the_groups_commit(inngest_client):
+    mixed_functions(inngest_client)
+    send_mixed(inngest_client)
+    with grouped(1.0), CaptureQueriesContext(connection) as sql:
+        drain_with_one_worker(inngest_client)
+    statements = [query["sql"] for query in sql.captured_queries]
+    assert FunctionRun.objects.filter(status=RunStatus.COMPLETED).count() == 6
+    # A savepoint per pass (a failed one takes more: its step's, its failure's, its finish's);
+    # only the two the failed steps rolled back to are released.
+    assert sum(sql.startswith("SAVEPOINT") for sql in statements) >= 8
+    rolled_back = [sql for sql in statements if sql.startswith("ROLLBACK TO SAVEPOINT")]
+    released = [sql for sql in statements if sql.startswith("RELEASE SAVEPOINT")]
+    assert len(rolled_back) == 2
+    assert [sql.split()[-1] for sql in released] == [sql.split()[-1] for sql in rolled_back]
+
+
 def test_without_group_commit_each_pass_commits_alone(inngest_client):
     mixed_functions(inngest_client)
     send_mixed(inngest_client)
