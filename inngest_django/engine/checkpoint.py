@@ -8,7 +8,9 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from .._interrupts import LeaseLost
 from ..conf import app_settings
+from ..models import HeldMemo
 
 
 def checkpointing() -> bool:
@@ -26,6 +28,10 @@ class Checkpoint:
     transaction after the claim instead of two. The next step commits the open one before it
     starts, so only the handler code after a step runs inside it, and a crash there rolls back
     a step whose memo rolls back with it: it runs again, and nothing that committed does.
+
+    The step's memo itself is held back (`hold`) and written first by whatever comes next in
+    the transaction: the finish takes it into its own statement, anything else inserts it
+    before its own writes. Either way it commits with the step's writes or not at all.
     """
 
     def __init__(
@@ -38,6 +44,7 @@ class Checkpoint:
         # Opens the pass's transaction (or savepoint, inside a group commit).
         self._begin = begin
         self._atomic: Any = None
+        self._memo: HeldMemo | None = None
 
     @contextmanager
     def write(self, *, keep_open: bool = False) -> Iterator[None]:
@@ -46,6 +53,7 @@ class Checkpoint:
             self._atomic = self._begin()
             self._atomic.__enter__()
         try:
+            self._write_memo()
             yield
         except BaseException as exc:
             # The whole transaction goes: a failed write leaves nothing of it to commit.
@@ -59,15 +67,41 @@ class Checkpoint:
         """Return True while a transaction is held open (async passes skip a call when not)."""
         return self._atomic is not None
 
+    def hold(self, memo: HeldMemo) -> None:
+        """Keep a step's memo for the transaction's next write, or insert it now if none will come.
+
+        Raises LeaseLost if the memo is written now and the lease no longer holds the run.
+        """
+        if self.enabled and self._atomic is not None:
+            self._memo = memo
+        elif not memo.record():
+            raise LeaseLost()
+
+    def take_memo(self) -> HeldMemo | None:
+        """Return the memo held back, for a write that stores it in its own statement."""
+        memo, self._memo = self._memo, None
+        return memo
+
     def commit(self) -> None:
-        """Commit the open transaction, if there is one."""
+        """Commit the open transaction, if there is one, with the memo held back."""
+        if self._atomic is not None:
+            # Raised with the transaction still open: the pass's rollback ends it.
+            self._write_memo()
         self._close(None)
 
     def rollback(self) -> None:
         """Roll the open transaction back, if there is one: the pass ends without its writes."""
+        self._memo = None
         self._close(_PassEnded())
 
+    def _write_memo(self) -> None:
+        memo = self.take_memo()
+        if memo is not None and not memo.record():
+            raise LeaseLost()
+
     def _close(self, exc: BaseException | None) -> None:
+        if exc is not None:
+            self._memo = None
         atomic, self._atomic = self._atomic, None
         if atomic is None:
             return

@@ -28,7 +28,7 @@ from ..enums import RunStatus, StepOp, StepStatus, WaitKind
 from ..events import emit, queued_run, save_runs, send
 from ..exceptions import InvalidEventError, NonRetriableError
 from ..functions import INVOKED_EVENT, Function
-from ..models import FunctionRun, StepRun
+from ..models import FunctionRun, HeldMemo, StepRun
 from ..names import ENGINE_DATA_KEY
 from ..registry import FunctionRegistry, default_registry
 from ..retries import next_attempt_at
@@ -299,6 +299,13 @@ class DurableSteps:
         if FunctionRun.cancel_requested(self.run.pk):
             raise RunCancelled()
 
+    def _queue_for_retry(self, retry_at: datetime, error: dict[str, Any]) -> None:
+        """Put the run back in the queue until `retry_at`; raise LeaseLost if another holds it."""
+        if not FunctionRun.mark_queued_for_retry(
+            self.run.pk, self.lease_token, retry_at=self._release_until(retry_at), error=error
+        ):
+            raise LeaseLost()
+
     def _touch(self) -> None:
         if not FunctionRun.touch(self.run.pk, self.lease_token, _lease_until()):
             raise LeaseLost()
@@ -318,20 +325,21 @@ class DurableSteps:
         if touched:
             self._save_step(step_key, op, StepStatus.COMPLETED, started, output=stored)
             return True
-        # The common case: one statement that inserts the memo only while this lease holds
-        # the run, so a worker that lost its lease rolls the step's own writes back here.
-        finished = clock.now()
-        if not StepRun.record_if_held(
-            run_id=self.run.pk,
-            lease_token=self.lease_token,
-            step_key=step_key,
-            op=op,
-            status=StepStatus.COMPLETED,
-            output=stored,
-            started_at=started,
-            finished_at=finished,
-        ):
-            raise LeaseLost()
+        # The common case: the memo goes in only while this lease holds the run, so a worker
+        # that lost its lease rolls the step's own writes back. Held for the pass's next
+        # write: a one-step run's finish stores it in its own statement.
+        self.checkpoint.hold(
+            HeldMemo(
+                run_id=self.run.pk,
+                lease_token=self.lease_token,
+                step_key=step_key,
+                op=op,
+                status=StepStatus.COMPLETED,
+                output=stored,
+                started_at=started,
+                finished_at=clock.now(),
+            )
+        )
         self.memos[step_key] = Memo(status=StepStatus.COMPLETED, output=stored, attempts=1)
         return False
 
@@ -383,13 +391,7 @@ class DurableSteps:
             self.defers.flush()
             if retry_at is not None:
                 self._save_step(step_key, op, StepStatus.ERRORED, started, error=error)
-                if not FunctionRun.mark_queued_for_retry(
-                    self.run.pk,
-                    self.lease_token,
-                    retry_at=self._release_until(retry_at),
-                    error=error,
-                ):
-                    raise LeaseLost()
+                self._queue_for_retry(retry_at, error)
             else:
                 self._touch()
                 self._save_step(step_key, op, StepStatus.FAILED, started, error=error)

@@ -14,7 +14,7 @@ from ..defers import DeferBook
 from ..enums import RunStatus
 from ..events import emit, system_event
 from ..functions import CANCELLED_EVENT, FAILED_EVENT, FINISHED_EVENT, INVOKED_EVENT
-from ..models import DeferIntent, FunctionRun, rows
+from ..models import DeferIntent, FunctionRun, HeldMemo, rows
 from ..names import ENGINE_DATA_KEY
 from ..registry import FunctionRegistry
 from ..schemas.events import Event
@@ -38,6 +38,7 @@ def finalize(
     may_have_waits: bool = True,
     announce: FinishEvents | None = None,
     scope: Callable[[], AbstractContextManager[Any]] = transaction.atomic,
+    memo: HeldMemo | None = None,
 ) -> bool:
     """End `run` while `lease_token` holds it; return False if the lease was lost first.
 
@@ -46,38 +47,47 @@ def finalize(
     waits, answers an invoking parent and, with `announce`, stores the finish events.
     Without a `defers` book (a pass that never began) whatever an earlier pass left pending
     is scheduled: cleanup matters most when a run ends badly. `scope` opens the transaction;
-    a pass passes its checkpoint, so its last step commits in this same transaction.
+    a pass passes its checkpoint, so its last step commits in this same transaction, and the
+    step's `memo`, held back, goes in with the run's UPDATE. A lost lease rolls `scope` back.
     """
     now = clock.now()
     if announce is not None and run.event.name in _SILENT_TRIGGERS:
         announce = None
-    with scope():
-        # function.finished goes with the run's own UPDATE: one statement on PostgreSQL.
-        finished = announce.finished(run, status, output=output, error=error) if announce else None
-        if not FunctionRun.mark_finished(
-            run.pk,
-            lease_token,
-            status=status,
-            now=now,
-            output=output,
-            error=error,
-            cancel_reason=cancel_reason or None,
-            then_insert=finished,
-        ):
-            log_run(logging.WARNING, "Lease lost before finishing", run, "lease_lost")
-            return False
-        scheduled = 0
-        if defers is not None:
-            defers.flush()
-        # Known empty on a first pass that deferred nothing: no UPDATE to learn so.
-        if defers is None or defers.may_have_pending:
-            scheduled = DeferIntent.schedule_pending(run.pk, now=now)
-        if may_have_waits:
-            end_waits(run.pk, now=now)
-        if run.event.name == INVOKED_EVENT:
-            finish_invoked(run, status=status, output=output, error=error)
-        if finished is not None:
-            announce.emit_outcome(run, status, finished.row.data)
+    try:
+        with scope():
+            # function.finished (and the memo) go with the run's UPDATE: one statement on
+            # PostgreSQL.
+            finished = (
+                announce.finished(run, status, output=output, error=error) if announce else None
+            )
+            if not FunctionRun.mark_finished(
+                run.pk,
+                lease_token,
+                status=status,
+                now=now,
+                output=output,
+                error=error,
+                cancel_reason=cancel_reason or None,
+                then_insert=finished,
+                memo=memo,
+            ):
+                # Nothing of the pass may commit once another worker holds the run.
+                raise _LeaseLostAtFinish()
+            scheduled = 0
+            if defers is not None:
+                defers.flush()
+            # Known empty on a first pass that deferred nothing: no UPDATE to learn so.
+            if defers is None or defers.may_have_pending:
+                scheduled = DeferIntent.schedule_pending(run.pk, now=now)
+            if may_have_waits:
+                end_waits(run.pk, now=now)
+            if run.event.name == INVOKED_EVENT:
+                finish_invoked(run, status=status, output=output, error=error)
+            if finished is not None:
+                announce.emit_outcome(run, status, finished.row.data)
+    except _LeaseLostAtFinish:
+        log_run(logging.WARNING, "Lease lost before finishing", run, "lease_lost")
+        return False
     run.status, run.output, run.error, run.finished_at = status, output, error, now
     signals.run_finished.send(sender=FunctionRun, run=run)
     _log_outcome(run, status, error, scheduled)
@@ -102,6 +112,10 @@ def _log_outcome(
             (error or {}).get("name"),
             (error or {}).get("message"),
         )
+
+
+class _LeaseLostAtFinish(Exception):
+    """The run's UPDATE found another lease: the finish's transaction rolls back."""
 
 
 class FinishEvents:

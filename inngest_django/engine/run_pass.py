@@ -205,12 +205,17 @@ class RunPass(SideBySideSteps):
     def _wait_again(self, wait: WaitPlanned) -> None:
         """Put a run whose replay reached a still-pending wait back to waiting."""
         until = wait.until or clock.now()
-        with self.checkpoint.write():
-            self.defers.flush()
-            if not FunctionRun.mark_waiting(
-                self.run.pk, self.lease_token, until=self._release_until(until)
-            ):
-                log_run(logging.WARNING, "Lease lost before waiting again", self.run, "lease_lost")
+        try:
+            # The write first stores a step memo held back since the step (LeaseLost if the
+            # lease went meanwhile).
+            with self.checkpoint.write():
+                self.defers.flush()
+                if not FunctionRun.mark_waiting(
+                    self.run.pk, self.lease_token, until=self._release_until(until)
+                ):
+                    raise LeaseLost()
+        except LeaseLost:
+            log_run(logging.WARNING, "Lease lost before waiting again", self.run, "lease_lost")
 
     def _complete_due_sleeps(self, steps: list[StepRun]) -> None:
         """Mark sleeps whose time has come as completed, so the handler replays past them."""
@@ -233,12 +238,14 @@ class RunPass(SideBySideSteps):
         if retry_at is None:
             self._finish(RunStatus.FAILED, error=error)
             return
-        with self.checkpoint.write():
-            if not FunctionRun.mark_queued_for_retry(
-                self.run.pk, self.lease_token, retry_at=self._release_until(retry_at), error=error
-            ):
-                return
-            self.defers.flush()
+        try:
+            with self.checkpoint.write():
+                self._queue_for_retry(retry_at, error)
+                self.defers.flush()
+        except LeaseLost:
+            # Another worker holds the run: nothing of this pass commits.
+            log_run(logging.WARNING, "Lease lost before a retry", self.run, "lease_lost")
+            return
         log_run(
             logging.WARNING,
             "Run failed, retry at %s attempt=%d error=%s: %s",
@@ -265,6 +272,8 @@ class RunPass(SideBySideSteps):
             defers=self.defers,
             may_have_waits=bool(self.function.cancel) or status != RunStatus.COMPLETED or waited,
             announce=FinishEvents(self.ctx.events if self.ctx else [], self.registry),
-            # The last step's transaction, if still open, commits with the finish.
+            # The last step's transaction, if still open, commits with the finish, and its
+            # memo goes in with the run's UPDATE.
             scope=self.checkpoint.write,
+            memo=self.checkpoint.take_memo(),
         )

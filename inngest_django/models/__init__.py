@@ -9,7 +9,7 @@ from .pauses import FunctionPause, is_paused, paused_function_ids
 from .queue import FunctionRunQuerySet
 from .runs import FunctionRun
 from .schedules import CronSchedule
-from .steps import StepRun
+from .steps import HeldMemo, StepRun
 from .waits import Wait, WaitKey, WaitQuerySet
 from .workers import WorkerHeartbeat, WorkerState
 
@@ -23,6 +23,7 @@ __all__ = [
     "FunctionPause",
     "FunctionRun",
     "FunctionRunQuerySet",
+    "HeldMemo",
     "IdempotencyKey",
     "OutboxMessage",
     "RunEvent",

@@ -100,26 +100,34 @@ def update(
     where_params: list[Any],
     *,
     then_insert: PendingInsert | None = None,
+    also: tuple[str, list[Any]] | None = None,
 ) -> int:
     """UPDATE `model`'s rows matching `where` (SQL) with `values`; return the row count.
 
     `then_insert` is inserted if the UPDATE changed a row: in the same statement on
     PostgreSQL (the UPDATE in a WITH that the INSERT selects from), so a run's finish and its
-    finish event cost one round trip; after it elsewhere.
+    finish event cost one round trip; after it elsewhere. `also` (PostgreSQL only) is one more
+    INSERT of that statement, as SQL that selects FROM changed, with its parameters.
     """
     names = tuple(values)
     meta = model._meta
     params = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in names]
     sql = _update_sql(model, connection.vendor, names, where)
-    if then_insert is not None and connection.vendor == "postgresql":
-        insert_sql, insert_params = _insert_parts(then_insert)
-        sql = f"WITH changed AS ({sql} RETURNING 1) {insert_sql}"
+    if (then_insert is not None or also is not None) and connection.vendor == "postgresql":
+        statement = f"WITH changed AS ({sql} RETURNING 1)"
+        statement_params = [*params, *where_params]
+        if also is not None and then_insert is not None:
+            statement += f", also AS ({also[0]})"
+            statement_params += also[1]
+        last_sql, last_params = _insert_parts(then_insert) if then_insert is not None else also
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, *where_params, *insert_params])
+            cursor.execute(f"{statement} {last_sql}", [*statement_params, *last_params])
             changed = cursor.rowcount
-        if changed:
+        if changed and then_insert is not None:
             _inserted(then_insert.row)
         return changed
+    if also is not None:
+        raise ValueError("also: one statement with the UPDATE is PostgreSQL's only")
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, *where_params])
         changed = cursor.rowcount

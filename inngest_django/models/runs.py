@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
@@ -15,6 +15,15 @@ from ..sealed_fields import SealedJSONField
 from . import rows
 from .events import Event
 from .queue import FunctionRunQuerySet
+
+if TYPE_CHECKING:
+    from .steps import HeldMemo
+
+
+def _where_set(field: str, name: str) -> models.Index:
+    """Return an index of `field` over the rows where it is set, so a NULL adds no entry."""
+    return models.Index(fields=[field], condition=Q(**{f"{field}__isnull": False}), name=name)
+
 
 _RELEASED = {"locked_by": "", "lease_token": "", "locked_until": None}
 
@@ -243,26 +252,10 @@ class FunctionRun(models.Model):
             # The metrics page's per-minute counts of runs started and finished. Partial, as
             # are the two below: a run's INSERT and claim then add no NULL entries (the
             # range filters that read them imply IS NOT NULL on both databases).
-            models.Index(
-                fields=["started_at"],
-                condition=Q(started_at__isnull=False),
-                name="inngest_run_started_set",
-            ),
-            models.Index(
-                fields=["finished_at"],
-                condition=Q(finished_at__isnull=False),
-                name="inngest_run_finished_set",
-            ),
-            models.Index(
-                fields=["parent_run"],
-                condition=Q(parent_run__isnull=False),
-                name="inngest_run_parent",
-            ),
-            models.Index(
-                fields=["rerun_of"],
-                condition=Q(rerun_of__isnull=False),
-                name="inngest_run_rerun_of",
-            ),
+            _where_set("started_at", "inngest_run_started_set"),
+            _where_set("finished_at", "inngest_run_finished_set"),
+            _where_set("parent_run", "inngest_run_parent"),
+            _where_set("rerun_of", "inngest_run_rerun_of"),
         ]
 
     def __str__(self) -> str:
@@ -423,11 +416,19 @@ class FunctionRun(models.Model):
         error: dict[str, Any] | None = None,
         cancel_reason: str | None = None,
         then_insert: rows.PendingInsert | None = None,
+        memo: HeldMemo | None = None,
     ) -> bool:
         """Set a final status with its output or error and release the run.
 
-        `then_insert` (a finish event) is stored with it, in the same statement on PostgreSQL.
+        `then_insert` (a finish event) is stored with it, in the same statement on PostgreSQL,
+        and so is `memo` (the last step's, held back by a checkpoint): on PostgreSQL a one-step
+        run's step and finish are one statement. False, storing nothing, if the lease is lost.
         """
+        also = None
+        if memo is not None and connection.vendor == "postgresql":
+            also = memo.insert_from("changed")
+        elif memo is not None and not memo.record():
+            return False
         extra = {} if cancel_reason is None else {"cancel_reason": cancel_reason[:MAX_NAME_LENGTH]}
         values = {
             **extra,
@@ -446,5 +447,6 @@ class FunctionRun(models.Model):
                 "id = %s AND lease_token = %s",
                 [run_id, lease_token],
                 then_insert=then_insert,
+                also=also,
             )
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -56,57 +57,66 @@ class StepRun(models.Model):
     def __str__(self) -> str:
         return self.step_key
 
-    @classmethod
-    def record_if_held(
-        cls,
-        *,
-        run_id: str,
-        lease_token: str,
-        step_key: str,
-        op: str,
-        status: str,
-        output: Any,
-        started_at: datetime,
-        finished_at: datetime,
-    ) -> bool:
-        """Insert a step memo only while `lease_token` holds the run; False if it does not."""
-        meta, run_meta = cls._meta, FunctionRun._meta
-        quote = connection.ops.quote_name
-        columns = ", ".join(
-            quote(meta.get_field(name).column)
-            for name in (
-                "run",
-                "step_key",
-                "op",
-                "status",
-                "output",
-                "attempts",
-                "created_at",
-                "started_at",
-                "finished_at",
-            )
-        )
-        on_postgres = connection.vendor == "postgresql"
-        json_param = "%s::jsonb" if on_postgres else "%s"
+
+@dataclass(frozen=True)
+class HeldMemo:
+    """A completed step's memo, to be stored only while `lease_token` holds the run."""
+
+    run_id: str
+    lease_token: str
+    step_key: str
+    op: str
+    status: str
+    output: Any
+    started_at: datetime
+    finished_at: datetime
+
+    def record(self) -> bool:
+        """Insert the memo if the lease holds the run; return False, inserting nothing, if not."""
         # FOR SHARE keeps a claimer from taking the run between this check and the commit.
-        lock = " FOR SHARE" if on_postgres else ""
-        # Raw SQL: the ORM's per-call query building costs more than the statement itself.
+        lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
+        sql, params = self.insert_from(
+            f"{connection.ops.quote_name(FunctionRun._meta.db_table)} "
+            f"WHERE id = %s AND lease_token = %s{lock}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, self.run_id, self.lease_token])
+            return cursor.rowcount == 1
+
+    def insert_from(self, source: str) -> tuple[str, list[Any]]:
+        """Return `INSERT ... SELECT ... FROM source` of the memo, one row per row of `source`.
+
+        Raw SQL: the ORM's per-call query building costs more than the statement itself.
+        """
+        meta = StepRun._meta
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(meta.get_field(name).column) for name in _MEMO_FIELDS)
+        json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
         sql = (
             f"INSERT INTO {quote(meta.db_table)} ({columns}) "
-            f"SELECT id, %s, %s, %s, {json_param}, 1, %s, %s, %s "
-            f"FROM {quote(run_meta.db_table)} WHERE id = %s AND lease_token = %s{lock}"
+            f"SELECT %s, %s, %s, %s, {json_param}, 1, %s, %s, %s FROM {source}"
         )
         params = [
-            step_key,
-            op,
-            status,
-            None if output is None else json.dumps(to_stored(output)),
-            _adapt(finished_at),
-            _adapt(started_at),
-            _adapt(finished_at),
-            run_id,
-            lease_token,
+            self.run_id,
+            self.step_key,
+            self.op,
+            self.status,
+            None if self.output is None else json.dumps(to_stored(self.output)),
+            _adapt(self.finished_at),
+            _adapt(self.started_at),
+            _adapt(self.finished_at),
         ]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.rowcount == 1
+        return sql, params
+
+
+_MEMO_FIELDS = (
+    "run",
+    "step_key",
+    "op",
+    "status",
+    "output",
+    "attempts",
+    "created_at",
+    "started_at",
+    "finished_at",
+)

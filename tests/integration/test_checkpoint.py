@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -168,3 +169,68 @@ def test_a_worker_killed_between_a_step_and_its_finish_loses_nothing_and_repeats
     assert committed_steps(run.pk) == ["s0"]
     run.refresh_from_db()
     assert run.output == {"steps": 1}
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_one_step_runs_memo_goes_in_with_its_finish_when_checkpointing(inngest_client, enabled):
+    one_step(inngest_client)
+    inngest_client.send(inngest.Event(name="t/one"))
+    run_id, token, claimed_at = claimed_run("test-one-step")
+    with checkpoint(enabled), CaptureQueriesContext(connection) as sql:
+        execute_run(
+            run_id, lease_token=token, registry=inngest_client.registry, claimed_at=claimed_at
+        )
+    assert status_of(run_id) == RunStatus.COMPLETED
+    order = Order.objects.get(reference="one")
+    assert StepRun.objects.get(run_id=run_id, step_key="write").output == order.pk
+    storing = [
+        q["sql"] for q in sql.captured_queries if 'INTO "inngest_django_steprun"' in q["sql"]
+    ]
+    assert len(storing) == 1
+    merged = storing[0].startswith('WITH changed AS (UPDATE "inngest_django_functionrun"')
+    # One statement for the step's memo, the run's finish and its finish event on PostgreSQL;
+    # SQLite stores the memo in its own INSERT first.
+    assert merged == (enabled and connection.vendor == "postgresql")
+
+
+def steal_lease(run_id: str, errors: list[BaseException]) -> None:
+    """Give the run another worker's lease from another connection, as an expired claim would."""
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                # Waiting for a lock would be a hold-up of the pass: fail fast instead.
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            FunctionRun.objects.filter(pk=run_id).update(lease_token="theirs")
+    except BaseException as exc:  # reported to the test's thread
+        errors.append(exc)
+    finally:
+        connection.close()
+
+
+def test_a_lease_taken_after_a_held_step_rolls_the_steps_writes_back(inngest_client):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's open transaction holds its one write lock: no claim gets between")
+    errors: list[BaseException] = []
+
+    @inngest_client.create_function(fn_id="stolen", trigger=inngest.TriggerEvent(event="t/st"))
+    def handler(ctx):
+        ctx.step.run("write", lambda: Order.objects.create(reference="stolen", step_key="w").pk)
+        # After the step, before the finish: the step's memo is held, not written, so the run's
+        # row is not locked and another worker's claim goes through.
+        thief = threading.Thread(target=steal_lease, args=(ctx.run_id, errors))
+        thief.start()
+        thief.join()
+        return "done"
+
+    inngest_client.send(inngest.Event(name="t/st"))
+    run_id, token, claimed_at = claimed_run("test-stolen")
+    with checkpoint(True):
+        execute_run(
+            run_id, lease_token=token, registry=inngest_client.registry, claimed_at=claimed_at
+        )
+    assert errors == []
+    run = FunctionRun.objects.get(pk=run_id)
+    assert (run.status, run.lease_token) == (RunStatus.RUNNING, "theirs")
+    # Neither the step's write nor its memo committed: the new holder runs the step once.
+    assert not Order.objects.filter(reference="stolen").exists()
+    assert not StepRun.objects.filter(run_id=run_id).exists()
