@@ -62,8 +62,6 @@ class FunctionRun(models.Model):
         blank=True,
         help_text=_("Name, message and stack of the failure (or of the last failed attempt)."),
     )
-    # Indexed only where set (Meta.indexes): most runs have neither, and every write of a run
-    # would otherwise add their NULL to both indexes.
     parent_run = models.ForeignKey(
         "self",
         verbose_name=_("parent run"),
@@ -249,9 +247,9 @@ class FunctionRun(models.Model):
                 condition=~Q(debounce_key="") & Q(status=RunStatus.QUEUED),
                 name="inngest_run_debounce",
             ),
-            # The metrics page's per-minute counts of runs started and finished. Partial, as
-            # are the two below: a run's INSERT and claim then add no NULL entries (the
-            # range filters that read them imply IS NOT NULL on both databases).
+            # The metrics page's per-minute counts, and the parent and rerun links: only where
+            # set, so a run's INSERT and claim add no NULL entries (the range filters and
+            # look-ups that read them imply IS NOT NULL on both databases).
             _where_set("started_at", "inngest_run_started_set"),
             _where_set("finished_at", "inngest_run_finished_set"),
             _where_set("parent_run", "inngest_run_parent"),
