@@ -74,8 +74,9 @@ class Checkpoint:
         """
         if self.enabled and self._atomic is not None:
             self._memo = memo
-        elif not memo.record():
-            raise LeaseLost()
+        else:
+            # Closed (parallel steps commit on their own connections) or committing at once.
+            _record(memo)
 
     def take_memo(self) -> HeldMemo | None:
         """Return the memo held back, for a write that stores it in its own statement."""
@@ -84,20 +85,18 @@ class Checkpoint:
 
     def commit(self) -> None:
         """Commit the open transaction, if there is one, with the memo held back."""
-        if self._atomic is not None:
-            # Raised with the transaction still open: the pass's rollback ends it.
-            self._write_memo()
+        # A lost lease raises with the transaction still open: the pass's rollback ends it.
+        self._write_memo()
         self._close(None)
 
     def rollback(self) -> None:
         """Roll the open transaction back, if there is one: the pass ends without its writes."""
-        self._memo = None
         self._close(_PassEnded())
 
     def _write_memo(self) -> None:
         memo = self.take_memo()
-        if memo is not None and not memo.record():
-            raise LeaseLost()
+        if memo is not None:
+            _record(memo)
 
     def _close(self, exc: BaseException | None) -> None:
         if exc is not None:
@@ -109,6 +108,11 @@ class Checkpoint:
             atomic.__exit__(None, None, None)
         else:
             atomic.__exit__(type(exc), exc, exc.__traceback__)
+
+
+def _record(memo: HeldMemo) -> None:
+    if not memo.record():
+        raise LeaseLost()
 
 
 class _PassEnded(Exception):

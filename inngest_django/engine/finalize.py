@@ -10,6 +10,7 @@ from typing import Any
 from django.db import transaction
 
 from .. import clock, signals
+from .._interrupts import LeaseLost
 from ..defers import DeferBook
 from ..enums import RunStatus
 from ..events import emit, system_event
@@ -72,7 +73,7 @@ def finalize(
                 memo=memo,
             ):
                 # Nothing of the pass may commit once another worker holds the run.
-                raise _LeaseLostAtFinish()
+                raise LeaseLost()
             scheduled = 0
             if defers is not None:
                 defers.flush()
@@ -85,7 +86,7 @@ def finalize(
                 finish_invoked(run, status=status, output=output, error=error)
             if finished is not None:
                 announce.emit_outcome(run, status, finished.row.data)
-    except _LeaseLostAtFinish:
+    except LeaseLost:
         log_run(logging.WARNING, "Lease lost before finishing", run, "lease_lost")
         return False
     run.status, run.output, run.error, run.finished_at = status, output, error, now
@@ -112,10 +113,6 @@ def _log_outcome(
             (error or {}).get("name"),
             (error or {}).get("message"),
         )
-
-
-class _LeaseLostAtFinish(Exception):
-    """The run's UPDATE found another lease: the finish's transaction rolls back."""
 
 
 class FinishEvents:

@@ -44,7 +44,9 @@ def pass_transaction() -> Atomic:
     """Return the atomic block a pass writes in: inside an open group, one kept till its COMMIT."""
     group = getattr(_current, "group", None)
     blocks = connection.atomic_blocks
-    if group is not None and group._atomic is not None and blocks and blocks[-1] is group._atomic:
+    # Only directly inside the group's transaction, which commits within its window: an
+    # unreleased savepoint elsewhere would last as long as the caller's transaction.
+    if group is not None and blocks and blocks[-1] is group._atomic:
         return KeptSavepoint(None, savepoint=True, durable=False)
     return transaction.atomic()
 
@@ -63,7 +65,6 @@ class KeptSavepoint(Atomic):
             exc_type is None
             and not connection.needs_rollback
             and not connection.closed_in_transaction
-            and len(connection.atomic_blocks) > 1
             and connection.savepoint_ids
             and connection.savepoint_ids[-1] is not None
         )

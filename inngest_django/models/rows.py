@@ -114,14 +114,18 @@ def update(
     params = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in names]
     sql = _update_sql(model, connection.vendor, names, where)
     if (then_insert is not None or also is not None) and connection.vendor == "postgresql":
+        # Each INSERT selects FROM changed: it stores its row only if the UPDATE changed one.
+        inserts = [also] if also is not None else []
+        if then_insert is not None:
+            inserts.append(_insert_parts(then_insert))
+        *ctes, (last_sql, last_params) = inserts
         statement = f"WITH changed AS ({sql} RETURNING 1)"
-        statement_params = [*params, *where_params]
-        if also is not None and then_insert is not None:
-            statement += f", also AS ({also[0]})"
-            statement_params += also[1]
-        last_sql, last_params = _insert_parts(then_insert) if then_insert is not None else also
+        statement += "".join(f", also_{n} AS ({cte_sql})" for n, (cte_sql, _) in enumerate(ctes))
+        cte_params = [param for _, cte_params in ctes for param in cte_params]
         with connection.cursor() as cursor:
-            cursor.execute(f"{statement} {last_sql}", [*statement_params, *last_params])
+            cursor.execute(
+                f"{statement} {last_sql}", [*params, *where_params, *cte_params, *last_params]
+            )
             changed = cursor.rowcount
         if changed and then_insert is not None:
             _inserted(then_insert.row)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from django.db import connection, models
@@ -88,14 +89,7 @@ class HeldMemo:
 
         Raw SQL: the ORM's per-call query building costs more than the statement itself.
         """
-        meta = StepRun._meta
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(meta.get_field(name).column) for name in _MEMO_FIELDS)
-        json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
-        sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({columns}) "
-            f"SELECT %s, %s, %s, %s, {json_param}, 1, %s, %s, %s FROM {source}"
-        )
+        sql = f"{_memo_insert(connection.vendor)} FROM {source}"
         params = [
             self.run_id,
             self.step_key,
@@ -109,14 +103,17 @@ class HeldMemo:
         return sql, params
 
 
-_MEMO_FIELDS = (
-    "run",
-    "step_key",
-    "op",
-    "status",
-    "output",
-    "attempts",
-    "created_at",
-    "started_at",
-    "finished_at",
-)
+@cache
+def _memo_insert(vendor: str) -> str:
+    """Return a memo's `INSERT ... SELECT <values>`, built once: every step sends one."""
+    meta = StepRun._meta
+    quote = connection.ops.quote_name
+    names = ("run", "step_key", "op", "status", "output", "attempts", "created_at")
+    columns = ", ".join(
+        quote(meta.get_field(name).column) for name in (*names, "started_at", "finished_at")
+    )
+    json_param = "%s::jsonb" if vendor == "postgresql" else "%s"
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) "
+        f"SELECT %s, %s, %s, %s, {json_param}, 1, %s, %s, %s"
+    )
