@@ -125,14 +125,19 @@ class Worker:
             held_async = self._async.held if self._async else 0
             return max(self.threads, 1) - len(self._in_flight) + held_async
 
+    def _held_on_threads(self) -> int:
+        """Return how many claimed runs are executing on this worker's threads or wait for one."""
+        with self._lock:
+            # Async runs sit in _in_flight too, but on the loop, not on a thread.
+            return len(self._in_flight) - (self._async.held if self._async else 0)
+
     def _claim_room(self, prefetch: int) -> int:
         """Return how many runs to claim: a thread each, plus `prefetch` queued behind them."""
         threads = max(self.threads, 1)
         # Async runs wait on the event loop, not for a thread; a full loop takes no more.
         if self._async is not None and not self._async.room():
             return 0
-        with self._lock:
-            held = len(self._in_flight) - (self._async.held if self._async else 0)
+        held = self._held_on_threads()
         # Runs queued ahead still wait for a thread: claim more once they have all started.
         if held > threads:
             return 0
@@ -282,7 +287,10 @@ class Worker:
                 self._in_flight.pop(run_id, None)
                 if self._pool is not None:
                     self._pool_connections.update(open_connections())
-            self._wake.set()
+            # While runs claimed ahead still wait for a thread a round could claim nothing, and
+            # what the pass committed for others wakes them (NOTIFY) or is polled for.
+            if self._held_on_threads() <= max(self.threads, 1):
+                self._wake.set()
 
     # -- the loop --------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ import inngest_django as inngest
 from inngest_django.enums import RunStatus
 from inngest_django.models import Event, FunctionRun, WaitKey
 from inngest_django.worker import Worker
+from inngest_django.connections import close_for_ended_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -148,6 +150,41 @@ def test_runs_claimed_ahead_are_handed_back_when_the_worker_stops(inngest_client
     assert all(run.available_at <= timezone.now() for run in handed_back)
     Worker(threads=0, until_idle=True, registry=inngest_client.registry).run()
     assert statuses() == [RunStatus.COMPLETED] * 4
+
+
+class CountingEvent(threading.Event):
+    """A threading.Event that counts its set() calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sets = 0
+
+    def set(self) -> None:
+        self.sets += 1
+        super().set()
+
+
+def test_passes_wake_the_loop_only_once_no_claimed_run_waits_for_a_thread(
+    inngest_client, settings
+):
+    # Each wake costs the loop a round of looks (outbox, events, claim) that can claim nothing
+    # while runs claimed ahead still queue for the thread.
+    settings.INNGEST_DJANGO = {"PREFETCH_RUNS": 5, "PREFETCH_SECONDS": 0}
+    one_step(inngest_client)
+    inngest.send([{"name": "test/one"}] * 6)
+    dispatch_only(inngest_client)
+    worker = Worker(threads=1, registry=inngest_client.registry)
+    worker._wake = CountingEvent()
+    worker._pool = ThreadPoolExecutor(1)
+    try:
+        assert worker._claim_and_execute() == 6
+    finally:
+        worker._pool.shutdown(wait=True)
+        close_for_ended_threads(worker._pool_connections)
+
+    assert statuses() == [RunStatus.COMPLETED] * 6
+    # The second-last pass frees the thread's queue, the last frees the thread.
+    assert worker._wake.sets == 2
 
 
 def test_handing_back_keeps_the_start_time_of_an_earlier_pass(inngest_client):
