@@ -12,10 +12,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import inngest_django as inngest
+from inngest_django.connections import close_for_ended_threads
 from inngest_django.enums import RunStatus
 from inngest_django.models import Event, FunctionRun, WaitKey
 from inngest_django.worker import Worker
-from inngest_django.connections import close_for_ended_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -164,9 +164,7 @@ class CountingEvent(threading.Event):
         super().set()
 
 
-def test_passes_wake_the_loop_only_once_no_claimed_run_waits_for_a_thread(
-    inngest_client, settings
-):
+def test_passes_wake_the_loop_only_once_no_claimed_run_waits_for_a_thread(inngest_client, settings):
     # Each wake costs the loop a round of looks (outbox, events, claim) that can claim nothing
     # while runs claimed ahead still queue for the thread.
     settings.INNGEST_DJANGO = {"PREFETCH_RUNS": 5, "PREFETCH_SECONDS": 0}
