@@ -263,7 +263,7 @@ def claim_for_dispatch(
     )
     events, paused, wait_keys = [], set(), {}
     read_event = rows.row_reader(Event, connection)
-    with connection.cursor() as cursor:
+    with rows.prepared_cursor() as cursor:
         cursor.execute(sql, params)
         for kind, *values, name, key in cursor.fetchall():
             if kind == _EVENT:

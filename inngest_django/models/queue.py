@@ -11,7 +11,7 @@ from django.db import connection, models, transaction
 from ..connections import sqlite_immediate
 from ..enums import CLAIMABLE_STATUSES, RunStatus
 from .pauses import paused_clause
-from .rows import row_reader
+from .rows import prepared_cursor, row_reader
 
 _CLAIMABLE_SQL = ", ".join(f"'{status.value}'" for status in CLAIMABLE_STATUSES)
 # Without statistics (no ANALYZE) SQLite may pick the status index and sort every queued run;
@@ -227,7 +227,7 @@ class FunctionRunQuerySet(models.QuerySet):
             "ORDER BY c.picked_at, c.id"
         )
         params = [_adapt(now), limit, *_assignment_params(worker_id, lease_token, now, lease_until)]
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(sql, params)
             found = cursor.fetchall()
         loaded = {}

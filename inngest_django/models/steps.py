@@ -16,6 +16,7 @@ from ..enums import StepOp, StepStatus
 from ..names import MAX_NAME_LENGTH
 from ..sealed_fields import SealedJSONField
 from .queue import _adapt
+from .rows import prepared_cursor
 from .runs import FunctionRun
 
 
@@ -80,7 +81,7 @@ class HeldMemo:
             f"{connection.ops.quote_name(FunctionRun._meta.db_table)} "
             f"WHERE id = %s AND lease_token = %s{lock}"
         )
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(sql, [*params, self.run_id, self.lease_token])
             return cursor.rowcount == 1
 

@@ -63,9 +63,9 @@ class AppSettingsModel(BaseModel):
     # Threads that run one `group.parallel` round's sync step callables side by side.
     PARALLEL_STEP_THREADS: int = Field(default=10, ge=1, le=1000)
     LISTEN_NOTIFY: bool = True
-    # PostgreSQL: the run's hot statements (its finish) are prepared once per connection, not
-    # parsed and planned per call. False behind a PgBouncer in transaction mode that does not
-    # keep prepared statements (before 1.21, or max_prepared_statements 0).
+    # PostgreSQL: the worker's hot statements (a finish, a memo, claims) are prepared once per
+    # connection, not parsed and planned per call. False behind a PgBouncer in transaction mode
+    # that does not keep prepared statements (before 1.21, or max_prepared_statements 0).
     PREPARED_STATEMENTS: bool = True
     SQLITE_WAL: bool = True
     SQLITE_BUSY_TIMEOUT_SECONDS: float = Field(default=30.0, ge=0)

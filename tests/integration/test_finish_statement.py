@@ -50,28 +50,3 @@ def test_a_run_whose_lease_was_lost_stores_no_finish_event():
     assert not Event.objects.filter(name=FINISHED_EVENT).exists()
     assert finalize(run, "theirs", RunStatus.COMPLETED, output=1, announce=announce)
     assert Event.objects.get(name=FINISHED_EVENT).data["result"] == 1
-
-
-def finish_executions() -> int:
-    """Return how often this connection ran its prepared finish statement (0: not prepared)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT COALESCE(SUM(generic_plans + custom_plans), 0) FROM pg_prepared_statements "
-            "WHERE statement LIKE 'WITH changed AS (UPDATE %%'"
-        )
-        return cursor.fetchone()[0]
-
-
-@pytest.mark.postgres
-@pytest.mark.parametrize("prepared", [True, False])
-def test_the_finish_statement_is_prepared_once_per_connection_on_postgresql(settings, prepared):
-    settings.INNGEST_DJANGO = {"PREPARED_STATEMENTS": prepared}
-    send_steps(count=6, steps=1)
-    dispatch_pending()
-    before = finish_executions()
-    worker = Worker(threads=0, worker_id="prepared")
-    while worker.run_once():
-        pass
-    assert [run.status for run in runs_of("testapp-record-steps")] == [RunStatus.COMPLETED] * 6
-    # One statement on the server, planned (or its generic plan reused) once per run.
-    assert finish_executions() - before == (6 if prepared else 0)
