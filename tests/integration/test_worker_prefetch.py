@@ -35,6 +35,13 @@ def one_step(client: inngest.Inngest, fn_id: str = "one-step", **options) -> Non
         return ctx.step.run("only", lambda: 1)
 
 
+def queue_one_step_runs(client: inngest.Inngest, count: int) -> None:
+    """Register the one-step function and queue `count` of its runs, none claimed."""
+    one_step(client)
+    inngest.send([{"name": "test/one"}] * count)
+    dispatch_only(client)
+
+
 def statuses() -> list[str]:
     return sorted(FunctionRun.objects.values_list("status", flat=True))
 
@@ -46,9 +53,7 @@ def dispatch_only(client: inngest.Inngest) -> None:
 
 def test_one_claim_takes_a_run_per_thread_plus_the_prefetch(inngest_client, settings):
     settings.INNGEST_DJANGO = {"PREFETCH_RUNS": 3}
-    one_step(inngest_client)
-    inngest.send([{"name": "test/one"}] * 6)
-    dispatch_only(inngest_client)
+    queue_one_step_runs(inngest_client, 6)
 
     worker = Worker(threads=0, registry=inngest_client.registry)
     assert worker._claim_and_execute() == 4
@@ -57,9 +62,7 @@ def test_one_claim_takes_a_run_per_thread_plus_the_prefetch(inngest_client, sett
 
 def test_prefetch_zero_claims_for_free_threads_only(inngest_client, settings):
     settings.INNGEST_DJANGO = {"PREFETCH_RUNS": 0}
-    one_step(inngest_client)
-    inngest.send([{"name": "test/one"}] * 3)
-    dispatch_only(inngest_client)
+    queue_one_step_runs(inngest_client, 3)
 
     assert Worker(threads=0, registry=inngest_client.registry)._claim_and_execute() == 1
 
@@ -67,9 +70,7 @@ def test_prefetch_zero_claims_for_free_threads_only(inngest_client, settings):
 def test_short_passes_let_one_claim_take_more_runs_ahead(inngest_client, settings):
     # Ten seconds' worth of one-step passes is far more than PREFETCH_RUNS, however slow CI is.
     settings.INNGEST_DJANGO = {"PREFETCH_RUNS": 3, "PREFETCH_SECONDS": 10}
-    one_step(inngest_client)
-    inngest.send([{"name": "test/one"}] * 40)
-    dispatch_only(inngest_client)
+    queue_one_step_runs(inngest_client, 40)
 
     worker = Worker(threads=0, registry=inngest_client.registry)
     # No pass timed yet: the claim is a thread plus PREFETCH_RUNS.
@@ -96,9 +97,7 @@ def test_long_passes_keep_the_claim_at_the_prefetch(inngest_client, settings):
 
 def test_prefetch_seconds_zero_keeps_the_claim_at_the_prefetch(inngest_client, settings):
     settings.INNGEST_DJANGO = {"PREFETCH_RUNS": 3, "PREFETCH_SECONDS": 0}
-    one_step(inngest_client)
-    inngest.send([{"name": "test/one"}] * 10)
-    dispatch_only(inngest_client)
+    queue_one_step_runs(inngest_client, 10)
 
     worker = Worker(threads=0, registry=inngest_client.registry)
     assert worker._claim_and_execute() == 4
@@ -168,9 +167,7 @@ def test_passes_wake_the_loop_only_once_no_claimed_run_waits_for_a_thread(innges
     # Each wake costs the loop a round of looks (outbox, events, claim) that can claim nothing
     # while runs claimed ahead still queue for the thread.
     settings.INNGEST_DJANGO = {"PREFETCH_RUNS": 5, "PREFETCH_SECONDS": 0}
-    one_step(inngest_client)
-    inngest.send([{"name": "test/one"}] * 6)
-    dispatch_only(inngest_client)
+    queue_one_step_runs(inngest_client, 6)
     worker = Worker(threads=1, registry=inngest_client.registry)
     worker._wake = CountingEvent()
     worker._pool = ThreadPoolExecutor(1)
@@ -257,9 +254,7 @@ def test_finalize_of_a_run_that_deferred_nothing_does_not_look_for_defers(innges
 
 
 def test_a_one_step_run_costs_at_most_twelve_statements(inngest_client):
-    one_step(inngest_client)
-    inngest.send([{"name": "test/one"}] * 4)
-    dispatch_only(inngest_client)
+    queue_one_step_runs(inngest_client, 4)
     worker = Worker(threads=0, registry=inngest_client.registry)
 
     with CaptureQueriesContext(connection) as queries:
