@@ -16,7 +16,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
-from inngest_django.conf import app_settings
+from ..conf import app_settings
 
 
 def prepared_cursor(db: Any = connection) -> Any:
