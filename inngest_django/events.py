@@ -75,13 +75,20 @@ def system_event(
     external_id: str = "",
     dispatched_at: datetime | None = None,
     unless_awaited: bool = False,
+    data_is_stored: bool = False,
 ) -> rows.PendingInsert:
     """Return the INSERT of a system event, as `emit` sends it, for a statement to carry.
 
     With `unless_awaited`, `dispatched_at` stands only if no wait for `name` was ever stored:
-    asked by the INSERT itself, so it costs no statement of its own.
+    asked by the INSERT itself, so it costs no statement of its own. `data_is_stored`: `data`
+    is made of values read from or checked for storage already (a run's events, its stored
+    output or error), so the checks and JSON round trip of `emit` are skipped.
     """
-    row = emit_row(name, data, external_id=external_id, dispatched_at=dispatched_at)
+    if data_is_stored:
+        row = Event(id=new_id(), name=name, data=data, external_id=external_id, ts=_now_ms())
+        row.dispatched_at = dispatched_at
+    else:
+        row = emit_row(name, data, external_id=external_id, dispatched_at=dispatched_at)
     computed = None
     if unless_awaited and dispatched_at is not None:
         field = Event._meta.get_field("dispatched_at")
@@ -133,6 +140,10 @@ def encoded_event(payload: dict[str, Any], where: str, *, system: bool) -> str:
     return encoded
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def build_event_row(item: Any, index: int, *, system: bool) -> Event:
     """Return an unsaved Event for `item`, validated as `send` (or, if `system`, `emit`) does."""
     where = f"event {index}"
@@ -156,7 +167,7 @@ def build_event_row(item: Any, index: int, *, system: bool) -> Event:
     data = item.data.model_dump(mode="json") if isinstance(item.data, BaseModel) else item.data
     if not isinstance(data, dict):
         raise InvalidEventError(f"{where} data must be a JSON object, not {type(data).__name__}")
-    ts = item.ts or int(time.time() * 1000)
+    ts = item.ts or _now_ms()
     if not -(2**63) <= ts < 2**63:
         raise InvalidEventError(f"{where} ts {ts} does not fit in 64 bits (epoch milliseconds)")
     if len(item.id) > MAX_NAME_LENGTH:

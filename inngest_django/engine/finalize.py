@@ -149,6 +149,9 @@ class FinishEvents:
             data,
             dispatched_at=None if heard else clock.now(),
             unless_awaited=not heard,
+            # The run's events as read, its output as dump_run_output stored it, its error as
+            # error_to_json made it storable.
+            data_is_stored=True,
         )
 
     def emit_outcome(self, run: FunctionRun, status: RunStatus, data: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 from ..conf import app_settings
+from ..sealed_fields import SealedJSONField, SealedTextField
 
 
 def prepared_cursor(db: Any = connection) -> Any:
@@ -125,12 +126,32 @@ def _insert_params(
 ) -> tuple[list[Any], tuple[tuple[str, str], ...]]:
     """Return an INSERT's parameters for `row`, and the shape its SQL is cached under."""
     params: list[Any] = []
-    for column in row._meta.concrete_fields:
+    for column, blanks in _columns(type(row), db.alias):
         if column.name in computed:
             params.extend(computed[column.name][1])
+            continue
+        value = column.pre_save(row, add=True)
+        kind = type(value)
+        # None, "" and 0, which most columns of a new row hold, are converted once a column.
+        if blanks is None or not (value is None or (kind in (str, int) and not value)):
+            params.append(column.get_db_prep_save(value, db))
+        elif (kind, value) in blanks:
+            params.append(blanks[kind, value])
         else:
-            params.append(column.get_db_prep_save(column.pre_save(row, add=True), db))
+            params.append(blanks.setdefault((kind, value), column.get_db_prep_save(value, db)))
     return params, tuple(sorted((name, sql) for name, (sql, _) in computed.items()))
+
+
+@cache
+def _columns(
+    model: type[models.Model], alias: str
+) -> tuple[tuple[models.Field, dict[tuple[type, Any], Any] | None], ...]:
+    """Return `model`'s columns, each with its converted blank values (None: not cached)."""
+    # A sealed field may seal a "" or a 0 (afresh each time, and only while encryption is on).
+    sealed = (SealedJSONField, SealedTextField)
+    return tuple(
+        (field, None if isinstance(field, sealed) else {}) for field in model._meta.concrete_fields
+    )
 
 
 @cache

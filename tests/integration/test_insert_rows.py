@@ -1,0 +1,60 @@
+"""rows.insert_all: blank values converted once per column, sealed columns sealed every time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from django.db import connection
+from django.utils import timezone
+
+from inngest_django.events import queued_run
+from inngest_django.models import Event, FunctionRun, rows
+from inngest_django.models.rows import _insert_params
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def stored_outputs() -> list[str]:
+    """Return the runs' output column as the database holds it, oldest run first."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT output FROM inngest_django_functionrun ORDER BY id")
+        return [str(row[0]) for row in cursor.fetchall()]
+
+
+def run_with_output(event: Event, output: Any) -> FunctionRun:
+    run = queued_run("insert-rows", event, now=timezone.now())
+    run.output = output
+    return run
+
+
+def test_blank_columns_store_as_the_orm_would(settings):
+    event = Event.objects.create(name="test/rows", data={}, ts=1)
+    run = queued_run("insert-rows", event, now=timezone.now())
+    first, _ = _insert_params(run, {})
+    again, _ = _insert_params(run, {})
+    by_orm = [
+        field.get_db_prep_save(getattr(run, field.attname), connection)
+        for field in FunctionRun._meta.concrete_fields
+    ]
+    # Equal to the ORM's conversion, created_at (stamped afresh by each call) aside.
+    created = [f.name for f in FunctionRun._meta.concrete_fields].index("created_at")
+    for values in (first, again):
+        assert values[:created] + values[created + 1 :] == by_orm[:created] + by_orm[created + 1 :]
+    assert rows.insert_all([run])
+    assert FunctionRun.objects.get(pk=run.pk).concurrency_key == ""
+
+
+@pytest.mark.parametrize("blank", [0, ""])
+def test_a_sealed_blank_is_sealed_once_encryption_is_on(settings, blank):
+    # A blank converted while encryption was off must not be reused once it is on.
+    event = Event.objects.create(name="test/rows", data={}, ts=1)
+    assert rows.insert_all([run_with_output(event, blank)])
+    settings.INNGEST_DJANGO = {"ENCRYPTION_KEYS": (Fernet.generate_key().decode(),)}
+    assert rows.insert_all([run_with_output(event, blank), run_with_output(event, blank)])
+    clear, *sealed = stored_outputs()
+    assert "$sealed" not in clear
+    assert all("$sealed" in value for value in sealed)
+    assert len(set(sealed)) == 2
+    assert [run.output for run in FunctionRun.objects.order_by("id")] == [blank] * 3
