@@ -85,8 +85,14 @@ def system_event(
     output or error), so the checks and JSON round trip of `emit` are skipped.
     """
     if data_is_stored:
-        row = Event(id=new_id(), name=name, data=data, external_id=external_id, ts=_now_ms())
-        row.dispatched_at = dispatched_at
+        row = Event(
+            id=new_id(),
+            name=name,
+            data=data,
+            external_id=external_id,
+            ts=_now_ms(),
+            dispatched_at=dispatched_at,
+        )
     else:
         row = emit_row(name, data, external_id=external_id, dispatched_at=dispatched_at)
     computed = None

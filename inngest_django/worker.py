@@ -120,10 +120,7 @@ class Worker:
         return work
 
     def _free_slots(self) -> int:
-        with self._lock:
-            # Async runs sit in _in_flight too, but on the loop, not on a thread.
-            held_async = self._async.held if self._async else 0
-            return max(self.threads, 1) - len(self._in_flight) + held_async
+        return max(self.threads, 1) - self._held_on_threads()
 
     def _held_on_threads(self) -> int:
         """Return how many claimed runs are executing on this worker's threads or wait for one."""

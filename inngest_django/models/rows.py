@@ -133,12 +133,12 @@ def _insert_params(
         value = column.pre_save(row, add=True)
         kind = type(value)
         # None, "" and 0, which most columns of a new row hold, are converted once a column.
-        if blanks is None or not (value is None or (kind in (str, int) and not value)):
-            params.append(column.get_db_prep_save(value, db))
-        elif (kind, value) in blanks:
+        if blanks is not None and (value is None or (kind in (str, int) and not value)):
+            if (kind, value) not in blanks:
+                blanks[kind, value] = column.get_db_prep_save(value, db)
             params.append(blanks[kind, value])
         else:
-            params.append(blanks.setdefault((kind, value), column.get_db_prep_save(value, db)))
+            params.append(column.get_db_prep_save(value, db))
     return params, tuple(sorted((name, sql) for name, (sql, _) in computed.items()))
 
 
