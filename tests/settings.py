@@ -98,7 +98,7 @@ INNGEST_DJANGO = {
         os.environ.get("INNGEST_DJANGO_TEST_PRUNE_INTERVAL_SECONDS", "3600")
     ),
     # "1" or "0" for worker subprocesses of tests that need checkpointing on or off; unset:
-    # the library's default (on for PostgreSQL, off for SQLite).
+    # the library's default (on).
     "CHECKPOINT": {"1": True, "0": False}.get(os.environ.get("INNGEST_DJANGO_TEST_CHECKPOINT", "")),
     # Worker subprocesses of tests/integration/test_heartbeats.py beat faster than 10 s.
     "WORKER_HEARTBEAT_SECONDS": float(

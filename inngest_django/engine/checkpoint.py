@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from .._interrupts import LeaseLost
 from ..conf import app_settings
@@ -14,11 +14,8 @@ from ..models import HeldMemo
 
 
 def checkpointing() -> bool:
-    """Return whether steps commit with the next write: CHECKPOINT, else on for PostgreSQL."""
-    configured = app_settings.CHECKPOINT
-    # SQLite has one writer: handler code between a step and the next write would hold the
-    # write lock of every worker, so there it is opt-in.
-    return connection.vendor == "postgresql" if configured is None else configured
+    """Return whether steps commit with the next write: CHECKPOINT, on unless set False."""
+    return app_settings.CHECKPOINT is not False
 
 
 class Checkpoint:

@@ -49,8 +49,8 @@ class AppSettingsModel(BaseModel):
     # claimed ahead waits about that long at most. 0 keeps the claim at PREFETCH_RUNS.
     PREFETCH_SECONDS: float = Field(default=0.05, ge=0, le=10)
     # A step's transaction stays open for the pass's next durable write (the finish, a sleep,
-    # a wait, a retry) to commit with it; the next step commits it first. None: on for
-    # PostgreSQL, off for SQLite, whose one write lock it would hold across handler code.
+    # a wait, a retry) to commit with it; the next step commits it first. None: on. On SQLite
+    # it holds the one write lock across the handler code after a step (docs/worker.md).
     CHECKPOINT: bool | None = None
     # With checkpointing on, a worker thread with claimed runs waiting commits the passes it
     # executes in turn together, for up to this many seconds (a savepoint each). 0: one commit

@@ -38,8 +38,8 @@ LEASE_SECONDS = 2.0
 
 
 @contextmanager
-def checkpoint(enabled: bool) -> Iterator[None]:
-    """Run the block with CHECKPOINT set, whatever the database's default."""
+def checkpoint(enabled: bool | None) -> Iterator[None]:
+    """Run the block with CHECKPOINT set (None: the default), whatever the database."""
     with override_settings(INNGEST_DJANGO={**settings.INNGEST_DJANGO, "CHECKPOINT": enabled}):
         yield
 
@@ -69,7 +69,7 @@ def one_step(inngest_client) -> None:
         return {"order": order}
 
 
-@pytest.mark.parametrize("enabled, commits", [(True, 1), (False, 2)])
+@pytest.mark.parametrize("enabled, commits", [(None, 1), (True, 1), (False, 2)])
 def test_a_one_step_run_commits_once_after_its_claim_when_checkpointing(
     inngest_client, enabled, commits
 ):
@@ -127,9 +127,9 @@ def test_a_handler_failing_after_a_step_keeps_the_step_and_retries_without_it(
     assert calls == [0]
 
 
-def test_checkpointing_is_on_for_postgresql_and_off_for_sqlite_unless_set():
+def test_checkpointing_is_on_by_default_on_both_databases():
     assert app_settings.CHECKPOINT is None
-    assert checkpointing() == (connection.vendor == "postgresql")
+    assert checkpointing() is True
     with checkpoint(True):
         assert checkpointing() is True
     with checkpoint(False):

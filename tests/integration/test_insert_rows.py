@@ -1,4 +1,4 @@
-"""rows.insert_all: blank values converted once per column, sealed columns sealed every time."""
+"""rows.insert_all: one INSERT per batch, blanks converted once per column, sealed ones sealed."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from inngest_django.events import queued_run
+from inngest_django.events import queued_run, send
 from inngest_django.models import Event, FunctionRun, rows
 from inngest_django.models.rows import _insert_params
 
@@ -58,3 +59,37 @@ def test_a_sealed_blank_is_sealed_once_encryption_is_on(settings, blank):
     assert all("$sealed" in value for value in sealed)
     assert len(set(sealed)) == 2
     assert [run.output for run in FunctionRun.objects.order_by("id")] == [blank] * 3
+
+
+def inserts_of(captured) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries if q["sql"].startswith("INSERT")]
+
+
+def test_a_batch_of_100_runs_is_one_insert():
+    event = Event.objects.create(name="test/rows", data={}, ts=1)
+    runs = [queued_run("insert-rows", event, now=timezone.now()) for _ in range(100)]
+    with CaptureQueriesContext(connection) as captured:
+        assert rows.insert_all(runs) is True
+    # SQLite too: Django's 999-parameter assumption made it four INSERTs through bulk_create.
+    assert len(captured.captured_queries) == 1
+    assert len(inserts_of(captured)) == 1
+    assert FunctionRun.objects.count() == 100
+
+
+def test_a_send_of_500_events_is_one_insert():
+    with CaptureQueriesContext(connection) as captured:
+        ids = send([{"name": "test/rows", "data": {"n": n}} for n in range(500)])
+    assert len(captured.captured_queries) == 1
+    assert Event.objects.filter(pk__in=ids).count() == 500
+    assert sorted(e.data["n"] for e in Event.objects.all()) == list(range(500))
+
+
+def test_a_batch_past_the_parameter_limit_is_left_to_bulk_create():
+    event = Event.objects.create(name="test/rows", data={}, ts=1)
+    fields = len(FunctionRun._meta.concrete_fields)
+    runs = [
+        queued_run("insert-rows", event, now=timezone.now())
+        for _ in range(rows.MAX_INSERT_PARAMS // fields + 1)
+    ]
+    assert rows.insert_all(runs) is False
+    assert FunctionRun.objects.count() == 0
