@@ -22,9 +22,17 @@ MAX_PASSES = 20
 _current = threading.local()
 
 
+# The window when GROUP_COMMIT_SECONDS is None, on PostgreSQL.
+DEFAULT_SECONDS = 0.02
+
+
 def group_commit_seconds() -> float:
     """Return the group window in seconds, 0 when off (it extends checkpointing across runs)."""
     seconds = app_settings.GROUP_COMMIT_SECONDS
+    if seconds is None:
+        # SQLite's busy handler retries a waiting writer after growing sleeps, so a worker that
+        # holds its write lock group after group locks out a web request for up to a second.
+        seconds = 0.0 if connection.vendor == "sqlite" else DEFAULT_SECONDS
     return seconds if seconds > 0 and checkpointing() else 0.0
 
 

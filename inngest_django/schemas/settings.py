@@ -54,8 +54,9 @@ class AppSettingsModel(BaseModel):
     CHECKPOINT: bool | None = None
     # With checkpointing on, a worker thread with claimed runs waiting commits the passes it
     # executes in turn together, for up to this many seconds (a savepoint each). 0: one commit
-    # a pass.
-    GROUP_COMMIT_SECONDS: float = Field(default=0.02, ge=0, le=1)
+    # a pass. None: 0.02 on PostgreSQL, 0 on SQLite, where a group back to back with the next
+    # starves other writers of the one write lock (docs/worker.md).
+    GROUP_COMMIT_SECONDS: float | None = Field(default=None, ge=0, le=1)
     # Runs of `async def` functions one worker holds at once on its event loop (beside its
     # threads' sync runs); their database work takes turns on one thread. 0: one at a time,
     # each in a worker thread like a sync run.

@@ -139,13 +139,30 @@ def test_without_group_commit_each_pass_commits_alone(inngest_client):
 
 
 def test_group_commit_is_on_with_checkpointing_only():
-    assert app_settings.GROUP_COMMIT_SECONDS == 0.02
+    assert app_settings.GROUP_COMMIT_SECONDS is None
+    # By default: on PostgreSQL only, where waiting writers are not starved of one write lock.
+    assert group_commit_seconds() == (0.02 if connection.vendor == "postgresql" else 0)
     with grouped(0.5, checkpoint=False):
         assert group_commit_seconds() == 0
     with grouped(0.5):
         assert group_commit_seconds() == 0.5
     with grouped(0):
         assert group_commit_seconds() == 0
+
+
+def test_by_default_postgresql_groups_passes_and_sqlite_commits_each(inngest_client):
+    mixed_functions(inngest_client)
+    inngest_client.send([inngest.Event(name="g/ok", data={"n": n}) for n in range(10)])
+    prefetch = {**settings.INNGEST_DJANGO, "PREFETCH_RUNS": 40}
+    with override_settings(INNGEST_DJANGO=prefetch), counted_commits() as commits:
+        drain_with_one_worker(inngest_client)
+    assert FunctionRun.objects.filter(status=RunStatus.COMPLETED).count() == 10
+    if connection.vendor == "postgresql":
+        # Dispatch, then the claim and the ten passes: one group, or two if a window ran out.
+        assert 2 <= len(commits) <= 3
+    else:
+        # Dispatch, the claim, and one commit a pass (each step checkpointed into its finish).
+        assert len(commits) == 12
 
 
 def test_a_lone_claimed_run_commits_without_a_group(inngest_client):
