@@ -9,8 +9,9 @@ Sends `--runs` events of the one-step `noop-steps` function (untimed) to two
 times one `send()` of an event no function listens to every 20 ms from this process, as a web
 request would send it. Prints how long the drain took after the last batch was sent and the
 sends' wait percentiles.
-`INNGEST_DJANGO_BENCH_CHECKPOINT` and `INNGEST_DJANGO_BENCH_GROUP_COMMIT` (bench/settings.py)
-choose the workers' settings; the workers inherit them.
+`INNGEST_DJANGO_BENCH_CHECKPOINT`, `INNGEST_DJANGO_BENCH_GROUP_COMMIT` and
+`INNGEST_DJANGO_BENCH_WRITE_QUEUE` (bench/settings.py) choose the settings of this process and
+of the workers, which inherit them.
 """
 
 from __future__ import annotations
@@ -70,10 +71,11 @@ def measure(runs: int, workdir: Path) -> str:
     )
     settings = {
         name: os.environ.get(f"INNGEST_DJANGO_BENCH_{name}", "default")
-        for name in ("CHECKPOINT", "GROUP_COMMIT")
+        for name in ("CHECKPOINT", "GROUP_COMMIT", "WRITE_QUEUE")
     }
     return (
-        f"CHECKPOINT {settings['CHECKPOINT']}, GROUP_COMMIT {settings['GROUP_COMMIT']}: "
+        f"CHECKPOINT {settings['CHECKPOINT']}, GROUP_COMMIT {settings['GROUP_COMMIT']}, "
+        f"WRITE_QUEUE {settings['WRITE_QUEUE']}: "
         f"finished {seconds:.1f} s after the last batch; {len(waits)} sends waited ms {shown}"
     )
 

@@ -15,7 +15,13 @@ from django.utils.translation import gettext_lazy as _
 def _configure_sqlite(sender: Any, connection: Any, **kwargs: Any) -> None:
     from .conf import app_settings
 
-    if connection.vendor != "sqlite" or not app_settings.SQLITE_WAL:
+    if connection.vendor != "sqlite":
+        return
+    if app_settings.SQLITE_WRITE_QUEUE:
+        from .sqlite_write_queue import install
+
+        install(connection, app_settings.SQLITE_BUSY_TIMEOUT_SECONDS)
+    if not app_settings.SQLITE_WAL:
         return
     with connection.cursor() as cursor:
         # WAL lets readers work beside the one writer; the busy timeout makes writers queue.

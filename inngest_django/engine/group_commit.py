@@ -22,18 +22,24 @@ MAX_PASSES = 20
 _current = threading.local()
 
 
-# The window when GROUP_COMMIT_SECONDS is None, on PostgreSQL.
+# The window when GROUP_COMMIT_SECONDS is None. On SQLite a group holds the one write lock,
+# which every other writer waits for: a shorter one.
 DEFAULT_SECONDS = 0.02
+SQLITE_DEFAULT_SECONDS = 0.005
 
 
 def group_commit_seconds() -> float:
     """Return the group window in seconds, 0 when off (it extends checkpointing across runs)."""
     seconds = app_settings.GROUP_COMMIT_SECONDS
     if seconds is None:
-        # SQLite's busy handler retries a waiting writer after growing sleeps, so a worker that
-        # holds its write lock group after group locks out a web request for up to a second.
-        seconds = 0.0 if connection.vendor == "sqlite" else DEFAULT_SECONDS
+        seconds = DEFAULT_SECONDS if connection.vendor != "sqlite" else _sqlite_default()
     return seconds if seconds > 0 and checkpointing() else 0.0
+
+
+def _sqlite_default() -> float:
+    # Without the write queue, SQLite's busy handler retries a waiting writer only after growing
+    # sleeps, and a worker holding the lock group after group kept a web request out for seconds.
+    return SQLITE_DEFAULT_SECONDS if app_settings.SQLITE_WRITE_QUEUE else 0.0
 
 
 def flush_group(*, when_due: bool = False) -> None:

@@ -54,8 +54,8 @@ class AppSettingsModel(BaseModel):
     CHECKPOINT: bool | None = None
     # With checkpointing on, a worker thread with claimed runs waiting commits the passes it
     # executes in turn together, for up to this many seconds (a savepoint each). 0: one commit
-    # a pass. None: 0.02 on PostgreSQL, 0 on SQLite, where a group back to back with the next
-    # starves other writers of the one write lock (docs/worker.md).
+    # a pass. None: 0.02 on PostgreSQL; on SQLite, whose one write lock a group holds, 0.005
+    # with SQLITE_WRITE_QUEUE and 0 without it (docs/worker.md).
     GROUP_COMMIT_SECONDS: float | None = Field(default=None, ge=0, le=1)
     # Runs of `async def` functions one worker holds at once on its event loop (beside its
     # threads' sync runs); their database work takes turns on one thread. 0: one at a time,
@@ -69,6 +69,10 @@ class AppSettingsModel(BaseModel):
     # that does not keep prepared statements (before 1.21, or max_prepared_statements 0).
     PREPARED_STATEMENTS: bool = True
     SQLITE_WAL: bool = True
+    # Writers on SQLite (this app's processes: workers, web, shell) wait for its write lock on
+    # a file lock beside the database ("<NAME>-writers"), woken when it frees, instead of
+    # retrying on SQLite's busy-handler schedule (docs/worker.md).
+    SQLITE_WRITE_QUEUE: bool = True
     SQLITE_BUSY_TIMEOUT_SECONDS: float = Field(default=30.0, ge=0)
     # EXECUTOR="django_q": runs handed out and not yet started by a task, per worker
     # (None: twice the Q_CLUSTER workers), and q_options for async_task.
