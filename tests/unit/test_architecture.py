@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "names",
             "pass_times",
             "signals",
+            "sqlite_write_queue",
             "schemas.defers",
             "schemas.events",
         ),
