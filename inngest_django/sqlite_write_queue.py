@@ -13,6 +13,7 @@ writer that cannot take it in time goes on to SQLite's busy handling as before.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import re
 import threading
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+logger = logging.getLogger(__name__)
 
 # Statements that take SQLite's write lock: writes, DDL, and BEGIN IMMEDIATE or EXCLUSIVE.
 _WRITE = re.compile(
@@ -56,6 +59,8 @@ class WriteQueue:
         # Gave up waiting: the rest of this transaction goes on without the file lock, as a
         # later write waiting for it could wait on a holder that waits for SQLite's lock.
         self.bypassed = False
+        # The lock file could not be opened: this connection writes as if there were no queue.
+        self.off = False
         self._fd: int | None = None
         self._pid = 0
 
@@ -63,7 +68,13 @@ class WriteQueue:
         """Take the lock, waiting until it is released; give up after `timeout` seconds."""
         if self.held:
             return
-        fd = self._open()
+        try:
+            fd = self._open()
+        except OSError as exc:
+            # Writes must not fail for the queue's sake: this connection writes without it.
+            logger.warning("SQLite write queue off for %s: %s", self.path, exc)
+            self.off = True
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -143,7 +154,7 @@ def install(conn: BaseDatabaseWrapper, timeout: float) -> None:
 
 def _queued_execute(conn: BaseDatabaseWrapper, queue: WriteQueue) -> Callable[..., Any]:
     def execute(run: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-        if queue.held or queue.bypassed or not takes_write_lock(sql):
+        if queue.held or queue.bypassed or queue.off or not takes_write_lock(sql):
             return run(sql, params, many, context)
         queue.acquire()
         try:

@@ -170,6 +170,23 @@ def test_a_writer_that_cannot_take_the_queue_in_time_goes_on_to_sqlite(queue_fil
     wait_for(lambda: not is_locked(queue_file), what="the queue let go", timeout=5, logs=lambda: "")
 
 
+def test_a_lock_file_that_cannot_be_opened_turns_the_queue_off_not_the_write(queue_file, caplog):
+    queue = connection._inngest_write_queue
+    path, queue.path = queue.path, f"{queue_file}-missing-dir/writers"
+    fd, queue._fd = queue._fd, None
+    try:
+        Order.objects.create(reference="no lock file")
+        assert queue.off and not queue.held
+        Order.objects.create(reference="still no lock file")
+    finally:
+        queue.path, queue._fd, queue.off = path, fd, False
+    assert Order.objects.filter(reference__contains="no lock file").count() == 2
+    assert [r.message for r in caplog.records].count(
+        f"SQLite write queue off for {queue_file}-missing-dir/writers: "
+        f"[Errno 2] No such file or directory: '{queue_file}-missing-dir/writers'"
+    ) == 1
+
+
 def test_no_queue_with_the_setting_off_or_on_postgresql(settings):
     settings.INNGEST_DJANGO = {**settings.INNGEST_DJANGO, "SQLITE_WRITE_QUEUE": False}
     other = connections.create_connection("default")
