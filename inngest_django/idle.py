@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
+from django.db import DatabaseError, connection
 from django.db.models import Min
 
 from . import clock
@@ -45,3 +47,33 @@ def next_work_after(looked_at: datetime, registry: FunctionRegistry) -> datetime
     # Due before the round looked and still there: held back by flow control or taken by
     # another worker a moment ago. Waking for it at once would spin; the usual wait stands.
     return min((m for m in moments if m is not None and m > looked_at), default=None)
+
+
+# How often an idle worker on SQLite asks whether another connection has committed.
+COMMIT_CHECK_SECONDS = 0.01
+
+
+def wait_for_commits(wake: threading.Event, seconds: float) -> None:
+    """Wait up to `seconds` for `wake`, or (SQLite) for another connection to commit.
+
+    SQLite has no LISTEN: an idle worker polls, backing off to POLL_INTERVAL_SECONDS, and a run
+    sent then waited for the next poll. `PRAGMA data_version` changes when another connection
+    commits and costs no lock or table read, so the worker looks again at once instead.
+    """
+    if connection.vendor != "sqlite":
+        wake.wait(seconds)
+        return
+    deadline = clock.monotonic() + seconds
+    try:
+        version = _data_version()
+        while (remaining := deadline - clock.monotonic()) > 0:
+            if wake.wait(min(remaining, COMMIT_CHECK_SECONDS)) or _data_version() != version:
+                return
+    except DatabaseError:
+        return  # the next round meets the error, and the loop's backoff handles it
+
+
+def _data_version() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA data_version")
+        return cursor.fetchone()[0]

@@ -25,7 +25,7 @@ from .events import dispatch_pending
 from .flow_control import flow_active
 from .handover import Handover
 from .heartbeats import start_heartbeats
-from .idle import next_work_after
+from .idle import next_work_after, wait_for_commits
 from .ids import new_token
 from .models import Event, FunctionRun
 from .notify import Backoff, Listener, listen_enabled
@@ -357,7 +357,11 @@ class Worker:
                     # Sleeps, retries and cron ticks ending before the wait would are not late.
                     until_due = (due - clock.now()).total_seconds()
                     wait = min(wait, max(until_due, MIN_POLL_SECONDS))
-                self._wake.wait(wait)
+                if listening or self._in_flight_count():
+                    # A NOTIFY, or a pass that ends, sets the wake-up.
+                    self._wake.wait(wait)
+                else:
+                    wait_for_commits(self._wake, wait)
                 # Back off while idle, up to the poll interval; any work resets it.
                 idle_seconds = min(idle_seconds * 2, app_settings.POLL_INTERVAL_SECONDS)
         finally:
