@@ -43,10 +43,9 @@ def takes_write_lock(sql: str) -> bool:
 
 def lock_path(conn: BaseDatabaseWrapper) -> str | None:
     """Return the queue's file for `conn`'s database, None for a database in memory."""
-    name = str(conn.settings_dict.get("NAME") or "")
-    if not name or name == ":memory:" or "mode=memory" in name:
+    if conn.is_in_memory_db():
         return None
-    return f"{name}-writers"
+    return f"{conn.settings_dict['NAME']}-writers"
 
 
 class WriteQueue:
