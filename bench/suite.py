@@ -256,6 +256,13 @@ def measure(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     return results
 
 
+def _floor_note(result: dict[str, Any]) -> str:
+    """Return the bare floor measured beside a latency row, for its note ("" if none)."""
+    if result.get("floor_p50_ms") is None:
+        return ""
+    return f"; bare floor {result['floor_p50_ms']:.1f} / {result['floor_p99_ms']:.1f}"
+
+
 def compare(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Per database: ours, each peer that ran, the best one and ours over each (issue 16)."""
     ours = {
@@ -324,7 +331,7 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "send to first step p50 / p99 ms",
                 _name(r["db"]),
                 f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f}",
-                f"{r['wake']}, CONN_MAX_AGE {age}, {r['samples']} samples",
+                f"{r['wake']}, CONN_MAX_AGE {age}, {r['samples']} samples{_floor_note(r)}",
             )
         )
     for r in results.get("defers", []):

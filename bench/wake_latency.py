@@ -27,6 +27,7 @@ if not __package__:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import harness
+from bench.latency_floor import Floor
 
 # -- the child: one configuration, measured from this process ---------------------------------
 
@@ -85,6 +86,32 @@ def _first_step_started_at(event_id: str, timeout: float) -> Any:
         time.sleep(0.005)
 
 
+def _floor_params() -> dict[str, Any]:
+    """Return psycopg connect() arguments for the bench database, for the floor's processes."""
+    from django.db import connection
+
+    settings = connection.settings_dict
+    return {
+        "host": settings["HOST"] or None,
+        "port": settings["PORT"] or None,
+        "user": settings["USER"],
+        "password": settings["PASSWORD"],
+        "dbname": settings["NAME"],
+    }
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def _floor_figures(latencies: list[float]) -> dict[str, Any]:
+    """Return the floor's p50 and p99 (None without samples: SQLite has no floor run)."""
+    if not latencies:
+        return {"floor_p50_ms": None, "floor_p99_ms": None}
+    return {"floor_p50_ms": harness.median(latencies), "floor_p99_ms": _p99(latencies)}
+
+
 def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Send `args.samples` events to an idle worker, one at a time; return the latencies."""
     from django.db import connection
@@ -103,7 +130,9 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         listening = connection.vendor == "postgresql"
         if listening:
             _wait_for_log(worker, log_path, "Listening for wake-ups", timeout=30)
-        latencies = []
+        # PostgreSQL: the bare path beside ours, sample for sample, as the machine drifts.
+        floor = Floor(_floor_params()) if listening else None
+        latencies, floor_latencies = [], []
         for _ in range(args.samples):
             # The worker is idle again, in whatever wait its idle loop has reached; the jitter
             # keeps samples from lining up with the polling worker's wake-ups.
@@ -112,18 +141,24 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             (event_id,) = inngest.send({"name": STEPS_EVENT, "data": {"steps": 1}})
             started = _first_step_started_at(event_id, timeout=args.poll_seconds * 10 + 10)
             latencies.append((started - sent_at).total_seconds() * 1000)
+            if floor is not None:
+                time.sleep(args.idle_seconds + random.uniform(0, args.idle_seconds / 2))
+                floor_latencies.append(floor.sample())
+        if floor is not None:
+            floor.close()
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
     latencies.sort()
     return {
+        **_floor_figures(floor_latencies),
         "db": args.db,
         "wake": "LISTEN/NOTIFY" if listening else "polling",
         "conn_max_age": args.conn_max_age,
         "poll_seconds": args.poll_seconds,
         "samples": len(latencies),
         "p50_ms": harness.median(latencies),
-        "p99_ms": latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))],
+        "p99_ms": _p99(latencies),
         "max_ms": latencies[-1],
         "latencies_ms": latencies,
     }
@@ -154,18 +189,32 @@ def _configurations(args: argparse.Namespace) -> list[tuple[str, int | None]]:
 def print_table(results: list[dict[str, Any]]) -> None:
     """Print one row per configuration."""
     print()
-    print("| database   | wake-up       | CONN_MAX_AGE | samples | p50 ms | p99 ms | max ms |")
-    print("|------------|---------------|-------------:|--------:|-------:|-------:|-------:|")
+    print(
+        "| database   | wake-up       | CONN_MAX_AGE | samples | p50 ms | p99 ms | max ms "
+        "| floor p50 / p99 ms |"
+    )
+    print(
+        "|------------|---------------|-------------:|--------:|-------:|-------:|-------:"
+        "|-------------------:|"
+    )
     for r in results:
         name = "PostgreSQL" if r["db"] == "postgres" else "SQLite"
         age = "None" if r["conn_max_age"] is None else str(r["conn_max_age"])
         print(
             f"| {name:<10} | {r['wake']:<13} | {age:>12} | {r['samples']:>7} "
-            f"| {r['p50_ms']:>6.1f} | {r['p99_ms']:>6.1f} | {r['max_ms']:>6.1f} |"
+            f"| {r['p50_ms']:>6.1f} | {r['p99_ms']:>6.1f} | {r['max_ms']:>6.1f} "
+            f"| {floor_cell(r):>18} |"
         )
     print()
     poll = results[0]["poll_seconds"] if results else None
     print(f"POLL_INTERVAL_SECONDS = {poll}; servers: {sorted({r['server'] for r in results})}")
+
+
+def floor_cell(result: dict[str, Any]) -> str:
+    """Return the floor's p50 / p99 for a table cell, or "-" where none was measured."""
+    if result.get("floor_p50_ms") is None:
+        return "-"
+    return f"{result['floor_p50_ms']:.1f} / {result['floor_p99_ms']:.1f}"
 
 
 def run_parent(args: argparse.Namespace) -> None:

@@ -104,3 +104,48 @@ def test_a_send_too_large_for_one_insert_is_stored_whole_or_not_at_all(count):
     assert not Event.objects.exists()
     assert len(inngest.send(batch)) == count
     assert Event.objects.count() == count
+
+
+def _flush_wait_at_the_runs_insert() -> tuple[list[str], object]:
+    """Return a list that an execute wrapper fills with synchronous_commit as runs are stored."""
+    seen: list[str] = []
+
+    def spy(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.startswith('INSERT INTO "inngest_django_functionrun"'):
+            # psycopg's own cursor: the wrapper does not see (or recurse into) this read.
+            with context["connection"].connection.cursor() as raw:
+                seen.append(raw.execute("SHOW synchronous_commit").fetchone()[0])
+        return result
+
+    return seen, spy
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_a_dispatch_in_a_transaction_of_its_own_commits_without_waiting_for_the_flush():
+    send_steps(2, steps=1)
+    seen, spy = _flush_wait_at_the_runs_insert()
+    with connection.execute_wrapper(spy):
+        assert dispatch_pending() == 2
+    assert seen == ["off"]
+    # Only for that transaction: the connection's next ones wait for the flush again.
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+    assert FunctionRun.objects.count() == 2
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_a_dispatch_inside_the_callers_transaction_leaves_its_flush_wait_alone():
+    send_steps(1, steps=1)
+    seen, spy = _flush_wait_at_the_runs_insert()
+    with connection.execute_wrapper(spy), transaction.atomic():
+        assert dispatch_pending() == 1
+    assert seen == ["on"]
+    # A claim on its own leaves it alone too.
+    send_steps(1, steps=1)
+    with transaction.atomic():
+        assert len(claim_for_dispatch(limit=10, now=clock.now())[0]) == 1
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "on"
