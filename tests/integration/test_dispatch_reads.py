@@ -8,7 +8,8 @@ from django.test.utils import CaptureQueriesContext
 
 import inngest_django as inngest
 from inngest_django import clock
-from inngest_django.events import claim_for_dispatch, dispatch_pending
+from inngest_django.dispatch_batch import claim_for_dispatch
+from inngest_django.events import dispatch_pending
 from inngest_django.models import Event, FunctionRun, WaitKey
 from inngest_django.models.rows import MAX_INSERT_PARAMS
 from tests.helpers import counted_commits, send_steps

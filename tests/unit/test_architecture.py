@@ -70,6 +70,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "event_keys",
             "flow_control",
             "handover",
+            "dispatch_batch",
             "events",
             "defers",
             "outbox",
