@@ -133,16 +133,19 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         # PostgreSQL: the bare path beside ours, sample for sample, as the machine drifts.
         floor = Floor(_floor_params()) if listening else None
         latencies, floor_latencies = [], []
+        # With the floor between our samples each idle wait is halved, so every process (our
+        # worker, the floor's listener) still waits `idle_seconds` and more between its turns.
+        idle = args.idle_seconds / 2 if floor is not None else args.idle_seconds
         for _ in range(args.samples):
             # The worker is idle again, in whatever wait its idle loop has reached; the jitter
             # keeps samples from lining up with the polling worker's wake-ups.
-            time.sleep(args.idle_seconds + random.uniform(0, args.idle_seconds / 2))
+            time.sleep(idle + random.uniform(0, idle / 2))
             sent_at = timezone.now()
             (event_id,) = inngest.send({"name": STEPS_EVENT, "data": {"steps": 1}})
             started = _first_step_started_at(event_id, timeout=args.poll_seconds * 10 + 10)
             latencies.append((started - sent_at).total_seconds() * 1000)
             if floor is not None:
-                time.sleep(args.idle_seconds + random.uniform(0, args.idle_seconds / 2))
+                time.sleep(idle + random.uniform(0, idle / 2))
                 floor_latencies.append(floor.sample())
         if floor is not None:
             floor.close()
