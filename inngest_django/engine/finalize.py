@@ -20,6 +20,7 @@ from ..names import ENGINE_DATA_KEY
 from ..registry import FunctionRegistry
 from ..schemas.events import Event
 from ..waits import end_waits, finish_invoked
+from .group_commit import after_group_commit
 from .logs import log_run
 
 # Runs triggered by these events emit no further finish events, so handlers of finish events
@@ -90,8 +91,14 @@ def finalize(
         log_run(logging.WARNING, "Lease lost before finishing", run, "lease_lost")
         return False
     run.status, run.output, run.error, run.finished_at = status, output, error, now
-    signals.run_finished.send(sender=FunctionRun, run=run)
-    _log_outcome(run, status, error, scheduled)
+
+    def announce() -> None:
+        signals.run_finished.send(sender=FunctionRun, run=run)
+        _log_outcome(run, status, error, scheduled)
+
+    # Inside a group the finish commits with the group, later: announced only then, and
+    # (on SQLite) not while this worker holds the one write lock.
+    after_group_commit(announce)
     return True
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
@@ -52,6 +53,21 @@ def flush_group(*, when_due: bool = False) -> None:
     group = getattr(_current, "group", None)
     if group is not None and (not when_due or group.due()):
         group.commit_if_outermost()
+
+
+def after_group_commit(announce: Callable[[], None]) -> None:
+    """Call `announce` once what the pass wrote commits: at an open group's COMMIT, else now.
+
+    Never if the group rolls back. Robust: a failing callback is logged, and the thread goes
+    on with the runs queued behind the group.
+    """
+    group = getattr(_current, "group", None)
+    blocks = connection.atomic_blocks
+    # Only a group that is the connection's outermost transaction commits within its window.
+    if group is not None and blocks and blocks[0] is group._atomic:
+        transaction.on_commit(announce, robust=True)
+    else:
+        announce()
 
 
 def pass_transaction() -> Atomic:

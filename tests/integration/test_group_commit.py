@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
 import inngest_django as inngest
+from inngest_django import signals
 from inngest_django.conf import app_settings
 from inngest_django.engine.group_commit import MAX_PASSES, group_commit_seconds
 from inngest_django.enums import RunStatus
@@ -111,6 +112,29 @@ def test_group_commit_with_failing_runs_leaves_the_others_completed(inngest_clie
     assert StepRun.objects.filter(run__function_id="test-ok").count() == 6
     # Dispatch, the claim and one group for the eight passes, against a commit per pass.
     assert len(commits) <= 4
+
+
+def test_runs_in_a_group_are_announced_once_the_group_commits(inngest_client, caplog):
+    mixed_functions(inngest_client)
+    send_mixed(inngest_client)
+    announced = []
+
+    def on_finished(sender, run, **kwargs):
+        # Outside any transaction: the group that finished the run has committed.
+        announced.append((run.function_id, run.status, connection.in_atomic_block))
+
+    signals.run_finished.connect(on_finished)
+    try:
+        with grouped(1.0), caplog.at_level("INFO", logger="inngest_django.executor"):
+            drain_with_one_worker(inngest_client)
+    finally:
+        signals.run_finished.disconnect(on_finished)
+    assert sorted(announced) == sorted(
+        [("test-ok", RunStatus.COMPLETED, False)] * 6
+        + [("test-fails", RunStatus.FAILED, False), ("test-clashes", RunStatus.FAILED, False)]
+    )
+    outcomes = [r for r in caplog.records if r.action in ("run_completed", "run_failed")]
+    assert len(outcomes) == 8
 
 
 def test_a_grouped_pass_leaves_its_savepoint_for_the_groups_commit(inngest_client):
