@@ -28,9 +28,10 @@ def claim_for_dispatch(
     fields = Event._meta.concrete_fields
     columns = ", ".join(quote(field.column) for field in fields)
     stamp, params = stamp_oldest_unset_sql(Event, "dispatched_at", columns, limit=limit, now=now)
+    padding = "NULL, " * len(fields)
     lookups = _lookups_sql(
         "SELECT name FROM stamped",
-        padding="NULL, " * len(fields),
+        padding=padding,
         paused_if=" WHERE EXISTS (SELECT 1 FROM stamped)",
     )
     sql = (
@@ -38,7 +39,6 @@ def claim_for_dispatch(
         f"UNION ALL {lookups}"
     )
     if not flush_wait:
-        padding = "NULL, " * len(fields)
         sql += f" UNION ALL SELECT {_EVENT}, {padding}NULL, NULL WHERE {_NO_FLUSH_WAIT}"
     events, paused, wait_keys = [], set(), {}
     read_event = rows.row_reader(Event, connection)
