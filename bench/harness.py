@@ -97,6 +97,12 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(values)
 
 
+def percentile(values: Iterable[float], fraction: float) -> float:
+    """Return the nearest-rank `fraction` percentile of `values` (1.0: the largest)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
 def positive(value: str) -> int:
     """Parse a whole number of 1 or more."""
     number = int(value)

@@ -100,16 +100,14 @@ def _floor_params() -> dict[str, Any]:
     }
 
 
-def _p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-
-
 def _floor_figures(latencies: list[float]) -> dict[str, Any]:
     """Return the floor's p50 and p99 (None without samples: SQLite has no floor run)."""
     if not latencies:
         return {"floor_p50_ms": None, "floor_p99_ms": None}
-    return {"floor_p50_ms": harness.median(latencies), "floor_p99_ms": _p99(latencies)}
+    return {
+        "floor_p50_ms": harness.median(latencies),
+        "floor_p99_ms": harness.percentile(latencies, 0.99),
+    }
 
 
 def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -161,7 +159,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "poll_seconds": args.poll_seconds,
         "samples": len(latencies),
         "p50_ms": harness.median(latencies),
-        "p99_ms": _p99(latencies),
+        "p99_ms": harness.percentile(latencies, 0.99),
         "max_ms": latencies[-1],
         "latencies_ms": latencies,
     }

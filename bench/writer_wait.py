@@ -27,15 +27,11 @@ if not __package__:
     # `python bench/writer_wait.py` puts bench/, not the root, on the path.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import positive, setup_django
+from bench.harness import percentile, positive, setup_django
 
 SEND_BATCH = 500
 # A web request's send, this often while the workers drain.
 SEND_EVERY_SECONDS = 0.02
-
-
-def _percentile(ordered: list[float], fraction: float) -> float:
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def measure(runs: int, workdir: Path) -> str:
@@ -64,9 +60,8 @@ def measure(runs: int, workdir: Path) -> str:
         seconds = time.monotonic() - started
     finally:
         fleet.stop()
-    waits.sort()
     shown = ", ".join(
-        f"{name} {_percentile(waits, fraction):.1f}"
+        f"{name} {percentile(waits, fraction):.1f}"
         for name, fraction in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
     )
     settings = {

@@ -202,11 +202,11 @@ def dispatch_pending(
         return 0
     now = clock.now()
     # Only a transaction of its own may skip the flush wait: a caller's would skip it too.
-    alone = not transaction.get_connection().in_atomic_block
+    flush_wait = connection.in_atomic_block
     with transaction.atomic():
         # Paused functions start no runs: Inngest drops their triggers, it does not queue them.
         events, paused, wait_keys = claim_for_dispatch(
-            limit=limit or app_settings.DISPATCH_BATCH_SIZE, now=now, flush_wait=not alone
+            limit=limit or app_settings.DISPATCH_BATCH_SIZE, now=now, flush_wait=flush_wait
         )
         if not events:
             return 0
