@@ -85,7 +85,8 @@ def system_event(
     output or error), so the checks and JSON round trip of `emit` are skipped.
     """
     if data_is_stored:
-        row = Event(
+        row = rows.new_row(
+            Event,
             id=new_id(),
             name=name,
             data=data,
@@ -180,8 +181,8 @@ def build_event_row(item: Any, index: int, *, system: bool) -> Event:
         raise InvalidEventError(f"{where} id is longer than {MAX_NAME_LENGTH} characters")
     payload = {"name": name, "data": data, "id": item.id, "ts": ts}
     encoded = encoded_event(payload, where, system=system)
-    return Event(
-        id=new_id(), name=name, data=json.loads(encoded)["data"], external_id=item.id, ts=ts
+    return rows.new_row(
+        Event, id=new_id(), name=name, data=json.loads(encoded)["data"], external_id=item.id, ts=ts
     )
 
 
@@ -356,7 +357,8 @@ def queued_run(function_id: str, event: Event, *, now: datetime, **fields: Any) 
 
     The one builder of new runs: dispatch, invoke, the outbox relay and rerun all call it.
     """
-    return FunctionRun(
+    return rows.new_row(
+        FunctionRun,
         id=new_id(),
         function_id=function_id,
         event=event,

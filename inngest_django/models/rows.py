@@ -11,11 +11,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+from django.db.models import DateField, DateTimeField, Field
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 
 from ..conf import app_settings
 from ..sealed_fields import SealedJSONField, SealedTextField
@@ -138,32 +142,115 @@ def _insert_params(
 ) -> tuple[list[Any], tuple[tuple[str, str], ...]]:
     """Return an INSERT's parameters for `row`, and the shape its SQL is cached under."""
     params: list[Any] = []
-    for column, blanks in _columns(type(row), db.alias):
-        if column.name in computed:
-            params.extend(computed[column.name][1])
+    if db is connection:
+        # The proxy looks the connection up on every attribute read.
+        db = connections[DEFAULT_DB_ALIAS]
+    adapt_datetime = db.ops.adapt_datetimefield_value
+    for column in _columns(type(row), db.alias):
+        field = column.field
+        if computed and field.name in computed:
+            params.extend(computed[field.name][1])
             continue
-        value = column.pre_save(row, add=True)
+        value = getattr(row, column.attname) if column.plain else field.pre_save(row, add=True)
         kind = type(value)
+        blanks = column.blanks
         # None, "" and 0, which most columns of a new row hold, are converted once a column.
         if blanks is not None and (value is None or (kind in (str, int) and not value)):
             if (kind, value) not in blanks:
-                blanks[kind, value] = column.get_db_prep_save(value, db)
+                blanks[kind, value] = field.get_db_prep_save(value, db)
             params.append(blanks[kind, value])
+        elif kind is str and column.text:
+            # What CharField's and TextField's preparation comes to for a str.
+            params.append(value)
+        elif kind is datetime and column.datetime and value.tzinfo is not None:
+            # What DateTimeField's own preparation comes to for an aware datetime.
+            params.append(adapt_datetime(value))
         else:
-            params.append(column.get_db_prep_save(value, db))
+            params.append(field.get_db_prep_save(value, db))
     return params, tuple(sorted((name, sql) for name, (sql, _) in computed.items()))
 
 
+@dataclass(frozen=True)
+class _Column:
+    """A concrete field as `_insert_params` converts it, with what it can skip."""
+
+    field: models.Field
+    attname: str
+    # pre_save only reads the attribute (no auto_now), so the read is done directly.
+    plain: bool
+    # A plain DateTimeField: an aware value needs only the backend's adapter.
+    datetime: bool
+    # A plain CharField or TextField: a str goes in as it is.
+    text: bool
+    # Converted None, "" and 0 (None: not cached; a sealed field seals them afresh).
+    blanks: dict[tuple[type, Any], Any] | None
+
+
 @cache
-def _columns(
-    model: type[models.Model], alias: str
-) -> tuple[tuple[models.Field, dict[tuple[type, Any], Any] | None], ...]:
-    """Return `model`'s columns, each with its converted blank values (None: not cached)."""
-    # A sealed field may seal a "" or a 0 (afresh each time, and only while encryption is on).
+def _columns(model: type[models.Model], alias: str) -> tuple[_Column, ...]:
+    """Return `model`'s columns as `_insert_params` converts them."""
     sealed = (SealedJSONField, SealedTextField)
-    return tuple(
-        (field, None if isinstance(field, sealed) else {}) for field in model._meta.concrete_fields
-    )
+    # These pre_saves only read the attribute unless auto_now or auto_now_add is set.
+    plain_pre_save = (Field.pre_save, DateField.pre_save, DateTimeField.pre_save)
+    columns = []
+    for field in model._meta.concrete_fields:
+        auto = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+        plain = type(field).pre_save in plain_pre_save and not auto
+        columns.append(
+            _Column(
+                field=field,
+                attname=field.attname,
+                plain=plain,
+                datetime=plain and type(field) is DateTimeField,
+                text=plain and type(field) in (models.CharField, models.TextField),
+                blanks=None if isinstance(field, sealed) else {},
+            )
+        )
+    return tuple(columns)
+
+
+M = TypeVar("M", bound=models.Model)
+
+
+def new_row(model: type[M], **values: Any) -> M:
+    """Return an unsaved `model(**values)`, built without Model.__init__'s per-field loop.
+
+    The hot path builds a run and a finish event per run; __init__ looks up each of their
+    thirty-odd fields' defaults every time. Here the constant defaults are copied from a
+    per-model dict, and only callable ones (and database defaults) are called. A model with
+    pre_init or post_init receivers, or a name that is not a field, goes through __init__.
+    """
+    fixed, called, names = _defaults(model)
+    heard = pre_init.has_listeners(model) or post_init.has_listeners(model)
+    if heard or not names.issuperset(values):
+        return model(**values)
+    row = model.__new__(model)
+    state = row.__dict__
+    state["_state"] = ModelState()
+    state.update(fixed)
+    for attname, default in called:
+        state[attname] = default()
+    for name, value in values.items():
+        setattr(row, name, value)
+    return row
+
+
+@cache
+def _defaults(
+    model: type[models.Model],
+) -> tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...], frozenset[str]]:
+    """Return `model`'s constant defaults, its computed ones, and the names it takes."""
+    fixed: dict[str, Any] = {}
+    called = []
+    names = set()
+    for field in model._meta.concrete_fields:
+        names.update((field.name, field.attname))
+        computed = field.has_default() and callable(field.default)
+        if computed or field.has_db_default():
+            called.append((field.attname, field.get_default))
+        else:
+            fixed[field.attname] = field.get_default()
+    return fixed, tuple(called), frozenset(names)
 
 
 @cache

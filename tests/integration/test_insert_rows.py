@@ -93,3 +93,54 @@ def test_a_batch_past_the_parameter_limit_is_left_to_bulk_create():
     ]
     assert rows.insert_all(runs) is False
     assert FunctionRun.objects.count() == 0
+
+
+def instance_state(row: Any) -> dict[str, Any]:
+    """Return what an instance holds: its field values, its db and adding flags, its cache."""
+    values = {name: value for name, value in vars(row).items() if name != "_state"}
+    return {**values, "_db": row._state.db, "_adding": row._state.adding, **row._state.fields_cache}
+
+
+@pytest.mark.parametrize(
+    "model, values",
+    [
+        (FunctionRun, {"id": "r1", "function_id": "f", "status": "queued", "attempt": 2}),
+        (Event, {"id": "e1", "name": "test/rows", "data": {"a": 1}, "external_id": "x", "ts": 5}),
+    ],
+)
+def test_new_row_builds_what_the_model_constructor_builds(model, values):
+    now = timezone.now()
+    event = Event.objects.create(name="test/rows", data={}, ts=1)
+    if model is FunctionRun:
+        values = {**values, "event": event, "available_at": now}
+    built, constructed = rows.new_row(model, **values), model(**values)
+    assert instance_state(built) == instance_state(constructed)
+    assert set(vars(built)) == set(vars(constructed))
+
+
+def test_new_row_calls_a_callable_default_for_each_row():
+    # Event.data defaults to dict: one shared dict would leak one row's data into the next.
+    first, second = rows.new_row(Event, name="test/rows"), rows.new_row(Event, name="test/rows")
+    first.data["key"] = 1
+    assert second.data == {}
+
+
+def test_new_row_leaves_a_model_with_init_receivers_to_its_constructor():
+    from django.db.models.signals import post_init
+
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(receiver, sender=Event)
+    try:
+        row = rows.new_row(Event, name="test/rows", data={}, ts=1)
+    finally:
+        post_init.disconnect(receiver, sender=Event)
+    assert seen == [row]
+
+
+def test_new_row_refuses_a_name_that_is_not_a_field():
+    with pytest.raises(TypeError):
+        rows.new_row(Event, name="test/rows", nonsense=1)
