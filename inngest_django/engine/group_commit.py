@@ -74,6 +74,9 @@ def pass_transaction() -> Atomic:
     """Return the atomic block a pass writes in: inside an open group, one kept till its COMMIT."""
     group = getattr(_current, "group", None)
     blocks = connection.atomic_blocks
+    if group is not None and group._armed and not blocks:
+        group._open()
+        blocks = connection.atomic_blocks
     # Only directly inside the group's transaction, which commits within its window: an
     # unreleased savepoint elsewhere would last as long as the caller's transaction.
     if group is not None and blocks and blocks[-1] is group._atomic:
@@ -118,6 +121,8 @@ class GroupCommit:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._atomic: Any = None
+        # A group is to open at the next pass's first durable write (see before_pass).
+        self._armed = False
         self._opened_at = 0.0
         self._passes = 0
 
@@ -127,32 +132,41 @@ class GroupCommit:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         _current.group = None
+        self._armed = False
         if exc is None:
             self.commit()
         else:
             self._close(exc)
 
     def before_pass(self, *, more: bool) -> None:
-        """Commit the group if its window or size is spent; open one if none is and `more`.
+        """Commit the group if its window or size is spent; if none is open and `more`, arm one.
 
         `more`: other runs wait for this thread behind this pass. A lone pass commits alone:
-        a group of one would only add a savepoint.
+        a group of one would only add a savepoint. An armed group opens at the pass's first
+        durable write (pass_transaction), not here: what the pass reads and builds before it
+        (its memos, its Context, the handler up to its first step) stays outside the
+        transaction, which on SQLite holds the one write lock that every other writer awaits.
         """
         if not self.seconds:
             return
         if self.due() or (self._atomic is not None and self._passes >= MAX_PASSES):
             self.commit()
-        if self._atomic is None and more:
-            atomic = transaction.atomic()
-            try:
-                atomic.__enter__()
-            except DatabaseError:
-                # The database is out of reach: the pass runs alone and meets the outage
-                # itself, ending as any pass that lost the database does.
-                return
-            self._atomic, self._opened_at, self._passes = atomic, clock.monotonic(), 0
-        if self._atomic is not None:
+        if self._atomic is None:
+            self._armed = more
+        else:
             self._passes += 1
+
+    def _open(self) -> None:
+        """Open the armed group's transaction, for the pass about to write in it."""
+        self._armed = False
+        atomic = transaction.atomic()
+        try:
+            atomic.__enter__()
+        except DatabaseError:
+            # The database is out of reach: the pass writes alone and meets the outage
+            # itself, ending as any pass that lost the database does.
+            return
+        self._atomic, self._opened_at, self._passes = atomic, clock.monotonic(), 1
 
     def due(self) -> bool:
         """Return True if a group is open and its window is spent."""

@@ -137,6 +137,30 @@ def test_runs_in_a_group_are_announced_once_the_group_commits(inngest_client, ca
     assert len(outcomes) == 8
 
 
+def test_a_group_opens_at_its_first_passs_first_write(inngest_client):
+    in_transaction = []
+
+    @inngest_client.create_function(
+        fn_id="sees", trigger=inngest.TriggerEvent(event="g/sees"), retries=0
+    )
+    def sees(ctx):
+        # Before the step: the first pass has written nothing, so no transaction holds it
+        # (on SQLite, the one write lock); the later ones run inside the group it opened.
+        in_transaction.append(connection.in_atomic_block)
+        n = ctx.event.data["n"]
+        ctx.step.run("write", lambda: Order.objects.create(reference=f"sees-{n}").pk)
+
+    inngest_client.send([inngest.Event(name="g/sees", data={"n": n}) for n in range(3)])
+    with grouped(1.0), counted_commits() as commits:
+        drain_with_one_worker(inngest_client)
+    assert in_transaction == [False, True, True]
+    assert Order.objects.count() == 3
+    statuses = FunctionRun.objects.filter(function_id="test-sees").values_list("status", flat=True)
+    assert list(statuses) == [RunStatus.COMPLETED] * 3
+    # Dispatch, the claim and one group for the three passes.
+    assert len(commits) <= 3
+
+
 def test_a_grouped_pass_leaves_its_savepoint_for_the_groups_commit(inngest_client):
     mixed_functions(inngest_client)
     send_mixed(inngest_client)
