@@ -10,8 +10,9 @@ from django.db import connection, models, transaction
 
 from ..connections import sqlite_immediate
 from ..enums import CLAIMABLE_STATUSES, RunStatus
+from .cursors import prepared_cursor
 from .pauses import paused_clause
-from .rows import prepared_cursor, row_reader
+from .rows import adapt_datetime, row_reader
 
 _CLAIMABLE_SQL = ", ".join(f"'{status.value}'" for status in CLAIMABLE_STATUSES)
 # Without statistics (no ANALYZE) SQLite may pick the status index and sort every queued run;
@@ -106,7 +107,7 @@ def _blocked_due(
 
 
 def _adapt(value: datetime) -> Any:
-    return connection.ops.adapt_datetimefield_value(value)
+    return adapt_datetime(value)
 
 
 def _stamp_oldest_unset(

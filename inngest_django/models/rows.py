@@ -11,71 +11,18 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
-from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import DateField, DateTimeField, Field
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 
-from ..conf import app_settings
 from ..sealed_fields import SealedJSONField, SealedTextField
-
-
-def prepared_cursor(db: Any = connection) -> Any:
-    """Return a cursor whose statements PostgreSQL parses and plans once per connection.
-
-    Django's cursors bind parameters on the client, so the server parses and plans every call
-    of a hot statement afresh: the run's finish spent as long being planned as executing. This
-    cursor binds on the server and prepares each statement it runs. Elsewhere, or with
-    PREPARED_STATEMENTS off, a plain cursor.
-    """
-    if db.vendor != "postgresql" or not app_settings.PREPARED_STATEMENTS:
-        return db.cursor()
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    with db.wrap_database_errors:
-        cursor = _preparing_cursor_class()(db.connection)
-    db.validate_thread_sharing()
-    if db.queries_logged:
-        return _LoggedPreparedCursor(cursor, db)
-    return CursorWrapper(cursor, db)
-
-
-class _LoggedPreparedCursor(CursorDebugWrapper):
-    """Logs a prepared statement with its parameters in place, as Django logs its own.
-
-    Django reads the logged SQL back from psycopg, which keeps no text for a prepared
-    statement.
-    """
-
-    def execute(self, sql: str, params: Any = None) -> Any:
-        with self.debug_sql(self.db.ops.compose_sql(sql, params), params):
-            return CursorWrapper.execute(self, sql, params)
-
-
-@cache
-def _preparing_cursor_class() -> type:
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
-    class PreparingCursor(ServerBindingCursor):
-        """A server-binding cursor that prepares every statement it executes."""
-
-        def execute(self, query: Any, params: Any = None, **options: Any) -> Any:
-            psycopg_connection = self.connection
-            threshold = psycopg_connection.prepare_threshold
-            # Django sets psycopg's threshold to None, which also ignores prepare=True; it is
-            # restored at once, so the connection's other cursors prepare as configured.
-            psycopg_connection.prepare_threshold = 0 if threshold is None else threshold
-            try:
-                return super().execute(query, params, prepare=True, **options)
-            finally:
-                psycopg_connection.prepare_threshold = threshold
-
-    return PreparingCursor
+from .cursors import prepared_cursor, statement_cursor
 
 
 @cache
@@ -95,7 +42,7 @@ def insert(
 ) -> None:
     """INSERT `row` as `save(force_insert=True)` would; `computed` gives columns as SQL."""
     params, shape = _insert_params(row, computed or {})
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(_insert_sql(type(row), connection.vendor, shape), params)
     _inserted(row)
 
@@ -145,29 +92,51 @@ def _insert_params(
     if db is connection:
         # The proxy looks the connection up on every attribute read.
         db = connections[DEFAULT_DB_ALIAS]
-    adapt_datetime = db.ops.adapt_datetimefield_value
     for column in _columns(type(row), db.alias):
         field = column.field
         if computed and field.name in computed:
             params.extend(computed[field.name][1])
             continue
         value = getattr(row, column.attname) if column.plain else field.pre_save(row, add=True)
-        kind = type(value)
-        blanks = column.blanks
-        # None, "" and 0, which most columns of a new row hold, are converted once a column.
-        if blanks is not None and (value is None or (kind in (str, int) and not value)):
-            if (kind, value) not in blanks:
-                blanks[kind, value] = field.get_db_prep_save(value, db)
-            params.append(blanks[kind, value])
-        elif kind is str and column.text:
-            # What CharField's and TextField's preparation comes to for a str.
-            params.append(value)
-        elif kind is datetime and column.datetime and value.tzinfo is not None:
-            # What DateTimeField's own preparation comes to for an aware datetime.
-            params.append(adapt_datetime(value))
-        else:
-            params.append(field.get_db_prep_save(value, db))
+        params.append(_param(column, value, db))
     return params, tuple(sorted((name, sql) for name, (sql, _) in computed.items()))
+
+
+def _param(column: _Column, value: Any, db: Any) -> Any:
+    """Return `value` converted for `column` as the field's get_db_prep_save converts it."""
+    kind = type(value)
+    blanks = column.blanks
+    # None, "" and 0, which most columns of a new row hold, are converted once a column.
+    if blanks is not None and (value is None or (kind in (str, int) and not value)):
+        if (kind, value) not in blanks:
+            blanks[kind, value] = column.field.get_db_prep_save(value, db)
+        return blanks[kind, value]
+    if kind is str and column.text:
+        # What CharField's and TextField's preparation comes to for a str.
+        return value
+    if kind is datetime and column.datetime and value.tzinfo is not None:
+        # What DateTimeField's own preparation comes to for an aware datetime.
+        return adapt_datetime(value, db)
+    return column.field.get_db_prep_save(value, db)
+
+
+def adapt_datetime(value: datetime, db: Any = connection) -> Any:
+    """Return `value` as the backend's adapter for DateTimeField returns it.
+
+    On SQLite that adapter checks and converts the time zone in four calls; a UTC value (what
+    the clock gives) needs only its offset dropped, which is the same text.
+    """
+    if db is connection:
+        db = connections[DEFAULT_DB_ALIAS]
+    if (
+        type(value) is datetime
+        and value.tzinfo is UTC
+        and db.vendor == "sqlite"
+        and settings.USE_TZ
+        and db.timezone is UTC
+    ):
+        return str(value.replace(tzinfo=None))
+    return db.ops.adapt_datetimefield_value(value)
 
 
 @dataclass(frozen=True)
@@ -207,6 +176,13 @@ def _columns(model: type[models.Model], alias: str) -> tuple[_Column, ...]:
             )
         )
     return tuple(columns)
+
+
+@cache
+def _columns_by_name(model: type[models.Model], alias: str) -> dict[str, _Column]:
+    """Return `model`'s columns by field name, for an UPDATE's values."""
+    columns = _columns(model, alias)
+    return {name: c for c in columns for name in (c.field.name, c.attname)}
 
 
 M = TypeVar("M", bound=models.Model)
@@ -286,8 +262,9 @@ def update(
     INSERT of that statement, as SQL that selects FROM changed, with its parameters.
     """
     names = tuple(values)
-    meta = model._meta
-    params = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in names]
+    db = connections[DEFAULT_DB_ALIAS]
+    by_name = _columns_by_name(model, db.alias)
+    params = [_param(by_name[name], values[name], db) for name in names]
     sql = _update_sql(model, connection.vendor, names, where)
     if (then_insert is not None or also is not None) and connection.vendor == "postgresql":
         # Each INSERT selects FROM changed: it stores its row only if the UPDATE changed one.
@@ -308,7 +285,7 @@ def update(
         return changed
     if also is not None:
         raise ValueError("also: one statement with the UPDATE is PostgreSQL's only")
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(sql, [*params, *where_params])
         changed = cursor.rowcount
     if changed and then_insert is not None:

@@ -15,8 +15,8 @@ from ..encryption import to_stored
 from ..enums import StepOp, StepStatus
 from ..names import MAX_NAME_LENGTH
 from ..sealed_fields import SealedJSONField
+from .cursors import prepared_cursor
 from .queue import _adapt
-from .rows import prepared_cursor
 from .runs import FunctionRun
 
 

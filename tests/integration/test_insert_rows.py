@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.fernet import Fernet
@@ -144,3 +146,48 @@ def test_new_row_leaves_a_model_with_init_receivers_to_its_constructor():
 def test_new_row_refuses_a_name_that_is_not_a_field():
     with pytest.raises(TypeError):
         rows.new_row(Event, name="test/rows", nonsense=1)
+
+
+def test_on_sqlite_a_hot_statement_is_rewritten_once_and_still_runs_through_the_wrappers(
+    monkeypatch,
+):
+    if connection.vendor != "sqlite":
+        pytest.skip("placeholders are rewritten on SQLite only; PostgreSQL takes them as sent")
+    from django.db.backends.sqlite3.base import SQLiteCursorWrapper
+
+    rewritten = []
+    convert = SQLiteCursorWrapper.convert_query
+
+    def counted(self, query, **kwargs):
+        rewritten.append(query)
+        return convert(self, query, **kwargs)
+
+    monkeypatch.setattr(SQLiteCursorWrapper, "convert_query", counted)
+    event = Event.objects.create(name="test/rows", data={}, ts=1)
+    seen = []
+
+    def wrapper(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper), CaptureQueriesContext(connection) as logged:
+        for _ in range(3):
+            rows.insert(queued_run("insert-rows", event, now=timezone.now()))
+    # Once per process (an earlier test may have rewritten it already), not once per call.
+    assert len([sql for sql in rewritten if "inngest_django_functionrun" in sql]) <= 1
+    assert len([sql for sql in seen if "inngest_django_functionrun" in sql]) == 3
+    assert len(logged.captured_queries) == 3
+    assert FunctionRun.objects.count() == 3
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 12, 8, 1, 2, 3, 456789, tzinfo=UTC),
+        datetime(2026, 12, 8, 1, 2, 3, tzinfo=UTC),
+        datetime(2026, 12, 8, 1, 2, 3, 5, tzinfo=ZoneInfo("Europe/Berlin")),
+        datetime(2026, 12, 8, 1, 2, 3, 5, tzinfo=ZoneInfo("UTC")),
+    ],
+)
+def test_adapt_datetime_gives_what_the_backends_adapter_gives(value):
+    assert rows.adapt_datetime(value) == connection.ops.adapt_datetimefield_value(value)
