@@ -45,6 +45,11 @@ FLOW_OPTIONS = (
 class Function:
     """A registered durable function: its slug, triggers, retries and handler."""
 
+    # Whether a pass may run inside a commit group that earlier passes on its thread opened.
+    # A handler whose user code runs outside any step (a django.tasks task is one call) would
+    # hold the group's transaction, and on SQLite the one write lock, for as long as it runs.
+    shares_commit_groups = True
+
     def __init__(
         self,
         *,

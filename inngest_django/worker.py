@@ -19,7 +19,7 @@ from .conf import app_settings
 from .connections import close_for_ended_threads, open_connections, refresh_connections
 from .engine import execute_run, load_claimed
 from .engine.async_runs import AsyncRuns
-from .engine.group_commit import GroupCommit, group_commit_seconds
+from .engine.group_commit import GroupCommit, group_commit_seconds, shares_groups
 from .engine.logs import pass_failures_logged
 from .events import dispatch_pending
 from .flow_control import flow_active
@@ -257,8 +257,9 @@ class Worker:
                     # closed once the pool's threads have ended; one a pass broke is replaced
                     # (not while a group is open: its transaction holds it).
                     refresh_connections()
-                group.before_pass(more=bool(runs))
-                self._execute(run_id, token, claimed_at, loaded.get(run_id))
+                run = loaded.get(run_id)
+                group.before_pass(more=bool(runs), alone=not shares_groups(run, self.registry))
+                self._execute(run_id, token, claimed_at, run)
                 group.after_pass()
 
     def _execute(

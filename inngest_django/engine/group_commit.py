@@ -12,6 +12,9 @@ from django.db.transaction import Atomic, get_connection
 
 from .. import clock
 from ..conf import app_settings
+from ..exceptions import FunctionNotFoundError
+from ..models import FunctionRun
+from ..registry import FunctionRegistry
 from .checkpoint import checkpointing
 
 logger = logging.getLogger("inngest_django.worker")
@@ -41,6 +44,17 @@ def _sqlite_default() -> float:
     # Without the write queue, SQLite's busy handler retries a waiting writer only after growing
     # sleeps, and a worker holding the lock group after group kept a web request out for seconds.
     return SQLITE_DEFAULT_SECONDS if app_settings.SQLITE_WRITE_QUEUE else 0.0
+
+
+def shares_groups(run: FunctionRun | None, registry: FunctionRegistry) -> bool:
+    """Return True unless `run`'s function keeps its passes out of commit groups."""
+    if run is None:
+        return True
+    try:
+        return registry.get(run.function_id).shares_commit_groups
+    except FunctionNotFoundError:
+        # The pass fails the run as unknown, writing nothing of a handler's.
+        return True
 
 
 def flush_group(*, when_due: bool = False) -> None:
@@ -138,7 +152,7 @@ class GroupCommit:
         else:
             self._close(exc)
 
-    def before_pass(self, *, more: bool) -> None:
+    def before_pass(self, *, more: bool, alone: bool = False) -> None:
         """Commit the group if its window or size is spent; if none is open and `more`, arm one.
 
         `more`: other runs wait for this thread behind this pass. A lone pass commits alone:
@@ -146,11 +160,15 @@ class GroupCommit:
         durable write (pass_transaction), not here: what the pass reads and builds before it
         (its memos, its Context, the handler up to its first step) stays outside the
         transaction, which on SQLite holds the one write lock that every other writer awaits.
+        `alone`: the pass must run outside any group (its function does not share them).
         """
         if not self.seconds:
             return
-        if self.due() or (self._atomic is not None and self._passes >= MAX_PASSES):
+        if alone or self.due() or (self._atomic is not None and self._passes >= MAX_PASSES):
             self.commit()
+        if alone:
+            self._armed = False
+            return
         if self._atomic is None:
             self._armed = more
         else:

@@ -25,6 +25,7 @@ from inngest_django.backends.tasks.framework import (
 from inngest_django.enums import RunStatus
 from inngest_django.models import Event, FunctionRun
 from tests.testapp import tasks
+from tests.testapp.models import Call
 
 pytestmark = pytest.mark.django_db
 
@@ -306,3 +307,17 @@ def test_an_enqueue_rolled_back_with_its_transaction_never_happened(task_backend
     drain()
     assert FunctionRun.objects.get().status == RunStatus.COMPLETED
     assert tasks.add.get_result(kept.id).return_value == 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_body_runs_outside_any_commit_group(task_backend, drain, settings):
+    # A task is one call with no steps: inside a group that earlier runs opened, its writes
+    # would join the group's transaction and hold it (on SQLite the one write lock) for as
+    # long as the task runs, stalling every other thread's task.
+    for n in range(4):
+        tasks.note_transaction.enqueue(f"note-{n}")
+    values = {"GROUP_COMMIT_SECONDS": 1.0, "CHECKPOINT": True, "PREFETCH_RUNS": 40}
+    settings.INNGEST_DJANGO = {**settings.INNGEST_DJANGO, **values}
+    drain()
+    states = Call.objects.filter(run_id__startswith="note-").values_list("name", flat=True)
+    assert list(states) == ["autocommit"] * 4

@@ -55,3 +55,12 @@ def returns_a_datetime() -> object:
 
 def not_a_task() -> None:
     """A plain function: a run naming it fails with a clear error."""
+
+
+@task
+def note_transaction(name: str) -> None:
+    """Record whether the task's body ran inside a transaction (a commit group's, say)."""
+    from django.db import connection
+
+    state = "in-transaction" if connection.in_atomic_block else "autocommit"
+    Call.objects.create(run_id=name, name=state, pid=os.getpid())

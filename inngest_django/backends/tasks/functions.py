@@ -67,6 +67,9 @@ def load_task(path: str, *, function_id: str) -> Task:
 class TaskFunction(Function):
     """A django task as a function: no trigger, started only by its backend's enqueue."""
 
+    # The task's body is user code outside any step, however long it runs.
+    shares_commit_groups = False
+
     def __init__(self, *, backend: BaseTaskBackend, task: Task, retries: int) -> None:
         self.task = task
         self.alias = backend.alias
