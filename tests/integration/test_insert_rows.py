@@ -191,3 +191,27 @@ def test_on_sqlite_a_hot_statement_is_rewritten_once_and_still_runs_through_the_
 )
 def test_adapt_datetime_gives_what_the_backends_adapter_gives(value):
     assert rows.adapt_datetime(value) == connection.ops.adapt_datetimefield_value(value)
+
+
+def test_row_reader_looks_its_converters_up_once_per_connection(monkeypatch):
+    from django.db import connections
+
+    db = connections["default"]
+    looked_up = []
+    get_converters = type(db.ops).get_db_converters
+
+    def counted(self, expression):
+        looked_up.append(expression)
+        return get_converters(self, expression)
+
+    monkeypatch.setattr(type(db.ops), "get_db_converters", counted)
+    event = Event.objects.create(name="test/rows", data={"a": 1}, ts=7)
+    readers = [rows.row_reader(Event, connection) for _ in range(3)]
+    # Once per column at most (an earlier test may have cached them): not once per reader.
+    assert len(looked_up) <= len(Event._meta.concrete_fields)
+    with connection.cursor() as cursor:
+        columns = ", ".join(f.column for f in Event._meta.concrete_fields)
+        cursor.execute(f"SELECT {columns} FROM inngest_django_event WHERE id = %s", [event.pk])
+        values = cursor.fetchone()
+    read = [reader(values) for reader in readers]
+    assert all((r.pk, r.data, r.ts) == (event.pk, {"a": 1}, 7) for r in read)
