@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+from django.utils.asyncio import async_unsafe
 
 from ..conf import app_settings
 
@@ -56,11 +57,14 @@ def statement_cursor(db: Any = connection) -> Any:
     return db.cursor()
 
 
+@async_unsafe
 def _sqlite_cursor(db: Any) -> Any:
+    # What Django's cursor() does before it wraps its own cursor.
     db.close_if_health_check_failed()
     db.ensure_connection()
     db.validate_thread_sharing()
-    cursor = db.connection.cursor(factory=_sqlite_cursor_class())
+    with db.wrap_database_errors:
+        cursor = db.connection.cursor(factory=_sqlite_cursor_class())
     # Django's own wrapper: its execute wrappers (the write queue), error mapping and logging.
     return (CursorDebugWrapper if db.queries_logged else CursorWrapper)(cursor, db)
 

@@ -215,3 +215,17 @@ def test_row_reader_looks_its_converters_up_once_per_connection(monkeypatch):
         values = cursor.fetchone()
     read = [reader(values) for reader in readers]
     assert all((r.pk, r.data, r.ts) == (event.pk, {"a": 1}, 7) for r in read)
+
+
+def test_a_statement_cursor_refuses_to_open_inside_an_event_loop_as_djangos_does():
+    import asyncio
+
+    from django.core.exceptions import SynchronousOnlyOperation
+
+    from inngest_django.models.cursors import statement_cursor
+
+    async def open_one() -> None:
+        statement_cursor()
+
+    with pytest.raises(SynchronousOnlyOperation):
+        asyncio.run(open_one())
