@@ -229,3 +229,19 @@ def test_a_statement_cursor_refuses_to_open_inside_an_event_loop_as_djangos_does
 
     with pytest.raises(SynchronousOnlyOperation):
         asyncio.run(open_one())
+
+
+def test_row_reader_keeps_no_finished_connection_alive():
+    import gc
+    import weakref
+
+    from django.db import connections
+
+    # A thread's own connection, as a worker's pool thread has: gone with the thread, its
+    # session must close with it, not stay open in a cache.
+    db = connections.create_connection("default")
+    rows.row_reader(Event, db)
+    gone = weakref.ref(db)
+    del db
+    gc.collect()
+    assert gone() is None
