@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
@@ -23,14 +23,7 @@ def prepared_cursor(db: Any = connection) -> Any:
     """
     if db.vendor != "postgresql" or not app_settings.PREPARED_STATEMENTS:
         return statement_cursor(db)
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    with db.wrap_database_errors:
-        cursor = _preparing_cursor_class()(db.connection)
-    db.validate_thread_sharing()
-    if db.queries_logged:
-        return _LoggedPreparedCursor(cursor, db)
-    return CursorWrapper(cursor, db)
+    return _wrapped(db, _preparing_cursor_class(), logged=_LoggedPreparedCursor)
 
 
 class _LoggedPreparedCursor(CursorDebugWrapper):
@@ -53,20 +46,25 @@ def statement_cursor(db: Any = connection) -> Any:
     each statement text once.
     """
     if db.vendor == "sqlite":
-        return _sqlite_cursor(db)
+        return _wrapped(db, lambda raw: raw.cursor(factory=_sqlite_cursor_class()))
     return db.cursor()
 
 
 @async_unsafe
-def _sqlite_cursor(db: Any) -> Any:
-    # What Django's cursor() does before it wraps its own cursor.
+def _wrapped(
+    db: Any, open_cursor: Callable[[Any], Any], *, logged: type = CursorDebugWrapper
+) -> Any:
+    """Open a driver cursor as Django's cursor() does, inside Django's own cursor wrapper.
+
+    The wrapper runs the connection's execute wrappers (SQLite's write queue), maps errors
+    and, while queries are logged, logs each statement (with `logged`).
+    """
     db.close_if_health_check_failed()
     db.ensure_connection()
     db.validate_thread_sharing()
     with db.wrap_database_errors:
-        cursor = db.connection.cursor(factory=_sqlite_cursor_class())
-    # Django's own wrapper: its execute wrappers (the write queue), error mapping and logging.
-    return (CursorDebugWrapper if db.queries_logged else CursorWrapper)(cursor, db)
+        cursor = open_cursor(db.connection)
+    return (logged if db.queries_logged else CursorWrapper)(cursor, db)
 
 
 @cache

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
 
-from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.models import DateField, DateTimeField, Field
 from django.db.models.base import ModelState
@@ -89,9 +88,7 @@ def _insert_params(
 ) -> tuple[list[Any], tuple[tuple[str, str], ...]]:
     """Return an INSERT's parameters for `row`, and the shape its SQL is cached under."""
     params: list[Any] = []
-    if db is connection:
-        # The proxy looks the connection up on every attribute read.
-        db = connections[DEFAULT_DB_ALIAS]
+    db = _unproxied(db)
     for column in _columns(type(row), db.alias):
         field = column.field
         if computed and field.name in computed:
@@ -126,17 +123,21 @@ def adapt_datetime(value: datetime, db: Any = connection) -> Any:
     On SQLite that adapter checks and converts the time zone in four calls; a UTC value (what
     the clock gives) needs only its offset dropped, which is the same text.
     """
-    if db is connection:
-        db = connections[DEFAULT_DB_ALIAS]
+    db = _unproxied(db)
+    # The connection's time zone is UTC only with USE_TZ on and no TIME_ZONE of its own.
     if (
         type(value) is datetime
         and value.tzinfo is UTC
         and db.vendor == "sqlite"
-        and settings.USE_TZ
         and db.timezone is UTC
     ):
         return str(value.replace(tzinfo=None))
     return db.ops.adapt_datetimefield_value(value)
+
+
+def _unproxied(db: Any) -> Any:
+    """Return the connection behind Django's `connection` proxy, which looks it up per read."""
+    return connections[DEFAULT_DB_ALIAS] if db is connection else db
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,7 @@ def update(
     INSERT of that statement, as SQL that selects FROM changed, with its parameters.
     """
     names = tuple(values)
-    db = connections[DEFAULT_DB_ALIAS]
+    db = _unproxied(connection)
     by_name = _columns_by_name(model, db.alias)
     params = [_param(by_name[name], values[name], db) for name in names]
     sql = _update_sql(model, connection.vendor, names, where)
@@ -324,9 +325,8 @@ def row_reader(model: type[models.Model], db: Any) -> Callable[[Sequence[Any]], 
     The values are converted as a QuerySet's read converts them (a sealed column decrypted, a
     JSON one parsed); the converters are looked up once per connection, not once per row.
     """
-    if db is connection:
-        # Resolved, so the converters are this thread's connection's, not the first caller's.
-        db = connections[DEFAULT_DB_ALIAS]
+    # The converters are kept on this thread's connection, not on the proxy.
+    db = _unproxied(db)
     names, converters = _reader_parts(model, db)
 
     def read(values: Sequence[Any]) -> Any:
