@@ -71,15 +71,24 @@ def clear() -> None:
 
 
 class Fleet:
-    """`run_inngest_worker` processes on the bench database, with their logs in `workdir`."""
+    """`run_inngest_worker` processes on the bench database, with their logs in `workdir`.
 
-    def __init__(self, size: int, threads: int, workdir: Path) -> None:
+    `verbosity` is the workers' `--verbosity`: 1 logs a line as each run is queued and another
+    as it finishes; 0 logs warnings only, as the suite runs the peers.
+    """
+
+    def __init__(self, size: int, threads: int, workdir: Path, *, verbosity: int = 1) -> None:
+        from django.utils import timezone
+
         self.logs = [workdir / f"worker-{index}.log" for index in range(size)]
+        self.worker_ids = [f"bench-{index}" for index in range(size)]
+        self.started_at = timezone.now()
         self.processes: list[subprocess.Popen] = []
-        for index, log in enumerate(self.logs):
+        for worker_id, log in zip(self.worker_ids, self.logs, strict=True):
             with log.open("w") as out:
                 command = [sys.executable, str(ROOT / "manage.py"), "run_inngest_worker"]
-                command += ["--threads", str(threads), "--worker-id", f"bench-{index}"]
+                command += ["--threads", str(threads), "--worker-id", worker_id]
+                command += ["--verbosity", str(verbosity)]
                 self.processes.append(
                     subprocess.Popen(
                         command, cwd=ROOT, env=_worker_env(), stdout=out, stderr=subprocess.STDOUT
@@ -87,8 +96,16 @@ class Fleet:
                 )
 
     def wait_until_up(self, timeout: float = 60.0) -> None:
+        """Wait until every worker has stored its first heartbeat (logged or not)."""
+        from inngest_django.models import WorkerHeartbeat
+
+        up = WorkerHeartbeat.objects.filter(
+            worker_id__in=self.worker_ids,
+            started_at__gte=self.started_at,
+            stopped_at__isnull=True,
+        )
         deadline = time.monotonic() + timeout
-        while not all("Worker started" in log.read_text() for log in self.logs):
+        while up.count() < len(self.worker_ids):
             if any(process.poll() is not None for process in self.processes):
                 raise RuntimeError(f"a worker exited while starting:\n{self.output()}")
             if time.monotonic() > deadline:

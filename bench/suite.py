@@ -142,7 +142,7 @@ def runs_child(args: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory(prefix="inngest_suite_") as workdir:
         setup_django(args.db, Path(workdir))
-        fleet = Fleet(WORKERS, args.threads, Path(workdir))
+        fleet = Fleet(WORKERS, args.threads, Path(workdir), verbosity=args.worker_verbosity)
         try:
             fleet.wait_until_up()
             warm = _send_and_drain(fleet, min(args.jobs, 200))
@@ -158,6 +158,7 @@ def runs_child(args: argparse.Namespace) -> None:
         finally:
             fleet.stop()
         result = {"db": args.db, "vendor": server_version(), "threads": args.threads}
+        result["verbosity"] = args.worker_verbosity
         result.update(warm=warm, samples=samples)
     Path(args.result_file).write_text(json.dumps(result))
 
@@ -236,6 +237,7 @@ def measure(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
             command = _module("bench.suite", "--runs-child", "--db", db, "--jobs", jobs)
             command += ["--repeats", str(repeats), "--result-file", str(out)]
             command += ["--threads", str(args.threads)]
+            command += ["--worker-verbosity", str(args.worker_verbosity)]
             runs_db = args.db_prefix + "runs"
             _run(command, runs_db, logs / f"runs-{db}.log", prefix=args.db_prefix)
             results["runs"].append(json.loads(out.read_text()))
@@ -400,6 +402,7 @@ def peer_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             if r["db"] != db:
                 continue
             note = f"first claim to last finish {entry['ours_drain_runs_per_second']:,.1f}/s"
+            note += f"; worker --verbosity {r.get('verbosity', 1)}"
             rows.append(
                 (
                     f"ours: runs/s, send to finished, {WORKERS} workers x "
@@ -475,6 +478,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--dbs", default="postgres,sqlite", help="databases of the runs and peers rows"
+    )
+    # The peers run without a log line per job (django-q2 at WARNING, db_worker --verbosity
+    # 0); ours alike by default. 1 adds our two INFO lines a run.
+    parser.add_argument(
+        "--worker-verbosity",
+        type=int,
+        choices=(0, 1),
+        default=0,
+        help="--verbosity of our workers in the runs row (default 0, as the peers log)",
     )
     parser.add_argument(
         "--db-prefix",
