@@ -63,4 +63,4 @@ def after_pass(run: FunctionRun) -> None:
 
 def load_claimed(run_ids: list[str]) -> dict[str, FunctionRun]:
     """Return the claimed runs with their trigger events, read in one query, by id."""
-    return FunctionRun.objects.select_related("event").in_bulk(run_ids)
+    return FunctionRun.objects.load_with_events(run_ids)

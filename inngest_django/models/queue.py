@@ -12,7 +12,8 @@ from ..connections import sqlite_immediate
 from ..enums import CLAIMABLE_STATUSES, RunStatus
 from .cursors import prepared_cursor
 from .pauses import paused_clause
-from .rows import adapt_datetime, row_reader
+from .rows import adapt_datetime
+from .run_reads import events_table, read_with_events, runs_with_events, with_event_columns
 
 _CLAIMABLE_SQL = ", ".join(f"'{status.value}'" for status in CLAIMABLE_STATUSES)
 # Without statistics (no ANALYZE) SQLite may pick the status index and sort every queued run;
@@ -209,40 +210,24 @@ class FunctionRunQuerySet(models.QuerySet):
         PostgreSQL only: one statement that claims and reads, atomic without a transaction of
         its own, where a claim in `atomic()` and a read of what it took cost five round trips.
         """
-        meta = self.model._meta
-        event_model = meta.get_field("event").related_model
         quote = connection.ops.quote_name
-        table, events = quote(meta.db_table), quote(event_model._meta.db_table)
-        run_columns = [field.column for field in meta.concrete_fields]
-        event_columns = [field.column for field in event_model._meta.concrete_fields]
-        selected = ", ".join(
-            [f"c.{quote(column)}" for column in run_columns]
-            + [f"e.{quote(column)}" for column in event_columns]
-        )
+        table = quote(self.model._meta.db_table)
         picked, update = _skip_locked_claim_sql(
             table, f"{table}.*, picked.available_at AS picked_at"
         )
         sql = (
             f"WITH {picked}, claimed AS ({update}) "
-            f"SELECT {selected} FROM claimed c LEFT JOIN {events} e ON e.id = c.event_id "
-            "ORDER BY c.picked_at, c.id"
+            f"SELECT {with_event_columns(self.model)} FROM claimed c LEFT JOIN "
+            f"{events_table(self.model)} e ON e.id = c.event_id ORDER BY c.picked_at, c.id"
         )
         params = [_adapt(now), limit, *_assignment_params(worker_id, lease_token, now, lease_until)]
         with prepared_cursor() as cursor:
             cursor.execute(sql, params)
-            found = cursor.fetchall()
-        loaded = {}
-        split = len(run_columns)
-        read_run, read_event = (
-            row_reader(self.model, connection),
-            row_reader(event_model, connection),
-        )
-        for values in found:
-            run = read_run(values[:split])
-            if values[split] is not None:
-                run.event = read_event(values[split:])
-            loaded[run.pk] = run
-        return loaded
+            return read_with_events(self.model, cursor.fetchall())
+
+    def load_with_events(self, run_ids: Sequence[str]) -> dict[str, models.Model]:
+        """Return the runs `run_ids` names, trigger events loaded, by id (one raw read)."""
+        return runs_with_events(self.model, run_ids)
 
     def _claim_in_order(
         self, assignments: str, params: list[Any], due: str, now: datetime, limit: int
