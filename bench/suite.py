@@ -13,7 +13,10 @@ named `bench8_*`, or `--db-prefix`); run throughput and worker memory by `runs_c
 the peers (django-q2, django-tasks-db, procrastinate) by `bench/peers/*` with the Python of
 bench/.peers-venv, created here if missing from bench/peers_requirements.txt, so no peer leaks
 into the app's requirements. Ours and every peer are measured on each database of `--dbs`
-that the peer supports, and compared there: issue 16 asks for 2x the best peer.
+that the peer supports, and compared there: issue 16 asks for 2x the best peer. With both rows
+asked for, the samples are taken in turns (one of ours, then one of each peer, `--repeats`
+times; our idle workers stopped meanwhile), so the machine's drift over the minutes of a run
+moves every figure of a ratio alike. Our workers log as the peers do: no line per job.
 """
 
 from __future__ import annotations
@@ -137,7 +140,12 @@ def _send_and_drain(fleet: Any, runs: int) -> dict[str, float]:
 
 
 def runs_child(args: argparse.Namespace) -> None:
-    """2 workers stay up for every sample, so their peak RSS shows growth with run count."""
+    """2 workers stay up for every sample, so their peak RSS shows growth with run count.
+
+    With `--interleaved` the child takes one sample per line `next` on stdin and answers each
+    on stdout; between samples its workers are stopped (SIGSTOP), so the peers measured
+    meanwhile share the machine with nothing of ours.
+    """
     from bench.fleet_throughput import Fleet
 
     with tempfile.TemporaryDirectory(prefix="inngest_suite_") as workdir:
@@ -148,19 +156,36 @@ def runs_child(args: argparse.Namespace) -> None:
             warm = _send_and_drain(fleet, min(args.jobs, 200))
             samples = []
             for repeat in range(args.repeats):
+                if args.interleaved:
+                    _pause_between_samples(fleet)
                 samples.append(_send_and_drain(fleet, args.jobs))
                 print(
                     f"[runs {args.db}] repeat {repeat + 1}/{args.repeats}: "
                     f"{samples[-1]['runs_per_second']:,.1f} runs/s end to end, "
                     f"peak RSS {samples[-1]['peak_rss_mib']} MiB",
+                    file=sys.stderr if args.interleaved else sys.stdout,
                     flush=True,
                 )
+                if args.interleaved:
+                    print("sampled", flush=True)
         finally:
             fleet.stop()
         result = {"db": args.db, "vendor": server_version(), "threads": args.threads}
-        result["verbosity"] = args.worker_verbosity
+        result.update(verbosity=args.worker_verbosity, interleaved=args.interleaved)
         result.update(warm=warm, samples=samples)
     Path(args.result_file).write_text(json.dumps(result))
+
+
+def _pause_between_samples(fleet: Any) -> None:
+    """Stop the idle workers until the parent asks for the next sample, then go on."""
+    for process in fleet.processes:
+        process.send_signal(signal.SIGSTOP)
+    try:
+        if sys.stdin.readline().strip() != "next":
+            raise SystemExit("the parent ended the samples early")
+    finally:
+        for process in fleet.processes:
+            process.send_signal(signal.SIGCONT)
 
 
 # -- the parent: every row in its own child, then one table -----------------------------------
@@ -202,46 +227,113 @@ def _script(args: argparse.Namespace, logs: Path, name: str, database: str, *opt
 
 def measure_peers(args: argparse.Namespace, logs: Path) -> list[dict[str, Any]]:
     """Run every peer on each database of `--dbs` it supports; a failure becomes a result."""
+    return [
+        measure_peer(args, logs, peer, db, args.repeats)
+        for db in args.dbs
+        for peer in PEERS
+        if db in peer.databases
+    ]
+
+
+def measure_peer(
+    args: argparse.Namespace, logs: Path, peer: Peer, db: str, repeats: int, *, label: str = ""
+) -> dict[str, Any]:
+    """Run one peer on `db` for `repeats` samples; return its results, or why it failed."""
     python = str(ensure_peers_venv())
-    results = []
+    name = f"{peer.script}-{'-'.join(peer.options[1:]) or 'default'}-{db}{label}"
+    out = logs / f"{name}.json"
+    database = args.db_prefix + peer.script.removesuffix("_drain")
+    command = [python, "-m", f"bench.peers.{peer.script}", *peer.options, "--db", db]
+    command += ["--jobs", str(args.jobs), "--repeats", str(repeats)]
+    command += ["--workers", str(WORKERS), "--database", database, "--json", str(out)]
+    # One peer that cannot run on a database must not cost the others' figures.
+    failure = _run(command, "", logs / f"{name}.log", prefix=args.db_prefix, fatal=False)
+    if failure:
+        return {"peer": peer.label, "db": db, "error": failure}
+    return json.loads(out.read_text())
+
+
+def measure_runs_and_peers(
+    args: argparse.Namespace, logs: Path
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Take our samples and the peers' in turns, so the machine's drift hits all alike.
+
+    Per database and repeat: one sample of ours (its workers kept up, stopped in between),
+    then one of each peer. A peer's samples are merged into one result.
+    """
+    runs, peers = [], []
     for db in args.dbs:
-        for peer in PEERS:
-            if db not in peer.databases:
-                continue
-            name = f"{peer.script}-{'-'.join(peer.options[1:]) or 'default'}-{db}"
-            out = logs / f"{name}.json"
-            database = args.db_prefix + peer.script.removesuffix("_drain")
-            command = [python, "-m", f"bench.peers.{peer.script}", *peer.options, "--db", db]
-            command += ["--jobs", str(args.jobs), "--repeats", str(args.repeats)]
-            command += ["--workers", str(WORKERS), "--database", database, "--json", str(out)]
-            log = logs / f"{name}.log"
-            # One peer that cannot run on a database must not cost the others' figures.
-            failure = _run(command, "", log, prefix=args.db_prefix, fatal=False)
-            if failure:
-                results.append({"peer": peer.label, "db": db, "error": failure})
-            else:
-                results.append(json.loads(out.read_text()))
-    return results
+        out = logs / f"runs-{db}.json"
+        log = (logs / f"runs-{db}.log").open("w")
+        command = [*_runs_command(args, db, out), "--interleaved"]
+        print(f"$ {' '.join(command[1:])}  > {log.name}", flush=True)
+        child = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=_env(args.db_prefix + "runs", args.db_prefix),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        by_peer: dict[str, dict[str, Any]] = {}
+        try:
+            for repeat in range(args.repeats):
+                child.stdin.write("next\n")
+                child.stdin.flush()
+                if child.stdout.readline().strip() != "sampled":
+                    child.wait()
+                    raise SystemExit(f"runs child failed; see {log.name}:\n{_tail(log.name)}")
+                for peer in (peer for peer in PEERS if db in peer.databases):
+                    result = measure_peer(args, logs, peer, db, 1, label=f"-{repeat + 1}")
+                    kept = by_peer.setdefault(peer.label, result)
+                    if kept is not result and "error" not in kept and "error" not in result:
+                        kept["samples"] += result["samples"]
+                    elif "error" in result:
+                        by_peer[peer.label] = result
+            child.stdin.close()
+            if child.wait():
+                raise SystemExit(f"runs child failed; see {log.name}:\n{_tail(log.name)}")
+        finally:
+            if child.poll() is None:
+                child.kill()
+            log.close()
+        runs.append(json.loads(out.read_text()))
+        peers.extend(by_peer.values())
+    return runs, peers
+
+
+def _runs_command(args: argparse.Namespace, db: str, out: Path) -> list[str]:
+    command = _module("bench.suite", "--runs-child", "--db", db, "--jobs", args.jobs)
+    command += ["--repeats", str(args.repeats), "--result-file", str(out)]
+    command += ["--threads", str(args.threads)]
+    return [*command, "--worker-verbosity", str(args.worker_verbosity)]
+
+
+def _tail(path: str) -> str:
+    return Path(path).read_text()[-3000:]
 
 
 def measure(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     """Measure the requested rows; return their raw results by row."""
     results: dict[str, Any] = {}
-    repeats, jobs = args.repeats, args.jobs
+    repeats = args.repeats
     if "limit" in args.only:
         results["limit"] = _script(args, logs, "step_throughput", "steps", "--repeats", repeats)
-    if "runs" in args.only:
+    if "runs" in args.only and "peers" in args.only:
+        results["runs"], results["peers"] = measure_runs_and_peers(args, logs)
+    elif "runs" in args.only:
         results["runs"] = []
         for db in args.dbs:
             out = logs / f"runs-{db}.json"
-            command = _module("bench.suite", "--runs-child", "--db", db, "--jobs", jobs)
-            command += ["--repeats", str(repeats), "--result-file", str(out)]
-            command += ["--threads", str(args.threads)]
-            command += ["--worker-verbosity", str(args.worker_verbosity)]
-            runs_db = args.db_prefix + "runs"
-            _run(command, runs_db, logs / f"runs-{db}.log", prefix=args.db_prefix)
+            _run(
+                _runs_command(args, db, out),
+                args.db_prefix + "runs",
+                logs / f"runs-{db}.log",
+                prefix=args.db_prefix,
+            )
             results["runs"].append(json.loads(out.read_text()))
-    if "peers" in args.only:
+    elif "peers" in args.only:
         results["peers"] = measure_peers(args, logs)
     if "latency" in args.only:
         options = ("--samples", args.latency_samples, "--idle-seconds", 0.2)
@@ -403,6 +495,8 @@ def peer_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 continue
             note = f"first claim to last finish {entry['ours_drain_runs_per_second']:,.1f}/s"
             note += f"; worker --verbosity {r.get('verbosity', 1)}"
+            if r.get("interleaved"):
+                note += "; sampled in turns with the peers"
             rows.append(
                 (
                     f"ours: runs/s, send to finished, {WORKERS} workers x "
@@ -498,6 +592,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--result-file", help=argparse.SUPPRESS)
+    parser.add_argument("--interleaved", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     quick = args.quick
     args.jobs = args.jobs or (1000 if quick else 10000)
