@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.utils.asyncio import async_unsafe
 
@@ -21,6 +21,7 @@ def prepared_cursor(db: Any = connection) -> Any:
     cursor binds on the server and prepares each statement it runs. Elsewhere, or with
     PREPARED_STATEMENTS off, a `statement_cursor`.
     """
+    db = unproxied(db)
     if db.vendor != "postgresql" or not app_settings.PREPARED_STATEMENTS:
         return statement_cursor(db)
     return _wrapped(db, _preparing_cursor_class(), logged=_LoggedPreparedCursor)
@@ -45,9 +46,15 @@ def statement_cursor(db: Any = connection) -> Any:
     every call, which costs a long INSERT more than SQLite takes to run it; this one rewrites
     each statement text once.
     """
+    db = unproxied(db)
     if db.vendor == "sqlite":
         return _wrapped(db, lambda raw: raw.cursor(factory=_sqlite_cursor_class()))
     return db.cursor()
+
+
+def unproxied(db: Any) -> Any:
+    """Return the connection behind Django's `connection` proxy, which looks it up per read."""
+    return connections[DEFAULT_DB_ALIAS] if db is connection else db
 
 
 @async_unsafe

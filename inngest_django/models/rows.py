@@ -21,7 +21,7 @@ from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 
 from ..sealed_fields import SealedJSONField, SealedTextField
-from .cursors import prepared_cursor, statement_cursor
+from .cursors import prepared_cursor, statement_cursor, unproxied
 
 
 @cache
@@ -88,7 +88,7 @@ def _insert_params(
 ) -> tuple[list[Any], tuple[tuple[str, str], ...]]:
     """Return an INSERT's parameters for `row`, and the shape its SQL is cached under."""
     params: list[Any] = []
-    db = _unproxied(db)
+    db = unproxied(db)
     for column in _columns(type(row), db.alias):
         field = column.field
         if computed and field.name in computed:
@@ -123,7 +123,7 @@ def adapt_datetime(value: datetime, db: Any = connection) -> Any:
     On SQLite that adapter checks and converts the time zone in four calls; a UTC value (what
     the clock gives) needs only its offset dropped, which is the same text.
     """
-    db = _unproxied(db)
+    db = unproxied(db)
     # The connection's time zone is UTC only with USE_TZ on and no TIME_ZONE of its own.
     if (
         type(value) is datetime
@@ -133,11 +133,6 @@ def adapt_datetime(value: datetime, db: Any = connection) -> Any:
     ):
         return str(value.replace(tzinfo=None))
     return db.ops.adapt_datetimefield_value(value)
-
-
-def _unproxied(db: Any) -> Any:
-    """Return the connection behind Django's `connection` proxy, which looks it up per read."""
-    return connections[DEFAULT_DB_ALIAS] if db is connection else db
 
 
 @dataclass(frozen=True)
@@ -263,7 +258,7 @@ def update(
     INSERT of that statement, as SQL that selects FROM changed, with its parameters.
     """
     names = tuple(values)
-    db = _unproxied(connection)
+    db = unproxied(connection)
     by_name = _columns_by_name(model, db.alias)
     params = [_param(by_name[name], values[name], db) for name in names]
     sql = _update_sql(model, connection.vendor, names, where)
@@ -326,7 +321,7 @@ def row_reader(model: type[models.Model], db: Any) -> Callable[[Sequence[Any]], 
     JSON one parsed); the converters are looked up once per connection, not once per row.
     """
     # The converters are kept on this thread's connection, not on the proxy.
-    db = _unproxied(db)
+    db = unproxied(db)
     names, converters = _reader_parts(model, db)
 
     def read(values: Sequence[Any]) -> Any:

@@ -231,6 +231,29 @@ def test_a_statement_cursor_refuses_to_open_inside_an_event_loop_as_djangos_does
         asyncio.run(open_one())
 
 
+@pytest.mark.parametrize("opener", ["statement_cursor", "prepared_cursor"])
+def test_a_hot_cursor_resolves_the_connection_proxy_once(monkeypatch, opener):
+    from django.utils.connection import ConnectionProxy
+
+    from inngest_django.models import cursors
+
+    connection.ensure_connection()
+    reads = []
+    original = ConnectionProxy.__getattr__
+
+    def counted(self, item):
+        reads.append(item)
+        return original(self, item)
+
+    # Every attribute read through Django's `connection` proxy looks the thread's connection
+    # up again; opening a cursor read seven of them.
+    monkeypatch.setattr(ConnectionProxy, "__getattr__", counted)
+    with getattr(cursors, opener)() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone()[0] == 1
+    assert reads == []
+
+
 def test_row_reader_keeps_no_finished_connection_alive():
     import gc
     import weakref
