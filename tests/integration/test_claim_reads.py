@@ -14,7 +14,8 @@ from tests.helpers import counted_commits, send_steps
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-RUN_COLUMNS = '"inngest_django_functionrun"."function_id"'
+# A run's columns as a read selects them: the ORM's qualified name, or run_reads' alias `c`.
+RUN_COLUMNS = ('"inngest_django_functionrun"."function_id"', 'c."function_id"')
 # PostgreSQL's claim reads what it takes in its own statement: the claim's UPDATE in a WITH.
 CLAIM_AND_READ = "claimed AS (UPDATE \"inngest_django_functionrun\" SET status = 'RUNNING'"
 
@@ -34,7 +35,11 @@ def claim_of_four(settings) -> list[str]:
 
 def test_a_claim_of_four_runs_reads_them_in_one_query(settings):
     statements = claim_of_four(settings)
-    reads = [sql for sql in statements if sql.startswith("SELECT") and RUN_COLUMNS in sql]
+    reads = [
+        sql
+        for sql in statements
+        if sql.startswith("SELECT") and any(column in sql for column in RUN_COLUMNS)
+    ]
     if connection.vendor == "postgresql":
         assert not reads
         assert sum(CLAIM_AND_READ in sql for sql in statements) == 1
