@@ -76,3 +76,20 @@ def test_reading_compiles_no_orm_query(monkeypatch):
     monkeypatch.setattr(SQLCompiler, "as_sql", spy)
     assert len(load_claimed(ids)) == 2
     assert compiled == []
+
+
+def test_on_postgresql_reads_of_any_size_share_one_prepared_statement():
+    if connection.vendor != "postgresql":
+        pytest.skip("statements are prepared on PostgreSQL only")
+    ids = [run.pk for run in stored_runs()]
+    for size in (1, 2, 3):
+        assert len(load_claimed((ids * 2)[:size])) == min(size, 2)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%e.id = c.event_id WHERE%"],
+        )
+        prepared = [row[0] for row in cursor.fetchall()]
+    # psycopg keeps 100 prepared statements a connection: one per claim size would crowd the
+    # hot path's out.
+    assert len(prepared) == 1, prepared
