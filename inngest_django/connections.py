@@ -36,6 +36,18 @@ def refresh_connections() -> None:
             conn.close()
 
 
+def open_aliases() -> set[str]:
+    """Return the aliases of this thread's open connections."""
+    return {conn.alias for conn in connections.all(initialized_only=True) if conn.connection}
+
+
+def close_opened_since(before: set[str]) -> None:
+    """Close this thread's connections opened since `open_aliases()` returned `before`."""
+    for conn in connections.all(initialized_only=True):
+        if conn.alias not in before and not conn.in_atomic_block:
+            conn.close()
+
+
 def open_connections() -> list[BaseDatabaseWrapper]:
     """Return this thread's connection wrappers, to close them once the thread has ended."""
     return list(connections.all(initialized_only=True))

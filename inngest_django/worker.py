@@ -16,7 +16,13 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from . import clock
 from .backends import load_backend
 from .conf import app_settings
-from .connections import close_for_ended_threads, open_connections, refresh_connections
+from .connections import (
+    close_for_ended_threads,
+    close_opened_since,
+    open_aliases,
+    open_connections,
+    refresh_connections,
+)
 from .engine import execute_run, load_claimed
 from .engine.async_runs import AsyncRuns
 from .engine.group_commit import GroupCommit, group_commit_seconds, shares_groups
@@ -294,6 +300,7 @@ class Worker:
 
     def run(self) -> None:
         """Loop until stopped (or, with `until_idle`, until nothing is due)."""
+        found_open = open_aliases()
         logger.info(
             "Worker started worker_id=%s executor=%s threads=%d functions=%d",
             self.worker_id,
@@ -378,6 +385,9 @@ class Worker:
             heartbeat.join(timeout=5)
             if beats is not None:
                 beats.stop()
+            # The thread's connections are left as found: in a thread of its own, the loop's
+            # session would otherwise stay open until the wrapper is collected.
+            close_opened_since(found_open)
             logger.info(
                 "Worker stopped worker_id=%s",
                 self.worker_id,

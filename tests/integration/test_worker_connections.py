@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 import inngest_django as inngest
 from inngest_django.models import FunctionRun
@@ -64,3 +65,28 @@ def test_pool_threads_close_their_connections_when_the_worker_stops(steps):
     while backends() != before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert backends() == before
+
+
+def test_a_loop_in_a_thread_of_its_own_closes_its_connection_when_it_stops(steps):
+    inngest.send([{"name": "t/two", "data": {}}] * 2)
+    left_open = []
+
+    def loop() -> None:
+        Worker(threads=0, until_idle=True).run()
+        left_open.extend(conn.alias for conn in connections.all() if conn.connection is not None)
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    thread.join(30)
+    assert FunctionRun.objects.filter(function_id=steps, status="COMPLETED").count() == 2
+    # Otherwise its session stays open until the wrapper is collected: a test database with
+    # a session left cannot be dropped.
+    assert left_open == []
+
+
+def test_a_connection_the_caller_had_open_stays_open(steps):
+    inngest.send({"name": "t/two", "data": {}})
+    other = connections["default"]
+    other.ensure_connection()
+    Worker(threads=0, until_idle=True).run()
+    assert other.connection is not None
