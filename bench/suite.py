@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -72,6 +73,7 @@ PEERS = (
 )
 
 
+@cache  # once a suite run: every turn of every peer asks
 def ensure_peers_venv() -> Path:
     """Return the peers' Python, creating or updating bench/.peers-venv from its requirements."""
     python = PEERS_VENV / "bin" / "python"
@@ -286,11 +288,12 @@ def measure_runs_and_peers(
                     raise SystemExit(f"runs child failed; see {log.name}:\n{_tail(log.name)}")
                 for peer in (peer for peer in PEERS if db in peer.databases):
                     result = measure_peer(args, logs, peer, db, 1, label=f"-{repeat + 1}")
-                    kept = by_peer.setdefault(peer.label, result)
-                    if kept is not result and "error" not in kept and "error" not in result:
-                        kept["samples"] += result["samples"]
-                    elif "error" in result:
+                    kept = by_peer.get(peer.label)
+                    # A failed turn stands for the peer; a later success does not hide it.
+                    if kept is None or "error" in result:
                         by_peer[peer.label] = result
+                    elif "error" not in kept:
+                        kept["samples"] += result["samples"]
             child.stdin.close()
             if child.wait():
                 raise SystemExit(f"runs child failed; see {log.name}:\n{_tail(log.name)}")

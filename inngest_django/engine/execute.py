@@ -8,6 +8,7 @@ from datetime import datetime
 from ..enums import RunStatus
 from ..exceptions import DecryptionError, FunctionNotFoundError
 from ..models import FunctionRun
+from ..models.run_reads import runs_with_events
 from ..registry import FunctionRegistry, default_registry
 from ..serialization import error_to_json
 from .finalize import finalize
@@ -63,4 +64,4 @@ def after_pass(run: FunctionRun) -> None:
 
 def load_claimed(run_ids: list[str]) -> dict[str, FunctionRun]:
     """Return the claimed runs with their trigger events, read in one query, by id."""
-    return FunctionRun.objects.load_with_events(run_ids)
+    return runs_with_events(FunctionRun, run_ids)

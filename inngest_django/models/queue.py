@@ -13,7 +13,7 @@ from ..enums import CLAIMABLE_STATUSES, RunStatus
 from .cursors import prepared_cursor
 from .pauses import paused_clause
 from .rows import adapt_datetime
-from .run_reads import events_table, read_with_events, runs_with_events, with_event_columns
+from .run_reads import events_table, read_with_events, with_event_columns
 
 _CLAIMABLE_SQL = ", ".join(f"'{status.value}'" for status in CLAIMABLE_STATUSES)
 # Without statistics (no ANALYZE) SQLite may pick the status index and sort every queued run;
@@ -224,10 +224,6 @@ class FunctionRunQuerySet(models.QuerySet):
         with prepared_cursor() as cursor:
             cursor.execute(sql, params)
             return read_with_events(self.model, cursor.fetchall())
-
-    def load_with_events(self, run_ids: Sequence[str]) -> dict[str, models.Model]:
-        """Return the runs `run_ids` names, trigger events loaded, by id (one raw read)."""
-        return runs_with_events(self.model, run_ids)
 
     def _claim_in_order(
         self, assignments: str, params: list[Any], due: str, now: datetime, limit: int

@@ -40,10 +40,11 @@ def insert(
     row: models.Model, *, computed: Mapping[str, tuple[str, list[Any]]] | None = None
 ) -> None:
     """INSERT `row` as `save(force_insert=True)` would; `computed` gives columns as SQL."""
-    params, shape = _insert_params(row, computed or {})
-    with statement_cursor() as cursor:
-        cursor.execute(_insert_sql(type(row), connection.vendor, shape), params)
-    _inserted(row)
+    db = unproxied(connection)
+    params, shape = _insert_params(row, computed or {}, db)
+    with statement_cursor(db) as cursor:
+        cursor.execute(_insert_sql(type(row), db.vendor, shape), params)
+    _inserted(row, db.alias)
 
 
 # Parameters of one multi-row INSERT at most: PostgreSQL takes 65,535, SQLite's builds often
@@ -261,8 +262,8 @@ def update(
     db = unproxied(connection)
     by_name = _columns_by_name(model, db.alias)
     params = [_param(by_name[name], values[name], db) for name in names]
-    sql = _update_sql(model, connection.vendor, names, where)
-    if (then_insert is not None or also is not None) and connection.vendor == "postgresql":
+    sql = _update_sql(model, db.vendor, names, where)
+    if (then_insert is not None or also is not None) and db.vendor == "postgresql":
         # Each INSERT selects FROM changed: it stores its row only if the UPDATE changed one.
         inserts = [also] if also is not None else []
         if then_insert is not None:

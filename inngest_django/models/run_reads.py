@@ -1,12 +1,13 @@
 """Runs read with their trigger events in one raw statement, as the worker executes them.
 
 `model` is the run model; its `event` foreign key names the event model (the runs module
-imports the queue, which reads through here, so neither is imported).
+imports the queue, which reads through here, so neither is imported here).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from django.db import connection, models
@@ -46,6 +47,12 @@ def events_table(model: type[models.Model]) -> str:
 
 def with_event_columns(model: type[models.Model]) -> str:
     """Return the SELECT list of a run (`c`) and its trigger event (`e`), in field order."""
+    # Every claim asks: built once per model and backend.
+    return _with_event_columns(model, connection.vendor)
+
+
+@cache
+def _with_event_columns(model: type[models.Model], vendor: str) -> str:
     quote = connection.ops.quote_name
     return ", ".join(
         [f"c.{quote(field.column)}" for field in model._meta.concrete_fields]
